@@ -1,6 +1,10 @@
-"""crew.sandbox: executors that run experiments under hard limits (time, memory, processes, network, output)."""
+"""crew.sandbox: executors that run experiments under hard limits (time, memory, processes, network, output), GPU slots
+and a pool that runs many experiments at once."""
 
 from crew.sandbox._cgroup import cgroup_support
+from crew.sandbox._gpu import NVML, GPUDevice, GPUSlots, GPUSource, SimulatedGPUs
 from crew.sandbox._local import Launch, Limits, LocalExecutor, Result
+from crew.sandbox._pool import Executor, Pool, available_memory
 
-__all__ = ["Launch", "Limits", "LocalExecutor", "Result", "cgroup_support"]
+__all__ = ["NVML", "Executor", "GPUDevice", "GPUSlots", "GPUSource", "Launch", "Limits", "LocalExecutor", "Pool",
+           "Result", "SimulatedGPUs", "available_memory", "cgroup_support"]

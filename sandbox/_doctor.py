@@ -9,29 +9,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crew.sandbox._gpu import NVML
 from crew.sandbox._local import Launch, Limits, LocalExecutor
 
 __all__ = ["machine_report", "register"]
 
 
 def _gpus() -> list[str]:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception as exc:  # no driver, no library: both mean "no GPU for experiments"
-        return [f"none (NVML unavailable: {type(exc).__name__})"]
-    try:
-        found = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            info = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            name = pynvml.nvmlDeviceGetName(handle)
-            name = name.decode() if isinstance(name, bytes) else name
-            found.append(f"{index}: {name}, {info.free / 1024**3:.1f} of {info.total / 1024**3:.1f} GiB free")
-        return found or ["none"]
-    finally:
-        pynvml.nvmlShutdown()
+    """The GPUs as the pool's slots will see them (the same NVML layer), with their free memory now."""
+    nvml = NVML()
+    found = [f"{d.index}: {d.name}, {d.free_memory / 1024**3:.1f} of {d.total_memory / 1024**3:.1f} GiB free"
+             for d in nvml.devices()]
+    return found or [f"none ({nvml.error})" if nvml.error else "none"]
 
 
 def _memory() -> str:

@@ -193,7 +193,7 @@ class LocalExecutor:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"),
                "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
                "CREW_EXPERIMENT_ID": launch.id, "CUDA_VISIBLE_DEVICES": ",".join(map(str, launch.gpus)),
-               "MPLBACKEND": "Agg"}
+               "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "MPLBACKEND": "Agg"}  # PCI order: CUDA numbers GPUs as NVML does
         env.update({var: str(launch.limits.threads) for var in _THREAD_VARS})
         if launch.data_dir:
             env["CREW_DATA"] = str(Path(launch.data_dir).resolve())
