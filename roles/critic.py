@@ -1,0 +1,286 @@
+"""The critic: vets every launch against the budget (time, memory, GPUs) and the rules before it happens.
+
+It estimates the experiment's wall time and peak memory (`crew.tools.cost`,
+learning from what finished on the blackboard), reads the code's syntax tree
+for rule breaks (`crew.tools.codecheck`), and then approves, approves a
+cheaper variant it proposes (fewer tuning trials, folds or estimators, a row
+subsample), or rejects with a reason the proposing role receives.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from crew import Blackboard, Decision, Message, Role, Task
+from crew.roles._util import as_task, tiny_task
+from crew.tools.codecheck import check_code
+from crew.tools.cost import CostModel, Estimate, Observation, Workload, read_workload
+from crew.tools.pipelines import PipelineSpec, render
+
+__all__ = ["KNOBS", "Critic", "Verdict", "apply_changes", "calibration", "history"]
+
+KNOBS = ("tune_trials", "folds", "estimators", "subsample")
+"""What a cheaper variant may change, in the order the expert gives them up."""
+
+_KNOB_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # knob -> (top-level constants, keyword / dict-key names)
+    "tune_trials": (("TUNE_TRIALS", "N_TRIALS"), ("n_trials",)),
+    "folds": (("FOLDS", "N_FOLDS", "N_SPLITS", "NFOLDS", "K_FOLDS"), ("n_splits",)),
+    "estimators": ((), ("n_estimators", "max_iter", "num_boost_round", "iterations", "num_iterations")),
+    "subsample": (("SUBSAMPLE", "MAX_ROWS", "SAMPLE_ROWS"), ()),
+}
+_SAFETY = 0.8  # approve only what is expected to finish in 80% of the time it may take
+_RESERVE = 10.0  # seconds of wall time kept back for final selection and the submission
+_MIN_FOLDS, _MIN_ESTIMATORS, _MIN_ROWS = 3, 50, 2_000
+
+
+class Verdict(Decision):
+    """The critic's call on one proposed launch."""
+
+    verdict: Literal["approve", "approve_variant", "reject"]
+    changes: dict[str, int] = Field(default_factory=dict,
+                                    description="for approve_variant: knob (tune_trials, folds, estimators, subsample) "
+                                                "-> new value")
+    reason: str = Field(default="", description="what the proposer must know; required for a variant or a rejection")
+
+    def summary(self) -> str:
+        changes = ", ".join(f"{k}={v}" for k, v in self.changes.items())
+        return f"critic: {self.verdict}" + (f" ({changes})" if changes else "") + (f": {self.reason}" if self.reason else "")
+
+
+def _knob_nodes(tree: ast.AST, knob: str) -> list[ast.Constant]:
+    constants, keys = _KNOB_NAMES[knob]
+    found: list[ast.Constant] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in constants for t in node.targets):
+            if isinstance(node.value, ast.Constant) and (node.value.value is None or isinstance(node.value.value, int)):
+                found.append(node.value)
+        elif isinstance(node, ast.Call):
+            found += [k.value for k in node.keywords
+                      if k.arg in keys and isinstance(k.value, ast.Constant) and isinstance(k.value.value, int)]
+        elif isinstance(node, ast.Dict):
+            found += [v for k, v in zip(node.keys, node.values, strict=True)
+                      if isinstance(k, ast.Constant) and k.value in keys and isinstance(v, ast.Constant)
+                      and isinstance(v.value, int)]
+    return found
+
+
+def apply_changes(code: str, changes: Mapping[str, int]) -> str:
+    """Rewrite the knobs' literals in place (by syntax-tree position, so comments and layout survive).
+
+    Raises ValueError for a knob the code does not expose, because a variant
+    that silently changes nothing would be approved under a false estimate.
+    """
+    tree = ast.parse(code)
+    edits: list[tuple[int, int, int, int, str]] = []
+    for knob, value in changes.items():
+        if knob not in _KNOB_NAMES:
+            raise ValueError(f"unknown knob {knob!r}; a variant may change {', '.join(KNOBS)}")
+        nodes = _knob_nodes(tree, knob)
+        if not nodes:
+            raise ValueError(f"the code exposes no {knob} setting to change")
+        edits += [(n.lineno, n.col_offset, n.end_lineno or n.lineno, n.end_col_offset or 0, repr(int(value)))
+                  for n in nodes]
+    lines = code.splitlines(keepends=True)
+    for start_line, start_col, end_line, end_col, text in sorted(edits, reverse=True):
+        if start_line != end_line:
+            raise ValueError("a knob literal spans lines; cannot rewrite it safely")
+        line = lines[start_line - 1]
+        prefix = line.encode()[:start_col].decode()
+        suffix = line.encode()[end_col:].decode()
+        lines[start_line - 1] = prefix + text + suffix
+    return "".join(lines)
+
+
+def _changed_workload(work: Workload, changes: Mapping[str, int]) -> Workload:
+    update: dict[str, Any] = {}
+    if "tune_trials" in changes:
+        update["tune_trials"] = changes["tune_trials"]
+    if "folds" in changes:
+        update["folds"] = changes["folds"]
+    if "estimators" in changes:
+        update["estimators"] = changes["estimators"]
+    if "subsample" in changes:
+        update["subsample"] = changes["subsample"]
+    return work.model_copy(update=update)
+
+
+def _on_board(blackboard: Blackboard, exp_id: str) -> bool:
+    try:
+        blackboard.experiment(exp_id)
+    except KeyError:
+        return False
+    return True
+
+
+def history(blackboard: Blackboard) -> list[Observation]:
+    """Finished experiments with the critic's prior next to what they really cost, oldest first."""
+    seen = []
+    for exp in blackboard.experiments(status="done"):
+        prior = exp.estimate.get("prior_seconds")
+        if prior and exp.wall_time:
+            seen.append(Observation(family=exp.estimate.get("family", "unknown"), prior_seconds=float(prior),
+                                    seconds=float(exp.wall_time), prior_memory=exp.estimate.get("prior_memory"),
+                                    memory=exp.peak_memory))
+    return seen
+
+
+def calibration(blackboard: Blackboard, *, skip: int = 3, within: float = 2.0) -> dict[str, Any]:
+    """How good the time estimates were: the share of experiments (after the first `skip`) within `within`x."""
+    rows = [(exp.id, float(exp.estimate["seconds"]), float(exp.wall_time))
+            for exp in blackboard.experiments(status="done") if exp.estimate.get("seconds") and exp.wall_time]
+    scored = rows[skip:]
+    hits = [1 for _, est, actual in scored if 1 / within <= actual / est <= within]
+    return {"experiments": len(rows), "scored": len(scored), "within": within,
+            "share_within": (len(hits) / len(scored)) if scored else None,
+            "ratios": [round(actual / est, 3) for _, est, actual in rows]}
+
+
+class Critic(Role):
+    """Reads `task`, `proposal` (id, code, insights, gpus) and `remaining` (the budget left); writes `verdict`."""
+
+    profile: ClassVar[str] = "critic"
+    goal: ClassVar[str] = ("Let nothing launch that the machine or the budget cannot hold, or that breaks the rules: "
+                           "estimate time and memory, propose a cheaper variant when it will not fit, reject with a "
+                           "reason otherwise.")
+    watches: ClassVar[tuple[str, ...]] = ("modeler.decide",)
+    decision: ClassVar[type[Decision]] = Verdict
+    reads: ClassVar[tuple[str, ...]] = ("task", "proposal", "remaining")
+    writes: ClassVar[tuple[str, ...]] = ("verdict",)
+    prompt: ClassVar[str] = (
+        "A proposed experiment: {summary}\n\nCost estimate: {estimate}\n\nBudget left: {remaining}\n\n"
+        "Rule findings from the code's syntax tree: {findings}\n\nApprove it, approve a cheaper variant "
+        "(changes: tune_trials, folds, estimators, subsample -> new values) that fits in {allowed_seconds} seconds and "
+        "{allowed_memory} bytes, or reject it with a reason (always reject blocking findings)."
+    )
+
+    def context(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        context = super().context(state)
+        task = as_task(context["task"])
+        proposal = dict(context["proposal"])
+        remaining = dict(context["remaining"])
+        rows, width = task.shapes.get("train", (0, 0))
+        columns = max(1, width - 1 - (1 if task.id_column else 0))
+        work = read_workload(proposal.get("code", ""), rows=rows, test_rows=task.shapes.get("test", (0, 0))[0],
+                             columns=columns, classes=max(1, len(task.classes)),
+                             threads=int(proposal.get("threads", 1)))
+        board = self.blackboard
+        model = CostModel(history=history(board) if board is not None else [])
+        estimate = model.estimate(work)
+        hidden = [str(task.root / "grading")]
+        findings = check_code(proposal.get("code", ""), forbidden_paths=hidden)
+        allowed_seconds = max(0.0, min(float(remaining.get("experiment_time", 0.0)),
+                                       float(remaining.get("wall_time", 0.0)) - _RESERVE)) * _SAFETY
+        return {
+            "summary": {"id": proposal.get("id"), "insights": proposal.get("insights", []),
+                        "gpus": proposal.get("gpus", 0)},
+            "proposal": proposal, "estimate": estimate, "cost_model": model,
+            "findings": [f.model_dump() for f in findings], "remaining": remaining,
+            "allowed_seconds": allowed_seconds, "allowed_memory": int(remaining.get("memory", 0)),
+        }
+
+    def expert(self, context: Mapping[str, Any]) -> Verdict:
+        blocking = [f for f in context["findings"] if f["blocking"]]
+        if blocking:
+            reasons = "; ".join(f"line {f['line']}: {f['rule']}: {f['message']}" for f in blocking)
+            return Verdict(rationale="the code breaks the experiment rules", verdict="reject", reason=reasons)
+        remaining = context["remaining"]
+        gpus = int(context["summary"].get("gpus") or 0)
+        if gpus > int(remaining.get("gpus", 0)):
+            return Verdict(rationale="GPU request over budget", verdict="reject",
+                           reason=f"asks for {gpus} GPU(s); the budget allows {remaining.get('gpus', 0)} per experiment")
+        estimate: Estimate = context["estimate"]
+        seconds_ok = estimate.seconds <= context["allowed_seconds"]
+        memory_ok = estimate.memory <= context["allowed_memory"]
+        if seconds_ok and memory_ok:
+            return Verdict(rationale=f"fits: {estimate.seconds:.1f}s of {context['allowed_seconds']:.0f}s, "
+                                     f"{estimate.memory / 1024**2:.0f} MiB of {context['allowed_memory'] / 1024**2:.0f} MiB",
+                           verdict="approve")
+        changes = self._cheaper(context)
+        if changes is None:
+            return Verdict(rationale="no variant fits", verdict="reject",
+                           reason=f"needs about {estimate.seconds:.0f}s and {estimate.memory / 1024**2:.0f} MiB; "
+                                  f"{context['allowed_seconds']:.0f}s and {context['allowed_memory'] / 1024**2:.0f} MiB "
+                                  "are available and no cheaper variant of this code fits")
+        return Verdict(rationale=f"{estimate.seconds:.0f}s / {estimate.memory / 1024**2:.0f} MiB will not fit; "
+                                 "a cheaper variant does", verdict="approve_variant", changes=changes,
+                       reason="cut " + ", ".join(f"{k} to {v}" for k, v in changes.items()) + " to fit the budget")
+
+    @staticmethod
+    def _cheaper(context: Mapping[str, Any]) -> dict[str, int] | None:
+        """Give up tuning trials, then folds, then estimators, then rows, until the estimate fits."""
+        model: CostModel = context["cost_model"]
+        work: Workload = context["estimate"].workload
+        code = context["proposal"].get("code", "")
+        tree = ast.parse(code)
+        exposed = {knob for knob in KNOBS if _knob_nodes(tree, knob)}
+        allowed_s, allowed_m = context["allowed_seconds"], context["allowed_memory"]
+        changes: dict[str, int] = {}
+
+        def fits(candidate: dict[str, int]) -> bool:
+            estimate = model.estimate(_changed_workload(work, candidate))
+            return estimate.seconds <= allowed_s and estimate.memory <= allowed_m
+
+        steps: list[tuple[str, list[int]]] = []
+        if "tune_trials" in exposed and work.tune_trials:
+            steps.append(("tune_trials", [max(0, work.tune_trials * k // 8) for k in range(7, -1, -1)]))
+        if "folds" in exposed and work.folds > _MIN_FOLDS:
+            steps.append(("folds", list(range(work.folds - 1, _MIN_FOLDS - 1, -1))))
+        if "estimators" in exposed and work.estimators and work.estimators > _MIN_ESTIMATORS:
+            steps.append(("estimators", [max(_MIN_ESTIMATORS, int(work.estimators * f)) for f in (0.75, 0.5, 0.3, 0.2)]))
+        if "subsample" in exposed and work.rows_per_fit > _MIN_ROWS:
+            steps.append(("subsample", [max(_MIN_ROWS, int(work.rows_per_fit * f)) for f in (0.5, 0.25, 0.1, 0.05)]))
+        for knob, values in steps:
+            for value in values:
+                changes[knob] = value
+                if fits(changes):
+                    return changes
+        return None
+
+    def recipients(self, decision: Decision) -> list[str]:
+        return ["modeler"] if isinstance(decision, Verdict) and decision.verdict != "approve" else ["*"]
+
+    def act(self, decision: Decision, context: Mapping[str, Any], blackboard: Blackboard) -> dict[str, Any]:
+        assert isinstance(decision, Verdict)
+        proposal = context["proposal"]
+        code = proposal.get("code", "")
+        estimate: Estimate = context["estimate"]
+        verdict, reason = decision.verdict, decision.reason
+        if verdict == "approve_variant":
+            try:
+                code = apply_changes(code, decision.changes)
+                estimate = context["cost_model"].estimate(_changed_workload(estimate.workload, decision.changes))
+            except (ValueError, SyntaxError) as exc:
+                verdict, reason = "reject", f"the proposed variant cannot be applied: {exc}"
+            else:
+                if estimate.seconds > context["allowed_seconds"] or estimate.memory > context["allowed_memory"]:
+                    verdict, reason = "reject", (f"even the variant needs about {estimate.seconds:.0f}s and "
+                                                 f"{estimate.memory / 1024**2:.0f} MiB")
+        if verdict == "approve" and not (estimate.seconds <= context["allowed_seconds"]
+                                         and estimate.memory <= context["allowed_memory"]):
+            reason = (reason + "; " if reason else "") + "approved over the estimate (the sandbox still enforces limits)"
+        record = {**estimate.model_dump(mode="json"), "verdict": verdict, "changes": decision.changes}
+        exp_id = proposal.get("id")
+        if exp_id and _on_board(blackboard, exp_id):
+            fields: dict[str, Any] = {"estimate": record, "code": code}
+            if verdict == "reject":
+                fields.update(status="rejected", error=reason)
+            blackboard.update_experiment(exp_id, **fields)
+        for finding in context["findings"]:
+            blackboard.post(Message(content=f"line {finding['line']}: {finding['rule']}: {finding['message']}",
+                                    sent_from=self.profile, send_to=["modeler", "reviewer"], cause_by="critic.finding",
+                                    payload=finding, payload_type="Finding"))
+        return {"verdict": {"verdict": verdict, "reason": reason, "changes": decision.changes, "code": code,
+                            "estimate": record, "findings": context["findings"]}}
+
+    @staticmethod
+    def example_state(workdir: Any) -> dict[str, Any]:
+        """A state `check_role` can run the critic on: a tiny task and a rendered pipeline for it."""
+        path = tiny_task(workdir)
+        code = render(PipelineSpec(model="linear", numeric=["x1", "x2"], categorical=["colour"]), Task.load(path))
+        return {"task": str(path), "proposal": {"id": "example", "code": code, "insights": ["linear"]},
+                "remaining": {"wall_time": 600.0, "experiment_time": 120.0, "memory": 4 * 1024**3, "gpus": 0}}

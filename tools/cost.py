@@ -1,0 +1,278 @@
+"""The critic's cost model: what an experiment will cost in time and memory, from its code, the data and history.
+
+Two layers. A *prior* per model family (`PRIORS`, measured on a 2-core
+machine by `bench/cost_priors.py`) turns the workload read from the code's
+syntax tree -- families, estimators, folds, tuning trials, row subsample --
+and the data's size into seconds and bytes. An online *correction* then
+learns from every finished experiment on the blackboard how far off the
+prior was on this machine, for this family and overall, so that estimates
+converge within a run. Every estimate says what it was based on.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["PRIORS", "CostModel", "Estimate", "FamilyPrior", "Observation", "Workload", "read_workload"]
+
+_FAMILY_OF = {
+    "LogisticRegression": "linear", "LogisticRegressionCV": "linear", "Ridge": "linear", "RidgeCV": "linear",
+    "RidgeClassifier": "linear", "Lasso": "linear", "ElasticNet": "linear", "LinearRegression": "linear",
+    "SGDClassifier": "linear", "SGDRegressor": "linear", "LinearSVC": "linear", "LinearSVR": "linear",
+    "KNeighborsClassifier": "knn", "KNeighborsRegressor": "knn",
+    "SVC": "svm", "SVR": "svm", "NuSVC": "svm", "NuSVR": "svm",
+    "RandomForestClassifier": "random_forest", "RandomForestRegressor": "random_forest",
+    "ExtraTreesClassifier": "extra_trees", "ExtraTreesRegressor": "extra_trees",
+    "HistGradientBoostingClassifier": "hist_gradient_boosting", "HistGradientBoostingRegressor": "hist_gradient_boosting",
+    "GradientBoostingClassifier": "gradient_boosting", "GradientBoostingRegressor": "gradient_boosting",
+    "LGBMClassifier": "lightgbm", "LGBMRegressor": "lightgbm", "LGBMRanker": "lightgbm",
+    "XGBClassifier": "xgboost", "XGBRegressor": "xgboost",
+    "CatBoostClassifier": "catboost", "CatBoostRegressor": "catboost",
+    "MLPClassifier": "mlp", "MLPRegressor": "mlp",
+}
+_ESTIMATOR_KEYS = ("n_estimators", "max_iter", "num_boost_round", "iterations", "num_iterations")
+_FOLD_CONSTANTS = ("FOLDS", "N_FOLDS", "N_SPLITS", "NFOLDS", "K_FOLDS")
+_TRIAL_CONSTANTS = ("TUNE_TRIALS", "N_TRIALS")
+_SUBSAMPLE_CONSTANTS = ("SUBSAMPLE", "MAX_ROWS", "SAMPLE_ROWS")
+_BOOSTERS = {"hist_gradient_boosting", "lightgbm", "xgboost", "gradient_boosting", "catboost"}
+MiB = 1024**2
+
+
+@dataclass(frozen=True)
+class FamilyPrior:
+    """Seconds per fit = scale * (fixed + per_unit * units ** power), units = training rows x features.
+
+    `estimators` is the number the measurement used; more or fewer scale
+    time linearly. `bytes_per_row_tree` is the memory forests keep per
+    training row and tree.
+    """
+
+    fixed: float
+    per_unit: float
+    power: float
+    estimators: int = 1
+    startup: float = 0.0
+    bytes_per_row_tree: float = 0.0
+    quadratic_rows: bool = False
+
+
+PRIORS: dict[str, FamilyPrior] = {
+    "linear": FamilyPrior(fixed=0.038, per_unit=4.8e-7, power=1.10),
+    "knn": FamilyPrior(fixed=0.034, per_unit=2.9e-6, power=1.10),
+    "svm": FamilyPrior(fixed=0.061, per_unit=7.9e-9, power=1.07, quadratic_rows=True),
+    "random_forest": FamilyPrior(fixed=0.65, per_unit=1.8e-5, power=1.10, estimators=300, bytes_per_row_tree=20.0),
+    "extra_trees": FamilyPrior(fixed=0.31, per_unit=1.3e-4, power=0.91, estimators=300, bytes_per_row_tree=55.0),
+    "hist_gradient_boosting": FamilyPrior(fixed=0.29, per_unit=2.6e-4, power=0.70, estimators=300),
+    "gradient_boosting": FamilyPrior(fixed=0.10, per_unit=2.0e-5, power=1.0, estimators=100),
+    "lightgbm": FamilyPrior(fixed=0.15, per_unit=6.3e-5, power=0.85, estimators=400, startup=0.2),
+    "xgboost": FamilyPrior(fixed=0.15, per_unit=1.7e-5, power=0.93, estimators=400, startup=0.1),
+    "catboost": FamilyPrior(fixed=1.0, per_unit=4.0e-5, power=1.0, estimators=1000, startup=0.5),
+    "mlp": FamilyPrior(fixed=0.5, per_unit=3.0e-5, power=1.0, estimators=200),
+    "unknown": FamilyPrior(fixed=0.5, per_unit=4.0e-5, power=1.0),
+}
+"""Measured with one thread per experiment inside the sandbox (`bench/cost_priors.py`); gradient_boosting,
+catboost, mlp and unknown are not in the catalogue and carry rough guesses that the online correction fixes."""
+
+_STARTUP = 1.9  # interpreter, pandas and scikit-learn imports, reading a small csv
+_STARTUP_PER_CELL = 1.5e-6  # reading and encoding each train+test cell
+_BASE_MEMORY = 115 * MiB
+_BYTES_PER_CELL = 80.0  # pandas frames, encoded copies and fold slices of each cell
+
+
+class Workload(BaseModel):
+    """What the code will do, as far as its syntax tree and the data say."""
+
+    families: list[str] = Field(default_factory=list)
+    estimators: int | None = None
+    folds: int = 1
+    tune_trials: int = 0
+    tune_folds: int = 3
+    subsample: int | None = None
+    rows: int = 0
+    test_rows: int = 0
+    columns: int = 1
+    classes: int = 1
+    threads: int = 1
+
+    @property
+    def family(self) -> str:
+        """The family that dominates cost: the most expensive one the code builds."""
+        if not self.families:
+            return "unknown"
+        return max(self.families, key=lambda f: _prior_fit_seconds(PRIORS.get(f, PRIORS["unknown"]), self, f))
+
+    @property
+    def fits(self) -> int:
+        return self.folds + self.tune_trials * min(self.folds, self.tune_folds)
+
+    @property
+    def rows_per_fit(self) -> int:
+        rows = int(self.rows * (self.folds - 1) / self.folds) if self.folds > 1 else self.rows
+        return min(rows, self.subsample) if self.subsample else rows
+
+
+def _prior_fit_seconds(prior: FamilyPrior, work: Workload, family: str) -> float:
+    scale = (work.estimators or prior.estimators) / prior.estimators if prior.estimators > 1 else 1.0
+    if family in _BOOSTERS and work.classes > 2:
+        scale *= work.classes  # one tree per class per boosting round
+    units = float(work.rows_per_fit) * max(1, work.columns)
+    if prior.quadratic_rows:
+        units *= work.rows_per_fit
+    threads = max(1, work.threads) ** 0.7  # parallel speed-up is never linear
+    return scale * (prior.fixed + prior.per_unit * units**prior.power) / threads
+
+
+class Estimate(BaseModel):
+    """A cost estimate and what it was based on; stored on the experiment next to what really happened."""
+
+    seconds: float
+    memory: int
+    family: str
+    prior_seconds: float
+    prior_memory: int
+    time_correction: float = 1.0
+    memory_correction: float = 1.0
+    basis: str
+    workload: Workload
+
+
+class Observation(BaseModel):
+    """A finished experiment as the cost model learns from it: its prior estimate and the actual cost."""
+
+    family: str
+    prior_seconds: float
+    seconds: float
+    prior_memory: int | None = None
+    memory: int | None = None
+
+
+def _constant(node: ast.AST) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1, classes: int = 1,
+                  threads: int = 1) -> Workload:
+    """Read families, estimators, folds, tuning and subsampling from the code's syntax tree."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return Workload(rows=rows, test_rows=test_rows, columns=columns, classes=classes, threads=threads)
+    families: list[str] = []
+    estimators: list[int] = []
+    folds: int | None = None
+    trials = 0
+    subsample: int | None = None
+    splitter_seen = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, value = node.targets[0].id, _constant(node.value)
+            if name in _FOLD_CONSTANTS and isinstance(value, int):
+                folds = value
+            elif name in _TRIAL_CONSTANTS and isinstance(value, int):
+                trials = value
+            elif name in _SUBSAMPLE_CONSTANTS and isinstance(value, int):
+                subsample = value
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value in _ESTIMATOR_KEYS and isinstance(_constant(value), int):
+                    estimators.append(int(_constant(value)))
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            name = node.id if isinstance(node, ast.Name) else node.attr
+            if name in _FAMILY_OF and _FAMILY_OF[name] not in families:
+                families.append(_FAMILY_OF[name])
+            if name in ("KFold", "StratifiedKFold", "GroupKFold", "RepeatedKFold", "RepeatedStratifiedKFold",
+                        "cross_val_score", "cross_validate", "cross_val_predict"):
+                splitter_seen = True
+        if isinstance(node, ast.alias):
+            top = node.name.split(".")[-1]
+            if top in _FAMILY_OF and _FAMILY_OF[top] not in families:
+                families.append(_FAMILY_OF[top])
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                value = _constant(keyword.value)
+                if keyword.arg in _ESTIMATOR_KEYS and isinstance(value, int):
+                    estimators.append(value)
+                elif keyword.arg in ("n_splits", "cv") and isinstance(value, int) and folds is None:
+                    folds = value
+                elif keyword.arg == "n_trials" and isinstance(value, int) and not trials:
+                    trials = value
+    if folds is None:
+        folds = 5 if splitter_seen else 1
+    return Workload(families=families, estimators=max(estimators) if estimators else None, folds=max(1, folds),
+                    tune_trials=trials, subsample=subsample, rows=rows, test_rows=test_rows, columns=columns,
+                    classes=classes, threads=threads)
+
+
+def _geometric_mean(values: Iterable[float]) -> float | None:
+    logs = [math.log(v) for v in values if v > 0 and math.isfinite(v)]
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+class CostModel:
+    """Prior x learned correction. `history` is what finished on this machine, oldest first.
+
+    The correction for a family shrinks its own evidence towards the
+    machine-wide correction (weight `shrinkage` observations), so one odd
+    run does not swing the next estimate, and a family never seen before
+    still benefits from what the others taught about this machine's speed.
+    """
+
+    def __init__(self, *, history: Sequence[Observation] = (), window: int = 12, shrinkage: float = 1.0,
+                 memory_margin: float = 1.25):
+        self.history = history
+        self.window = window
+        self.shrinkage = shrinkage
+        self.memory_margin = memory_margin
+
+    def prior(self, work: Workload) -> tuple[float, int]:
+        """Seconds and bytes before any learning."""
+        family = work.family
+        prior = PRIORS.get(family, PRIORS["unknown"])
+        cells = (work.rows + work.test_rows) * max(1, work.columns)
+        seconds = _STARTUP + prior.startup + _STARTUP_PER_CELL * cells
+        seconds += sum(_prior_fit_seconds(PRIORS.get(f, PRIORS["unknown"]), work, f) for f in work.families or ["unknown"]) \
+            * work.fits / max(1, len(work.families)) ** 0.5
+        trees = (work.estimators or prior.estimators) if prior.bytes_per_row_tree else 0
+        memory = _BASE_MEMORY + _BYTES_PER_CELL * cells + prior.bytes_per_row_tree * trees * work.rows_per_fit
+        if prior.quadratic_rows:
+            memory += 8 * min(work.rows_per_fit, 20_000) ** 2 * 0.25  # the kernel cache grows with rows squared
+        return seconds, int(memory)
+
+    def _correction(self, family: str, pairs: list[tuple[str, float]]) -> tuple[float, str]:
+        recent = pairs[-self.window:]
+        overall = _geometric_mean(r for _, r in recent)
+        own = [r for f, r in pairs if f == family][-self.window:]
+        if overall is None:
+            return 1.0, "no finished experiments yet: prior only"
+        if not own:
+            return overall, f"machine correction x{overall:.2f} from {len(recent)} finished experiment(s), none {family}"
+        logs = [math.log(r) for r in own] + [math.log(overall)] * int(self.shrinkage)
+        value = math.exp(sum(logs) / len(logs))
+        return value, f"x{value:.2f} learned from {len(own)} finished {family} and {len(recent)} recent experiment(s)"
+
+    def estimate(self, work: Workload) -> Estimate:
+        prior_seconds, prior_memory = self.prior(work)
+        family = work.family
+        times = [(o.family, o.seconds / o.prior_seconds) for o in self.history if o.prior_seconds > 0 and o.seconds > 0]
+        time_fix, time_note = self._correction(family, times)
+        memories = [o.memory / o.prior_memory for o in self.history if o.memory and o.prior_memory]
+        # memory errors kill experiments, so learn only upward corrections and keep a margin
+        memory_fix = max([1.0, *memories[-self.window:]])
+        seconds = prior_seconds * time_fix
+        memory = int(prior_memory * memory_fix * self.memory_margin)
+        shape = (f"{family}: {work.fits} fit(s) of {work.rows_per_fit:,} rows x {work.columns} columns"
+                 + (f", {work.estimators} estimators" if work.estimators else "")
+                 + (f", {work.tune_trials} tuning trials" if work.tune_trials else ""))
+        basis = f"{shape}; prior {prior_seconds:.1f}s, {time_note}"
+        return Estimate(seconds=round(seconds, 3), memory=memory, family=family, prior_seconds=round(prior_seconds, 4),
+                        prior_memory=prior_memory, time_correction=round(time_fix, 4), memory_correction=memory_fix,
+                        basis=basis, workload=work)
