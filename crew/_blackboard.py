@@ -28,7 +28,7 @@ M = TypeVar("M", Experiment, Message, ScoreEntry, LLMUsage)
 
 _EXP_FIELDS = list(Experiment.model_fields)
 _JSON_COLUMNS = {
-    "task": {"spec"}, "experiments": {"insights", "estimate", "metrics", "cv_folds", "gpu", "artifacts"},
+    "task": {"spec"}, "experiments": {"insights", "spec", "estimate", "metrics", "cv_folds", "gpu", "artifacts"},
     "messages": {"send_to", "payload"}, "score_log": {"details"}, "llm_usage": set(), "meta": {"value"},
 }
 _BOOL_COLUMNS = {"score_log": {"valid"}, "llm_usage": {"estimated_tokens", "ok"}}

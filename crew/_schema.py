@@ -31,6 +31,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_cause_by ON messages(cause_by);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # v3: the modeler's structured design of each experiment, so that children extend their parent's stages.
+    """
+    ALTER TABLE experiments ADD COLUMN spec TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 """Schema scripts; applying the first n gives schema version n (`PRAGMA user_version`). Only ever append."""
 

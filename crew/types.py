@@ -69,6 +69,7 @@ class Experiment(BaseModel):
     insights: list[str] = Field(default_factory=list)
     code: str = ""
     code_hash: str = ""
+    spec: dict[str, Any] = Field(default_factory=dict, description="the modeler's design (model, params, stages)")
     status: ExperimentStatus = "proposed"
     estimate: dict[str, Any] = Field(default_factory=dict, description="the critic's estimate: seconds, memory, gpus")
     metrics: dict[str, Any] = Field(default_factory=dict)

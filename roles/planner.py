@@ -77,13 +77,15 @@ class Planner(Role):
             features.append("numeric_interactions")
         if report.get("categorical_columns"):
             features.append("frequency_encoding")
-        linear = "logistic_regression" if classification else "ridge"
-        models = [linear, "hist_gradient_boosting", "lightgbm", "xgboost", "extra_trees", "random_forest"]
+        linear = "linear"
+        models = [linear, "lightgbm", "xgboost", "hist_gradient_boosting", "extra_trees", "random_forest"]
+        if rows <= 20_000:  # distance and kernel methods are cheap and diverse on small data
+            models += ["svm", "knn"]
         if rows > 200_000:  # forests over a few hundred thousand rows eat the budget for little gain
             models = [m for m in models if m not in ("extra_trees", "random_forest")]
         folds = 10 if rows < 1_000 else 5 if rows < 100_000 else 3
         evaluation = [f"{'stratified_' if classification else ''}kfold_{folds}"]
-        baseline = "hist_gradient_boosting" if rows > 50_000 else linear
+        baseline = "lightgbm" if rows > 50_000 else linear
         schedule = [
             PlanStep(phase="baseline", insights=[baseline], share=0.05),
             PlanStep(phase="draft", insights=[m for m in models if m != baseline], share=0.40),

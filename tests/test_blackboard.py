@@ -38,7 +38,7 @@ def test_fresh_file_is_wal_at_latest_version(tmp_path):
     path = tmp_path / "run" / "blackboard.sqlite"
     Blackboard(path).close()
     db = _raw(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"task", "experiments", "messages", "score_log", "llm_usage", "meta"} <= tables
@@ -241,7 +241,7 @@ def test_to_pandas_every_table(bb):
     frame = bb.to_pandas()
     assert list(frame.columns) == ["seq", "id", "parent", "stage", "insights", "code", "code_hash", "status",
                                    "estimate", "metrics", "score", "cv_folds", "wall_time", "peak_memory", "gpu",
-                                   "artifacts", "error", "created_at", "finished_at"]
+                                   "artifacts", "error", "created_at", "finished_at", "spec"]
     assert frame.loc[0, "metrics"] == {"cv": 1.0} and frame.loc[0, "score"] == 1.0
     assert list(bb.to_pandas("messages").columns) == ["seq", "id", "sent_from", "send_to", "cause_by", "content",
                                                       "payload", "payload_type", "created_at"]

@@ -1,0 +1,147 @@
+"""`crew solve`: run the team on a task from the command line, with a live view of the run (or plain logs)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from crew import Blackboard, ChatBrain, CrewError, Task
+from crew._units import parse_duration
+from crew.workflows.solve import solve
+from crew.workflows.strategies import STRATEGIES
+
+__all__ = ["register"]
+
+_ROLE_OF = {"analyst": "analyst", "planner": "planner", "modeler": "modeler", "critic": "critic", "run": "sandbox",
+            "review": "reviewer", "finalize": "final selection", "setup": "setup"}
+
+
+class _View:
+    """What the live display shows: elapsed / budget, experiments by status, best score, the role acting."""
+
+    def __init__(self, board_path: Path, wall_time: float, metric: str, higher: bool, quiet: bool, console: Console):
+        self.board_path = board_path
+        self.wall_time = wall_time
+        self.metric = metric
+        self.higher = higher
+        self.quiet = quiet
+        self.console = console
+        self.started = time.monotonic()
+        self.acting = "setup"
+        self.live: Live | None = None
+        self._board: Blackboard | None = None
+
+    def board(self) -> Blackboard | None:
+        if self._board is None and self.board_path.exists():
+            self._board = Blackboard(self.board_path)
+        return self._board
+
+    def table(self) -> Table:
+        table = Table(show_header=False, title="crew solve", expand=False)
+        board = self.board()
+        counts: dict[str, int] = {}
+        best = None
+        if board is not None:
+            for exp in board.experiments():
+                counts[exp.status] = counts.get(exp.status, 0) + 1
+                if exp.status == "done" and exp.score is not None and (
+                        best is None or (exp.score > best if self.higher else exp.score < best)):
+                    best = exp.score
+        table.add_row("elapsed", f"{time.monotonic() - self.started:.0f}s of {self.wall_time:.0f}s")
+        table.add_row("experiments", f"{counts.get('done', 0) + counts.get('cached', 0)} done, "
+                                     f"{counts.get('running', 0)} running, {counts.get('rejected', 0)} rejected, "
+                                     f"{counts.get('failed', 0)} failed")
+        table.add_row(f"best cv {self.metric}", "-" if best is None else f"{best:.5f}")
+        table.add_row("acting", self.acting)
+        return table
+
+    def __call__(self, node: str, update: dict[str, Any]) -> None:
+        self.acting = _ROLE_OF.get(node, self.acting)
+        if self.quiet:
+            line = self._log_line(node, update)
+            if line:
+                self.console.print(f"[{time.monotonic() - self.started:6.1f}s] {line}", highlight=False)
+        elif self.live is not None:
+            self.live.update(self.table())
+
+    @staticmethod
+    def _log_line(node: str, update: dict[str, Any]) -> str | None:
+        if node == "review" and "review" in update:
+            review = update["review"]
+            verdict = "accepted" if review.get("accepted") else "rejected"
+            score = review.get("score")
+            return f"reviewer: {review.get('experiment', '')} {verdict}" + (f", cv {score:.5f}" if score is not None else "")
+        if node == "critic" and "verdict" in update:
+            verdict = update["verdict"]
+            return f"critic: {verdict['verdict']} (est. {verdict['estimate']['seconds']:.1f}s)" + (
+                f": {verdict['reason']}" if verdict.get("reason") else "")
+        if node == "finalize" and "final" in update:
+            return f"final selection: {update['final'].get('rationale', '')}"
+        if node in ("analyst", "planner"):
+            return f"{node}: done"
+        return None
+
+
+def register(app: typer.Typer) -> None:
+    """Add `crew solve` to the command line (found through the `crew.commands` entry point)."""
+
+    @app.command("solve")
+    def solve_command(
+        task: Annotated[Path | None, typer.Argument(help="the task.yaml to solve (omit with --resume)")] = None,
+        *,
+        out: Annotated[Path | None, typer.Option(help="run folder (default runs/<task>-<time>)")] = None,
+        llm: Annotated[str, typer.Option(help="offline, or a chat model: openai:gpt-4o, anthropic:..., "
+                                              "ollama:..., http://host/v1#model")] = "offline",
+        strategy: Annotated[str, typer.Option(help=f"search strategy: {', '.join(STRATEGIES)}")] = "greedy",
+        workers: Annotated[int | None, typer.Option(help="experiments at once (default: from cores and memory)")] = None,
+        budget: Annotated[str | None, typer.Option(help="wall time for the whole run, e.g. 10m (default: the task's)")] = None,
+        seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same run offline")] = 0,
+        resume: Annotated[Path | None, typer.Option(help="continue a killed run from its folder")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", help="log lines instead of the live display")] = False,
+    ) -> None:
+        """Solve a task with the team: analyse, plan, search under the critic's eye, ensemble, submit."""
+        console = Console(soft_wrap=True)
+        if strategy not in STRATEGIES:
+            raise CrewError(f"--strategy: unknown strategy {strategy!r}; fix: use one of {', '.join(STRATEGIES)}")
+        if task is None and resume is None:
+            raise CrewError("crew solve needs a TASK (task.yaml) or --resume RUN_DIR; fix: pass one of them")
+        if resume is not None and not (resume / "run.json").exists():
+            raise CrewError(f"{resume}: --resume: not a crew run folder (no run.json); fix: pass the folder a "
+                            "previous `crew solve` wrote")
+        brain = None if llm == "offline" else ChatBrain(llm)
+        wall = parse_duration(budget) if budget else None
+        loaded = Task.load(task) if task is not None else None
+        run_dir = resume or out
+        shown = loaded or Task.load(__import__("json").loads((resume / "run.json").read_text())["task"])  # type: ignore[operator]
+        view = _View((run_dir or Path("runs")) / "blackboard.sqlite", wall or shown.budget.wall_time,
+                     shown.metric or "", shown.metric_info.higher_is_better, quiet, console)
+        if quiet:
+            summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view)
+        else:
+            with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
+                view.live = live
+                summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view)
+                live.update(view.table())
+        final = summary["final"]
+        console.print(f"submission: {summary['submission']}", highlight=False)
+        console.print(f"final: {final.get('kind', '?')}, cv {final.get('cv', float('nan')):.5f}; {final.get('rationale', '')}",
+                      highlight=False)
+        console.print(f"run folder: {summary['run_dir']} ({summary['experiments']} experiments in "
+                      f"{summary['elapsed']:.0f}s)", highlight=False)
+
+
+def _run(task: Path | None, out: Path | None, brain: Any, strategy: str, workers: int | None, wall: float | None,
+         seed: int, resume: Path | None, view: _View) -> dict[str, Any]:
+    if out is None and resume is None and task is not None:
+        from crew.workflows.solve import default_run_dir
+
+        out = default_run_dir(Task.load(task))
+        view.board_path = out / "blackboard.sqlite"
+    return solve(task or Path("."), out=out, brain=brain, strategy=strategy, workers=workers, wall_time=wall,
+                 seed=seed, resume=resume, on_event=view)

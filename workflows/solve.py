@@ -1,0 +1,310 @@
+"""The `solve` workflow: analyst -> planner -> search loop (modeler -> critic -> sandbox -> reviewer) -> final selection.
+
+A LangGraph `StateGraph`. Each search round fans out with `Send` to one
+`experiment` subgraph per free worker; each experiment's branch runs the
+modeler, the critic, the sandbox and the reviewer, and lands on the
+blackboard. A valid submission exists from the first seconds (a constant
+prediction), is replaced by the best reviewed experiment after every
+round, and finally by the ensemble or single model that final selection
+chooses; so the run always leaves one, even when killed.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import numpy as np
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from crew import Blackboard, Brain, Budget, Message, Task
+from crew._tables import read_table
+from crew.roles.analyst import Analyst
+from crew.roles.critic import Critic
+from crew.roles.modeler import Modeler
+from crew.roles.planner import Planner
+from crew.roles.reviewer import Reviewer
+from crew.sandbox import Launch, Limits, LocalExecutor
+from crew.tools import ensemble
+from crew.workflows.strategies import STRATEGIES, Step
+
+__all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve"]
+
+_MIN_EXPERIMENT = 5.0  # seconds: below this, launching is pointless
+_TOP_K = 12  # experiments final selection considers
+
+
+class SolveState(TypedDict, total=False):
+    task: str
+    run_dir: str
+    blackboard: str
+    data_report: dict
+    plan: dict
+    rounds: int
+    finished: Annotated[list[str], operator.add]
+    final: dict
+
+
+class ExperimentState(TypedDict, total=False):
+    task: str
+    blackboard: str
+    data_report: dict
+    plan: dict
+    step: dict
+    remaining: dict
+    proposal: dict
+    verdict: dict
+    result: dict
+    review: dict
+    finished: Annotated[list[str], operator.add]
+
+
+def default_run_dir(task: Task) -> Path:
+    return Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _workers(requested: int | None, memory: int) -> int:
+    if requested:
+        return max(1, requested)
+    cores = len(os.sched_getaffinity(0))
+    try:
+        with open("/proc/meminfo") as handle:
+            available = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable"))
+    except (OSError, StopIteration):
+        available = memory
+    return max(1, min(cores, available // max(memory, 1)))
+
+
+def _constant_submission(task: Task, path: Path) -> None:
+    """The first valid submission: class priors or the target's mean, written before any experiment runs."""
+    assert task.data is not None and task.target is not None
+    rows = ensemble.task_rows(task)
+    train = read_table(task.path(task.data.train)).filter(~read_table(task.path(task.data.train))[task.target].is_null())
+    y = train[task.target].to_numpy()
+    if task.target_type == "regression":
+        raw = np.full(len(rows.test_ids), float(np.mean(y.astype(float))))
+    else:
+        from crew._metrics import canonical_labels
+
+        labels = canonical_labels(y)
+        prior = np.array([(labels == c).mean() for c in task.classes])
+        raw = np.tile(prior, (len(rows.test_ids), 1))
+    ensemble.submission_frame(task, rows.test_ids, raw).to_csv(path, index=False)
+
+
+def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget, brain: Brain | None = None,
+                      strategy: str = "greedy", workers: int = 1, seed: int = 0, executor: Any = None,
+                      checkpointer: Any = None) -> Any:
+    """Compile the solve graph for one run; roles share `board`, the sandbox runs under `budget`."""
+    executor = executor or LocalExecutor(root=run_dir / "experiments")
+    search = STRATEGIES[strategy](seed=seed)
+    reserve = max(8.0, 0.05 * budget.wall_time)
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    higher = task.metric_info.higher_is_better
+    output = run_dir / task.output_name
+    hidden = [str(task.root / "grading")]
+
+    def remaining() -> dict[str, Any]:
+        left = budget.remaining()
+        return {"wall_time": max(0.0, left.wall_time - reserve), "experiment_time": left.experiment_time,
+                "memory": left.memory, "gpus": left.gpus, "experiments": left.experiments}
+
+    # -- the experiment branch -------------------------------------------------------------
+
+    def run(state: ExperimentState) -> dict[str, Any]:
+        proposal, verdict = state["proposal"], state["verdict"]
+        exp_id = proposal["id"]
+        base = {"experiment": exp_id, "findings": verdict.get("findings", [])}
+        if proposal.get("cached_from"):
+            return {"result": {**base, "reason": "cached", "workdir": str(run_dir / "experiments" / proposal["cached_from"])}}
+        if verdict["verdict"] == "reject":
+            return {"result": {**base, "reason": "rejected", "detail": verdict["reason"]}}
+        left = budget.remaining()
+        wall = min(left.experiment_time, left.wall_time - reserve)
+        if wall < _MIN_EXPERIMENT:
+            board.update_experiment(exp_id, status="rejected", error="no wall time left to run it")
+            return {"result": {**base, "reason": "rejected", "detail": "no wall time left"}}
+        budget.charge(experiments=1)
+        board.update_experiment(exp_id, status="running")
+        launch = Launch(id=exp_id, code=verdict["code"], data_dir=str(task.root), hide=hidden,
+                        limits=Limits(wall_time=wall, memory=left.memory, threads=threads))
+        result = executor.run(launch)
+        board.update_experiment(exp_id, wall_time=result.wall_time, peak_memory=result.peak_memory,
+                                finished_at=time.time(), gpu=result.gpus)
+        board.post(Message(content=f"{exp_id}: {result.reason} in {result.wall_time:.1f}s"
+                                   + (f" ({result.detail})" if result.detail else ""),
+                           sent_from="sandbox", send_to=["reviewer"], cause_by="sandbox.result",
+                           payload={"experiment": exp_id, "reason": result.reason, "wall_time": result.wall_time,
+                                    "peak_memory": result.peak_memory}, payload_type="Result"))
+        return {"result": {**base, "reason": result.reason, "detail": result.detail, "workdir": result.workdir,
+                           "stderr_tail": result.stderr_tail[-4000:]}}
+
+    def after_run(state: ExperimentState) -> str:
+        return "review" if state["result"]["reason"] not in ("rejected", "cached") else "done"
+
+    def done(state: ExperimentState) -> dict[str, Any]:
+        return {"finished": [state["proposal"]["id"]]}
+
+    branch = StateGraph(ExperimentState)
+    branch.add_node("modeler", Modeler(brain=brain, blackboard=board))
+    branch.add_node("critic", Critic(brain=brain, blackboard=board))
+    branch.add_node("run", run)
+    branch.add_node("review", Reviewer(brain=brain, blackboard=board))
+    branch.add_node("done", done)
+    branch.add_edge(START, "modeler")
+    branch.add_edge("modeler", "critic")
+    branch.add_edge("critic", "run")
+    branch.add_conditional_edges("run", after_run, ["review", "done"])
+    branch.add_edge("review", "done")
+    branch.add_edge("done", END)
+    compiled = branch.compile()
+
+    def experiment(state: ExperimentState) -> dict[str, Any]:
+        """One branch of the fan-out; only `finished` flows back, so parallel branches never collide."""
+        return {"finished": compiled.invoke(state)["finished"]}
+
+    # -- the main graph -------------------------------------------------------------------------
+
+    def setup(state: SolveState) -> dict[str, Any]:
+        if not output.exists():
+            _constant_submission(task, output)
+            board.post(Message(content=f"wrote a constant-prediction {task.output_name} as a safety net",
+                               sent_from="workflow", cause_by="workflow.submission"))
+        return {"rounds": 0}
+
+    def dispatch(state: SolveState) -> dict[str, Any]:
+        board.set_meta("elapsed", budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
+        _write_best(board, task, output, higher)
+        return {"rounds": state.get("rounds", 0) + 1}
+
+    def route(state: SolveState) -> list[Send] | str:
+        left = budget.remaining()
+        times = [e.wall_time for e in board.experiments(status="done") if e.wall_time]
+        cheapest = max(_MIN_EXPERIMENT, 0.8 * min(times)) if times else _MIN_EXPERIMENT
+        if budget.exhausted() or left.wall_time - reserve < cheapest:
+            return "finalize"  # not even the cheapest experiment so far would fit
+        steps = search.next_steps(board, state["plan"], workers, higher_is_better=higher)
+        if not steps:
+            return "finalize"
+        base = {"task": state["task"], "blackboard": state["blackboard"], "data_report": state["data_report"],
+                "plan": state["plan"], "remaining": remaining()}
+        return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": threads}}) for step in steps]
+
+    def finalize(state: SolveState) -> dict[str, Any]:
+        final = _finalize(board, task, run_dir, output, higher, seed)
+        board.set_meta("final", final)
+        board.set_meta("elapsed", budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
+        board.post(Message(content=final["rationale"], sent_from="workflow", cause_by="workflow.final", payload=final))
+        return {"final": final}
+
+    graph = StateGraph(SolveState)
+    graph.add_node("setup", setup)
+    graph.add_node("analyst", Analyst(brain=brain, blackboard=board))
+    graph.add_node("planner", Planner(brain=brain, blackboard=board))
+    graph.add_node("dispatch", dispatch)
+    graph.add_node("experiment", experiment)
+    graph.add_node("finalize", finalize)
+    graph.add_edge(START, "setup")
+    graph.add_edge("setup", "analyst")
+    graph.add_edge("analyst", "planner")
+    graph.add_edge("planner", "dispatch")
+    graph.add_conditional_edges("dispatch", route, ["experiment", "finalize"])
+    graph.add_edge("experiment", "dispatch")
+    graph.add_edge("finalize", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _accepted(board: Blackboard, higher: bool) -> list[Any]:
+    done = [e for e in board.experiments(status="done") if e.score is not None and e.artifacts.get("predictions.csv")]
+    return sorted(done, key=lambda e: e.score if higher else -e.score, reverse=True)
+
+
+def _write_best(board: Blackboard, task: Task, output: Path, higher: bool) -> None:
+    best = _accepted(board, higher)
+    if best and board.get_meta("best_written") != best[0].id:
+        shutil.copyfile(best[0].artifacts["predictions.csv"], output)
+        board.set_meta("best_written", best[0].id)
+
+
+def _finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher: bool, seed: int) -> dict[str, Any]:
+    accepted = _accepted(board, higher)[:_TOP_K]
+    if not accepted:
+        return {"kind": "constant", "rationale": "no experiment passed review; the constant-prediction submission "
+                                                 "stands", "experiments": []}
+    folders = [str(Path(e.artifacts["predictions.csv"]).parent) for e in accepted]
+    try:
+        selection = ensemble.select(task, folders, seed=seed)
+    except Exception as exc:  # final selection must never cost the run its submission
+        _write_best(board, task, output, higher)
+        return {"kind": "single", "experiments": [accepted[0].id], "cv": accepted[0].score,
+                "rationale": f"final selection failed ({type(exc).__name__}: {exc}); submitted the best experiment"}
+    frame = ensemble.submission_frame(task, selection.test_ids, selection.test)
+    tmp = output.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, output)
+    names = {str(Path(f).name): f for f in folders}
+    weights = {Path(name).name: w for name, w in selection.weights.items() if w}
+    return {"kind": selection.kind, "weights": weights, "cv": selection.cv, "spread": selection.spread,
+            "single_cv": selection.single_cv, "ensemble_cv": selection.ensemble_cv, "best_single": Path(selection.best_single).name,
+            "rationale": selection.rationale, "experiments": [n for n in names if weights.get(n)]}
+
+
+def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain | None = None, strategy: str = "greedy",
+          workers: int | None = None, wall_time: float | None = None, seed: int = 0, resume: str | Path | None = None,
+          on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the team on a task and return the final selection; `resume` continues a killed run in place."""
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        task = Task.load(saved["task"])
+        strategy, seed, workers = saved["strategy"], saved["seed"], saved["workers"]
+        wall_time = saved["wall_time"]
+    else:
+        task = Task.load(task_path)
+        run_dir = Path(out) if out else default_run_dir(task)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    board = Blackboard(run_dir / "blackboard.sqlite")
+    budget_wall = float(wall_time or task.budget.wall_time)
+    elapsed_before = float(board.get_meta("elapsed", 0.0)) if resume is not None else 0.0
+    board.set_meta("elapsed_before", elapsed_before)
+    budget = Budget(wall_time=max(0.0, budget_wall - elapsed_before), experiment_time=task.budget.experiment_time,
+                    memory=task.budget.memory, gpus=task.budget.gpus, max_experiments=task.budget.max_experiments)
+    workers = workers or _workers(None, task.budget.memory)
+    if resume is None:
+        board.set_task(task.name, task.model_dump(mode="json"))
+        (run_dir / "run.json").write_text(json.dumps({"task": str(task.root / "task.yaml"), "strategy": strategy,
+                                                      "seed": seed, "workers": workers, "wall_time": budget_wall}),
+                                          encoding="utf-8")
+    connection = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
+    try:
+        graph = build_solve_graph(task, run_dir, board=board, budget=budget, brain=brain, strategy=strategy,
+                                  workers=workers, seed=seed, checkpointer=SqliteSaver(connection))
+        config = {"configurable": {"thread_id": "solve"}, "recursion_limit": 10_000}
+        start = None if resume is not None else {"task": str(task.root / "task.yaml"), "run_dir": str(run_dir),
+                                                 "blackboard": str(board.path), "finished": []}
+        for kind, payload in _events(graph.stream(start, config, stream_mode="updates", subgraphs=True)):
+            if on_event:
+                on_event(kind, payload)
+        state = graph.get_state(config).values
+    finally:
+        connection.close()
+    final = state.get("final") or board.get_meta("final") or {}
+    return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
+            "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments())}
+
+
+def _events(stream: Iterator[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Flatten LangGraph's (namespace, {node: update}) stream into (node, update) pairs."""
+    for _namespace, update in stream:
+        if isinstance(update, dict):
+            for node, payload in update.items():
+                yield node, payload if isinstance(payload, dict) else {}

@@ -1,0 +1,188 @@
+"""Search strategies over the experiment tree: `Greedy` (AIDE) and `MCTS` (SELA-style UCT over insight paths).
+
+A strategy reads the blackboard and the plan and says what to try next as
+`Step`s (a parent and one insight); it never runs anything. Both are
+deterministic for a seed, so the same seed gives the same experiments.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+from pydantic import BaseModel
+
+from crew import Blackboard, Experiment
+from crew.roles.modeler import IMPROVEMENTS
+
+__all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "improvements_for"]
+
+Phase = Literal["baseline", "draft", "improve", "debug"]
+_FINISHED = ("done", "cached")
+
+
+class Step(BaseModel):
+    """What to try next: the phase, the parent to build on (None for a draft) and the one new insight."""
+
+    phase: Phase
+    parent: str | None = None
+    model: str | None = None
+    insight: str
+    seed: int = 0
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.parent, self.insight)
+
+
+class Strategy(Protocol):
+    def next_steps(self, board: Blackboard, plan: dict, n: int, *, higher_is_better: bool,
+                   pending: Sequence[Step] = ()) -> list[Step]: ...
+
+
+def improvements_for(plan: dict, experiment: Experiment) -> list[str]:
+    """Insights that may still be added to `experiment`: the plan's feature ideas first, then model-stage ones."""
+    planned = [i for i in plan.get("search_space", {}).get("feature_engineering", []) if i in IMPROVEMENTS]
+    ordered = [*planned, "tune", "regularize", "more_estimators", "missing_indicators", "seed_bag"]
+    used = set(experiment.insights)
+    features = set(experiment.spec.get("features", []))
+    return [i for i in dict.fromkeys(ordered) if i not in used and i not in features]
+
+
+def _baseline_and_drafts(plan: dict) -> tuple[str, list[str]]:
+    schedule = plan.get("schedule", [])
+    baseline = next((s["insights"][0] for s in schedule if s["phase"] == "baseline" and s["insights"]), "linear")
+    drafts = next((s["insights"] for s in schedule if s["phase"] == "draft"), [])
+    return baseline, [d for d in drafts if d != baseline]
+
+
+def _opening(board: Blackboard, plan: dict, n: int, taken: set[tuple[str | None, str]], seed: int) -> list[Step]:
+    """The baseline, then one draft per planned model family."""
+    baseline, drafts = _baseline_and_drafts(plan)
+    roots = {e.insights[0] for e in board.experiments() if e.parent is None and e.insights}
+    steps = []
+    for i, model in enumerate([baseline, *drafts]):
+        if model not in roots and (None, model) not in taken and len(steps) < n:
+            steps.append(Step(phase="baseline" if i == 0 else "draft", model=model, insight=model, seed=seed))
+            taken.add((None, model))
+    return steps
+
+
+def _children(board: Blackboard) -> dict[str, list[Experiment]]:
+    tree: dict[str, list[Experiment]] = {}
+    for e in board.experiments():
+        if e.parent:
+            tree.setdefault(e.parent, []).append(e)
+    return tree
+
+
+def _debug_depth(exp: Experiment, by_id: dict[str, Experiment]) -> int:
+    depth = 0
+    while exp.insights and exp.insights[-1] == "debug" and exp.parent in by_id:
+        depth += 1
+        exp = by_id[exp.parent]
+    return depth
+
+
+class Greedy:
+    """AIDE's policy: drafts first, then improve the best node; debug failed leaves with some probability."""
+
+    def __init__(self, *, debug_probability: float = 0.5, max_debug_depth: int = 2, seed: int = 0):
+        self.debug_probability = debug_probability
+        self.max_debug_depth = max_debug_depth
+        self.seed = seed
+
+    def next_steps(self, board: Blackboard, plan: dict, n: int, *, higher_is_better: bool,
+                   pending: Sequence[Step] = ()) -> list[Step]:
+        taken = {s.key for s in pending}
+        steps = _opening(board, plan, n, taken, self.seed)
+        experiments = board.experiments()
+        by_id = {e.id: e for e in experiments}
+        tree = _children(board)
+        rng = random.Random(self.seed * 7919 + len(experiments))
+        if len(steps) < n:
+            failed = [e for e in experiments if e.status == "failed" and e.id not in tree
+                      and _debug_depth(e, by_id) < self.max_debug_depth and (e.id, "debug") not in taken]
+            if failed and rng.random() < self.debug_probability:
+                leaf = failed[-1]
+                steps.append(Step(phase="debug", parent=leaf.id, model=leaf.spec.get("model"), insight="debug",
+                                  seed=self.seed))
+                taken.add((leaf.id, "debug"))
+        done = [e for e in experiments if e.status in _FINISHED and e.score is not None]
+        ranked = sorted(done, key=lambda e: e.score if higher_is_better else -e.score, reverse=True)  # type: ignore[operator]
+        for exp in ranked:
+            if len(steps) >= n:
+                break
+            tried = {c.insights[-1] for c in tree.get(exp.id, []) if c.insights}
+            for insight in improvements_for(plan, exp):
+                if insight not in tried and (exp.id, insight) not in taken:
+                    steps.append(Step(phase="improve", parent=exp.id, model=exp.spec.get("model"), insight=insight,
+                                      seed=self.seed))
+                    taken.add((exp.id, insight))
+                    break
+        return steps[:n]
+
+
+class MCTS:
+    """SELA's search: UCT over insight paths, scores normalised to [0, 1] by rank among finished experiments.
+
+    The tree is the blackboard's: a node's value is the mean normalised
+    score of its finished subtree, its visits the subtree's size. Selection
+    descends by UCT from the root's drafts; a node with untried insights is
+    expanded with the next one.
+    """
+
+    def __init__(self, *, exploration: float = 1.0, max_depth: int = 4, seed: int = 0):
+        self.exploration = exploration
+        self.max_depth = max_depth
+        self.seed = seed
+
+    def next_steps(self, board: Blackboard, plan: dict, n: int, *, higher_is_better: bool,
+                   pending: Sequence[Step] = ()) -> list[Step]:
+        taken = {s.key for s in pending}
+        steps = _opening(board, plan, n, taken, self.seed)
+        experiments = board.experiments()
+        tree = _children(board)
+        done = sorted((e for e in experiments if e.status in _FINISHED and e.score is not None),
+                      key=lambda e: e.score if higher_is_better else -e.score)  # type: ignore[operator]
+        reward = {e.id: (i + 1) / len(done) for i, e in enumerate(done)}
+
+        def stats(exp: Experiment) -> tuple[float, int]:
+            values, stack = [], [exp]
+            while stack:
+                node = stack.pop()
+                values.append(reward.get(node.id, 0.0))
+                stack.extend(tree.get(node.id, []))
+            return sum(values) / len(values), len(values)
+
+        roots = [e for e in experiments if e.parent is None and e.status in _FINISHED]
+        guard = 0
+        while len(steps) < n and roots and guard < 4 * n:
+            guard += 1
+            total = sum(stats(r)[1] for r in roots)
+            node = max(roots, key=lambda r: self._uct(stats(r), total))
+            for depth in range(self.max_depth):
+                untried = [i for i in improvements_for(plan, node)
+                           if i not in {c.insights[-1] for c in tree.get(node.id, []) if c.insights}
+                           and (node.id, i) not in taken]
+                if untried or depth == self.max_depth - 1:
+                    break
+                kids = [c for c in tree.get(node.id, []) if c.status in _FINISHED]
+                if not kids:
+                    break
+                visits = stats(node)[1]
+                node = max(kids, key=lambda c: self._uct(stats(c), visits))
+            if untried:
+                steps.append(Step(phase="improve", parent=node.id, model=node.spec.get("model"), insight=untried[0],
+                                  seed=self.seed))
+                taken.add((node.id, untried[0]))
+        return steps[:n]
+
+    def _uct(self, stat: tuple[float, int], parent_visits: int) -> float:
+        value, visits = stat
+        return value + self.exploration * math.sqrt(math.log(max(parent_visits, 1) + 1) / visits)
+
+
+STRATEGIES = {"greedy": Greedy, "mcts": MCTS}
