@@ -11,7 +11,7 @@ def test_help_lists_exactly_the_working_commands(cli):
     result = cli("--help")
     assert result.exit_code == 0
     listed = set(re.findall(r"^│ (\w[\w-]*)\s", result.stdout, re.MULTILINE)) - {"-"}
-    assert listed == {"validate", "grade", "doctor"}
+    assert listed == {"validate", "grade", "doctor", "solve"}
 
 
 def test_no_arguments_shows_help(cli):
@@ -48,7 +48,7 @@ def test_readme_python_example_runs(monkeypatch, capsys):
     exec(compile(core, "README.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in out][-3:] == ["analyst", "analyst", "planner"]
-    assert out[-1].startswith("planner: plan: 10-fold CV; baseline(logistic_regression)")
+    assert out[-1].startswith("planner: plan: 10-fold CV; baseline(linear)")
 
 
 def test_doctor_reports_each_limit(cli):

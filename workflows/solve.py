@@ -260,14 +260,18 @@ def _finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher
 
 def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain | None = None, strategy: str = "greedy",
           workers: int | None = None, wall_time: float | None = None, seed: int = 0, resume: str | Path | None = None,
+          max_experiments: int | None = None, executor: Any = None,
           on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the team on a task and return the final selection; `resume` continues a killed run in place."""
+    """Run the team on a task and return the final selection; `resume` continues a killed run in place.
+
+    `executor` is anything with `run(Launch) -> Result` (the local sandbox by default, Ray's in a cluster).
+    """
     if resume is not None:
         run_dir = Path(resume)
         saved = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
         task = Task.load(saved["task"])
         strategy, seed, workers = saved["strategy"], saved["seed"], saved["workers"]
-        wall_time = saved["wall_time"]
+        wall_time, max_experiments = saved["wall_time"], saved.get("max_experiments")
     else:
         task = Task.load(task_path)
         run_dir = Path(out) if out else default_run_dir(task)
@@ -277,17 +281,20 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     elapsed_before = float(board.get_meta("elapsed", 0.0)) if resume is not None else 0.0
     board.set_meta("elapsed_before", elapsed_before)
     budget = Budget(wall_time=max(0.0, budget_wall - elapsed_before), experiment_time=task.budget.experiment_time,
-                    memory=task.budget.memory, gpus=task.budget.gpus, max_experiments=task.budget.max_experiments)
+                    memory=task.budget.memory, gpus=task.budget.gpus,
+                    max_experiments=max(0, (max_experiments or task.budget.max_experiments) - _launched(board)))
     workers = workers or _workers(None, task.budget.memory)
     if resume is None:
         board.set_task(task.name, task.model_dump(mode="json"))
         (run_dir / "run.json").write_text(json.dumps({"task": str(task.root / "task.yaml"), "strategy": strategy,
-                                                      "seed": seed, "workers": workers, "wall_time": budget_wall}),
+                                                      "seed": seed, "workers": workers, "wall_time": budget_wall,
+                                                      "max_experiments": max_experiments}),
                                           encoding="utf-8")
     connection = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     try:
         graph = build_solve_graph(task, run_dir, board=board, budget=budget, brain=brain, strategy=strategy,
-                                  workers=workers, seed=seed, checkpointer=SqliteSaver(connection))
+                                  workers=workers, seed=seed, executor=executor,
+                                  checkpointer=SqliteSaver(connection))
         config = {"configurable": {"thread_id": "solve"}, "recursion_limit": 10_000}
         start = None if resume is not None else {"task": str(task.root / "task.yaml"), "run_dir": str(run_dir),
                                                  "blackboard": str(board.path), "finished": []}
@@ -300,6 +307,11 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     final = state.get("final") or board.get_meta("final") or {}
     return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
             "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments())}
+
+
+def _launched(board: Blackboard) -> int:
+    """Experiments a previous life of this run already sent to the sandbox (a resumed run's budget counts them)."""
+    return sum(1 for e in board.experiments() if e.wall_time and e.status != "cached")
 
 
 def _events(stream: Iterator[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
