@@ -10,13 +10,13 @@ code identical to a finished experiment is not run again (the cache).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from crew import Blackboard, Decision, Experiment, Role, Task
 from crew.roles._util import as_task, tiny_task
-from crew.tools.pipelines import FEATURES, MODELS, PipelineSpec, TaskInfo, default_params, render, spec_from_report
+from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
 
 __all__ = ["IMPROVEMENTS", "Design", "Modeler", "stage_of"]
 

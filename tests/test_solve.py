@@ -108,3 +108,14 @@ def test_a_killed_run_resumes_without_rerunning_finished_experiments(shared_task
     report = grade(task, run / "submission.csv", shared_tasks / "cars-mpg" / "grading" / "answers.csv")
     assert report.valid_submission
     assert json.loads((run / "run.json").read_text())["wall_time"] == 60
+
+
+def test_bad_solve_arguments_are_one_line_errors(cli, tmp_path):
+    result = cli("solve", EXAMPLE_TASK / "task.yaml", "--strategy", "random-walk")
+    assert result.exit_code == 2 and "--strategy: unknown strategy 'random-walk'" in result.stderr
+    result = cli("solve", "--resume", tmp_path)
+    assert result.exit_code == 2 and "not a crew run folder" in result.stderr
+    result = cli("solve", tmp_path / "missing.yaml")
+    assert result.exit_code == 2 and "error:" in result.stderr
+    result = cli("solve", EXAMPLE_TASK / "task.yaml", "--budget", "soon")
+    assert result.exit_code == 2 and "--budget:" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from crew import Blackboard, ChatBrain, CrewError, Task
+from crew._cli import _fail as fail
 from crew._units import parse_duration
 from crew.workflows.solve import solve
 from crew.workflows.strategies import STRATEGIES
@@ -106,34 +108,45 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", help="log lines instead of the live display")] = False,
     ) -> None:
         """Solve a task with the team: analyse, plan, search under the critic's eye, ensemble, submit."""
-        console = Console(soft_wrap=True)
-        if strategy not in STRATEGIES:
-            raise CrewError(f"--strategy: unknown strategy {strategy!r}; fix: use one of {', '.join(STRATEGIES)}")
-        if task is None and resume is None:
-            raise CrewError("crew solve needs a TASK (task.yaml) or --resume RUN_DIR; fix: pass one of them")
-        if resume is not None and not (resume / "run.json").exists():
-            raise CrewError(f"{resume}: --resume: not a crew run folder (no run.json); fix: pass the folder a "
-                            "previous `crew solve` wrote")
-        brain = None if llm == "offline" else ChatBrain(llm)
+        try:
+            _solve_command(task, out, llm, strategy, workers, budget, seed, resume, quiet)
+        except CrewError as exc:
+            fail(exc)
+
+
+def _solve_command(task: Path | None, out: Path | None, llm: str, strategy: str, workers: int | None,
+                   budget: str | None, seed: int, resume: Path | None, quiet: bool) -> None:
+    console = Console(soft_wrap=True)
+    if strategy not in STRATEGIES:
+        raise CrewError(f"--strategy: unknown strategy {strategy!r}; fix: use one of {', '.join(STRATEGIES)}")
+    if task is None and resume is None:
+        raise CrewError("crew solve needs a TASK (task.yaml) or --resume RUN_DIR; fix: pass one of them")
+    if resume is not None and not (resume / "run.json").exists():
+        raise CrewError(f"{resume}: --resume: not a crew run folder (no run.json); fix: pass the folder a "
+                        "previous `crew solve` wrote")
+    brain = None if llm == "offline" else ChatBrain(llm)
+    try:
         wall = parse_duration(budget) if budget else None
-        loaded = Task.load(task) if task is not None else None
-        run_dir = resume or out
-        shown = loaded or Task.load(__import__("json").loads((resume / "run.json").read_text())["task"])  # type: ignore[operator]
-        view = _View((run_dir or Path("runs")) / "blackboard.sqlite", wall or shown.budget.wall_time,
-                     shown.metric or "", shown.metric_info.higher_is_better, quiet, console)
-        if quiet:
+    except ValueError as exc:
+        raise CrewError(f"--budget: {exc}; fix: write a positive duration like 90s, 10m or 1h") from None
+    loaded = Task.load(task) if task is not None else None
+    run_dir = resume or out
+    shown = loaded or Task.load(json.loads((resume / "run.json").read_text(encoding="utf-8"))["task"])  # type: ignore[operator]
+    view = _View((run_dir or Path("runs")) / "blackboard.sqlite", wall or shown.budget.wall_time,
+                 shown.metric or "", shown.metric_info.higher_is_better, quiet, console)
+    if quiet:
+        summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view)
+    else:
+        with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
+            view.live = live
             summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view)
-        else:
-            with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
-                view.live = live
-                summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view)
-                live.update(view.table())
-        final = summary["final"]
-        console.print(f"submission: {summary['submission']}", highlight=False)
-        console.print(f"final: {final.get('kind', '?')}, cv {final.get('cv', float('nan')):.5f}; {final.get('rationale', '')}",
-                      highlight=False)
-        console.print(f"run folder: {summary['run_dir']} ({summary['experiments']} experiments in "
-                      f"{summary['elapsed']:.0f}s)", highlight=False)
+            live.update(view.table())
+    final = summary["final"]
+    console.print(f"submission: {summary['submission']}", highlight=False)
+    console.print(f"final: {final.get('kind', '?')}, cv {final.get('cv', float('nan')):.5f}; {final.get('rationale', '')}",
+                  highlight=False)
+    console.print(f"run folder: {summary['run_dir']} ({summary['experiments']} experiments in "
+                  f"{summary['elapsed']:.0f}s)", highlight=False)
 
 
 def _run(task: Path | None, out: Path | None, brain: Any, strategy: str, workers: int | None, wall: float | None,

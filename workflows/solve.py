@@ -35,7 +35,7 @@ from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
 from crew.sandbox import Launch, Limits, LocalExecutor
 from crew.tools import ensemble
-from crew.workflows.strategies import STRATEGIES, Step
+from crew.workflows.strategies import STRATEGIES
 
 __all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve"]
 
