@@ -33,7 +33,7 @@ from crew.roles.critic import Critic
 from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
-from crew.sandbox import Launch, Limits, LocalExecutor
+from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory
 from crew.tools import ensemble
 from crew.workflows.strategies import STRATEGIES
 
@@ -72,16 +72,13 @@ def default_run_dir(task: Task) -> Path:
     return Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _workers(requested: int | None, memory: int) -> int:
+def _workers(requested: int | None, task: Task) -> int:
+    """Experiments side by side: asked for, else what cores, memory and GPUs allow (the sandbox pool's rule)."""
     if requested:
         return max(1, requested)
-    cores = len(os.sched_getaffinity(0))
-    try:
-        with open("/proc/meminfo") as handle:
-            available = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable"))
-    except (OSError, StopIteration):
-        available = memory
-    return max(1, min(cores, available // max(memory, 1)))
+    gpus = len(GPUSlots().devices()) if task.budget.gpus else 0
+    return Pool.size(cores=len(os.sched_getaffinity(0)), memory_available=available_memory(),
+                     per_experiment_memory=task.budget.memory, gpu_count=gpus, gpus_per_experiment=task.budget.gpus)
 
 
 def _constant_submission(task: Task, path: Path) -> None:
@@ -283,7 +280,7 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     budget = Budget(wall_time=max(0.0, budget_wall - elapsed_before), experiment_time=task.budget.experiment_time,
                     memory=task.budget.memory, gpus=task.budget.gpus,
                     max_experiments=max(0, (max_experiments or task.budget.max_experiments) - _launched(board)))
-    workers = workers or _workers(None, task.budget.memory)
+    workers = _workers(workers, task)
     if resume is None:
         board.set_task(task.name, task.model_dump(mode="json"))
         (run_dir / "run.json").write_text(json.dumps({"task": str(task.root / "task.yaml"), "strategy": strategy,
