@@ -1,0 +1,551 @@
+"""crew against FLAML at the same wall budget, graded by crew's own grader.
+
+    python bench/compare.py [--budget 5m] [--tasks a,b] [--seed 0] [--out bench/compare.json] [--cores 2]
+
+Every task of `../shared/tasks/` (each `<task>/task.yaml`, answers in
+`<task>/grading/answers.csv`) and the example task `examples/tasks/breast-cancer`
+is solved twice, one after the other, never at once: by `crew solve` and by
+`flaml.AutoML`, each in its own subprocess pinned to the same `--cores` CPUs,
+each given the same wall budget (the task's `budget.wall_time`, or `--budget`
+for every task). FLAML's subprocess gets the paths of train, test and
+task.yaml only; the answers path is never passed to it.
+
+Both submissions, and a dummy one (class priors, hence the majority class for
+label metrics; the train mean for regression), are graded with `crew.grade`.
+The normalized score is
+
+    NS = (crew - dummy) / (FLAML - dummy)
+
+1 means crew matches FLAML, 0 means crew is no better than the dummy. The
+ratio needs no sign flip for lower-is-better metrics (both differences are
+then negative). An invalid crew submission counts as the dummy (NS 0); NS is
+undefined (null) when FLAML's score equals the dummy's or FLAML's submission is
+invalid. The table is printed as markdown, then the summary (mean NS over the
+tasks where it is defined, tasks where crew >= FLAML in the metric's
+direction, valid-submission rate, whether every crew run finished within
+budget + 5%); the same goes to `--out` as JSON. Run folders go under
+`runs/compare-<time>/` (or `--work`).
+
+Needs FLAML: `pip install -e '.[bench]'`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TASKS = REPO.parent / "shared" / "tasks"
+EXAMPLE_TASK = REPO / "examples" / "tasks" / "breast-cancer"
+EXAMPLE_ANSWERS = REPO / "examples" / "answers" / "breast-cancer" / "answers.csv"
+DEFAULT_OUT = REPO / "bench" / "compare.json"
+
+BUDGET_SLACK = 0.05
+"""A crew run is within budget when its wall time is at most budget x (1 + this)."""
+INSTALL_HINT = "bench/compare.py needs FLAML; install it with: pip install -e '.[bench]'"
+
+
+# -- the metric mapping ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlamlMetric:
+    """What FLAML optimises for one crew metric.
+
+    `name` is a FLAML built-in metric name, or `balanced_accuracy`, which the
+    worker passes as a custom metric function (FLAML has none built in).
+    `log_target`: fit on log1p(y) with `name` (rmse) and predict expm1, the
+    usual way to optimise rmsle.
+    """
+
+    name: str
+    log_target: bool = False
+
+    @property
+    def custom(self) -> bool:
+        return self.name in CUSTOM_FLAML_METRICS
+
+
+CUSTOM_FLAML_METRICS = frozenset({"balanced_accuracy"})
+
+_FLAML_METRICS: dict[str, FlamlMetric] = {
+    "accuracy": FlamlMetric("accuracy"),
+    "balanced_accuracy": FlamlMetric("balanced_accuracy"),
+    "f1": FlamlMetric("f1"),
+    "f1_macro": FlamlMetric("macro_f1"),
+    "roc_auc": FlamlMetric("roc_auc"),
+    "log_loss": FlamlMetric("log_loss"),
+    "rmse": FlamlMetric("rmse"),
+    "mae": FlamlMetric("mae"),
+    "rmsle": FlamlMetric("rmse", log_target=True),
+    "r2": FlamlMetric("r2"),
+}
+
+
+def flaml_metric(metric: str, target_type: str | None = None) -> FlamlMetric:
+    """FLAML's metric for crew's `metric`; multi-class roc_auc is one-vs-rest macro, as crew grades it."""
+    if metric == "roc_auc" and target_type == "multiclass":
+        return FlamlMetric("roc_auc_ovr")
+    try:
+        return _FLAML_METRICS[metric]
+    except KeyError:
+        raise KeyError(f"no FLAML metric for crew metric {metric!r}; known: {', '.join(_FLAML_METRICS)}") from None
+
+
+def balanced_accuracy_loss(X_val: Any, y_val: Any, estimator: Any, labels: Any, X_train: Any, y_train: Any,
+                           *args: Any, **kwargs: Any) -> tuple[float, dict[str, float]]:
+    """FLAML custom metric (a loss to minimise): 1 - balanced accuracy on the validation rows."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    score = float(balanced_accuracy_score(y_val, estimator.predict(X_val)))
+    return 1.0 - score, {"balanced_accuracy": score}
+
+
+# -- scores, NS and the summary -------------------------------------------------------------------
+
+
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def normalized_score(crew: float | None, flaml: float | None, dummy: float) -> float | None:
+    """NS = (crew - dummy) / (FLAML - dummy); None where undefined.
+
+    Direction-free: for a lower-is-better metric both differences are negative
+    when both beat the dummy, so the ratio is positive as for higher-is-better.
+    An invalid crew submission (None) counts as the dummy's score (NS 0). An
+    invalid FLAML submission, or FLAML scoring exactly the dummy, leaves NS
+    undefined (a division by zero).
+    """
+    crew_score = dummy if crew is None else crew
+    if flaml is None or _same(flaml, dummy):
+        return None
+    return (crew_score - dummy) / (flaml - dummy)
+
+
+def crew_at_least_as_good(crew: float | None, flaml: float | None, higher_is_better: bool) -> bool:
+    """crew >= FLAML in the metric's direction; an invalid submission loses to any valid one (ties of two invalid: no)."""
+    if crew is None:
+        return False
+    if flaml is None or _same(crew, flaml):
+        return True
+    return crew > flaml if higher_is_better else crew < flaml
+
+
+def within_budget(wall_s: float | None, budget_s: float, slack: float = BUDGET_SLACK) -> bool:
+    return wall_s is not None and wall_s <= budget_s * (1 + slack)
+
+
+@dataclass
+class TaskResult:
+    """One task's row: both scores (None when the submission was invalid), the dummy, timings and NS."""
+
+    task: str
+    metric: str
+    higher_is_better: bool
+    budget_s: float
+    dummy: float
+    crew: float | None
+    flaml: float | None
+    crew_wall_s: float | None = None
+    flaml_wall_s: float | None = None
+    crew_error: str | None = None
+    flaml_error: str | None = None
+    flaml_best_estimator: str | None = None
+    ns: float | None = field(default=None)
+    crew_ge_flaml: bool = field(default=False)
+    crew_within_budget: bool = field(default=False)
+    flaml_within_budget: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        self.ns = normalized_score(self.crew, self.flaml, self.dummy)
+        self.crew_ge_flaml = crew_at_least_as_good(self.crew, self.flaml, self.higher_is_better)
+        self.crew_within_budget = within_budget(self.crew_wall_s, self.budget_s)
+        self.flaml_within_budget = within_budget(self.flaml_wall_s, self.budget_s)
+
+
+def summarize(results: list[TaskResult]) -> dict[str, Any]:
+    """Mean NS (over tasks where it is defined), crew >= FLAML count, valid rates, budget adherence."""
+    n = len(results)
+    defined = [r.ns for r in results if r.ns is not None]
+    walls = [r.crew_wall_s / r.budget_s for r in results if r.crew_wall_s is not None]
+    return {
+        "tasks": n,
+        "mean_ns": float(np.mean(defined)) if defined else None,
+        "ns_defined": len(defined),
+        "ns_undefined": [r.task for r in results if r.ns is None],
+        "crew_ge_flaml": sum(r.crew_ge_flaml for r in results),
+        "crew_valid_rate": sum(r.crew is not None for r in results) / n if n else None,
+        "flaml_valid_rate": sum(r.flaml is not None for r in results) / n if n else None,
+        "crew_all_within_budget": all(r.crew_within_budget for r in results),
+        "crew_over_budget": [r.task for r in results if not r.crew_within_budget],
+        "crew_max_wall_over_budget": max(walls) if walls else None,
+        "budget_slack": BUDGET_SLACK,
+    }
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "invalid" if x is None else f"{x:.{digits}f}"
+
+
+def render(results: list[TaskResult], summary: dict[str, Any]) -> str:
+    """The markdown table and the summary lines."""
+    lines = [
+        "| task | metric | crew | FLAML | dummy | crew wall / budget | FLAML wall | NS |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        arrow = "↑" if r.higher_is_better else "↓"
+        crew_wall = "—" if r.crew_wall_s is None else f"{r.crew_wall_s:.1f}s / {r.budget_s:g}s"
+        if r.crew_wall_s is not None and not r.crew_within_budget:
+            crew_wall += " (over)"
+        flaml_wall = "—" if r.flaml_wall_s is None else f"{r.flaml_wall_s:.1f}s"
+        ns = "n/a" if r.ns is None else f"{r.ns:.3f}"
+        lines.append(f"| {r.task} | {r.metric} {arrow} | {_fmt(r.crew)} | {_fmt(r.flaml)} | {_fmt(r.dummy)} "
+                     f"| {crew_wall} | {flaml_wall} | {ns} |")
+    s = summary
+    mean_ns = "n/a" if s["mean_ns"] is None else f"{s['mean_ns']:.3f}"
+    undefined = f" ({len(s['ns_undefined'])} undefined: {', '.join(s['ns_undefined'])})" if s["ns_undefined"] else ""
+    lines += [
+        "",
+        f"- mean NS: {mean_ns} over {s['ns_defined']} task(s){undefined}",
+        f"- crew >= FLAML: {s['crew_ge_flaml']}/{s['tasks']}",
+        f"- valid submissions: crew {_rate(s['crew_valid_rate'])}, FLAML {_rate(s['flaml_valid_rate'])}",
+        f"- every crew run within budget + {BUDGET_SLACK:.0%}: {'yes' if s['crew_all_within_budget'] else 'no'}"
+        + (f" (over: {', '.join(s['crew_over_budget'])})" if s["crew_over_budget"] else "")
+        + ("" if s["crew_max_wall_over_budget"] is None else f"; max wall/budget {s['crew_max_wall_over_budget']:.3f}"),
+    ]
+    for r in results:
+        for side, err in (("crew", r.crew_error), ("FLAML", r.flaml_error)):
+            if err:
+                lines.append(f"- {r.task}: {side}: {err}")
+    return "\n".join(lines)
+
+
+def _rate(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+# -- tasks ----------------------------------------------------------------------------------------
+
+
+def discover_tasks() -> dict[str, tuple[Path, Path]]:
+    """Task name -> (task folder, answers.csv): the shared development tasks and the example task."""
+    found: dict[str, tuple[Path, Path]] = {}
+    if SHARED_TASKS.is_dir():
+        for folder in sorted(SHARED_TASKS.iterdir()):
+            answers = folder / "grading" / "answers.csv"
+            if (folder / "task.yaml").is_file() and answers.is_file():
+                found[folder.name] = (folder, answers)
+    if (EXAMPLE_TASK / "task.yaml").is_file() and EXAMPLE_ANSWERS.is_file():
+        found[EXAMPLE_TASK.name] = (EXAMPLE_TASK, EXAMPLE_ANSWERS)
+    return found
+
+
+def dummy_raw(task: Any, y: np.ndarray, n_test: int) -> np.ndarray:
+    """The dummy's raw predictions: class priors for classification (argmax: the majority class), train mean otherwise."""
+    if task.target_type == "regression":
+        return np.full(n_test, float(np.mean(np.asarray(y, dtype=float))))
+    labels = np.asarray(y, dtype=object)
+    priors = np.array([np.mean(labels == c) for c in task.classes], dtype=float)
+    return np.tile(priors, (n_test, 1))
+
+
+def dummy_score(task: Any, answers: Path, workdir: Path) -> float:
+    from crew import grade
+    from crew.tools.ensemble import submission_frame, task_rows
+
+    rows = task_rows(task)
+    frame = submission_frame(task, rows.test_ids, dummy_raw(task, rows.y, len(rows.test_ids)))
+    path = workdir / "dummy_submission.csv"
+    frame.to_csv(path, index=False)
+    report = grade(task, path, answers)
+    if report.score is None:
+        raise RuntimeError(f"{task.name}: the dummy submission did not grade: {report.error}")
+    return float(report.score)
+
+
+# -- the two sides --------------------------------------------------------------------------------
+
+
+def _run(cmd: list[str], log: Path, cpus: list[int] | None, timeout: float, cwd: Path) -> tuple[float, int]:
+    """Run `cmd` in its own session pinned to `cpus`; (wall seconds, exit status). Killed (group) at `timeout`."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus and hasattr(os, "sched_setaffinity") else None
+    with log.open("w") as out:
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, preexec_fn=pin,
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            code = proc.wait()
+        wall = time.monotonic() - start
+    return wall, code
+
+
+def _tail(path: Path, n: int = 400) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return " ".join(text[-n:].split())
+
+
+def run_crew(task_dir: Path, out: Path, budget_s: float, seed: int, cpus: list[int] | None) -> tuple[float, int, Path]:
+    cmd = [sys.executable, "-m", "crew", "solve", str(task_dir), "--out", str(out / "run"),
+           "--budget", f"{budget_s:g}s", "--quiet", "--seed", str(seed)]
+    out.mkdir(parents=True, exist_ok=True)
+    wall, code = _run(cmd, out / "crew.log", cpus, timeout=2 * budget_s + 120, cwd=REPO)
+    return wall, code, out / "run"
+
+
+def flaml_margin(budget_s: float) -> float:
+    """Seconds kept back from FLAML's `time_budget` for predicting and writing the submission."""
+    return max(3.0, 0.05 * budget_s)
+
+
+def run_flaml(task: Any, task_dir: Path, out: Path, budget_s: float, seed: int, cpus: list[int] | None) -> tuple[float, int]:
+    """FLAML in a subprocess: the spec names task.yaml, train and test, never the answers."""
+    out.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "task_yaml": str((task_dir / "task.yaml").resolve()),
+        "train": str(task.path(task.data.train)),
+        "test": str(task.path(task.data.test)),
+        "budget_s": budget_s,
+        "margin_s": flaml_margin(budget_s),
+        "seed": seed,
+        "n_jobs": len(cpus) if cpus else (os.cpu_count() or 1),
+        "submission": str(out / "submission.csv"),
+        "result": str(out / "result.json"),
+        "launched": time.time(),
+    }
+    (out / "spec.json").write_text(json.dumps(spec, indent=1))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--flaml-worker", str(out / "spec.json")]
+    return _run(cmd, out / "flaml.log", cpus, timeout=2 * budget_s + 120, cwd=out)
+
+
+def _read_frame(path: str) -> Any:
+    import pandas as pd
+
+    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+
+
+def prepare_features(train: Any, test: Any) -> tuple[Any, Any]:
+    """String columns as pandas categories (the train's categories; unseen test values become missing).
+
+    A string column whose values nearly all parse as ISO dates becomes a
+    datetime column instead, which FLAML expands into date parts itself.
+    """
+    import pandas as pd
+    from pandas.api import types as pdt
+
+    train, test = train.copy(), test.copy()
+    for col in train.columns:
+        if pdt.is_numeric_dtype(train[col]) or pdt.is_bool_dtype(train[col]) or pdt.is_datetime64_any_dtype(train[col]):
+            continue
+        values = train[col].dropna()
+        sample = values.astype(str).head(1000)
+        if len(sample) and sample.str.contains(r"\d{4}-\d{2}-\d{2}", regex=True).mean() > 0.95:
+            parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601")
+            if parsed.notna().mean() > 0.95:
+                train[col] = pd.to_datetime(train[col], errors="coerce", format="ISO8601")
+                test[col] = pd.to_datetime(test[col], errors="coerce", format="ISO8601")
+                continue
+        dtype = pd.CategoricalDtype(sorted(values.astype(str).unique()))
+        for frame in (train, test):
+            text = frame[col].astype(str).where(frame[col].notna())
+            frame[col] = text.where(text.isin(dtype.categories)).astype(dtype)
+    return train, test
+
+
+def flaml_worker(spec_path: Path) -> None:
+    """The FLAML side, run as `compare.py --flaml-worker SPEC` in its own process."""
+    spec = json.loads(spec_path.read_text())
+    from flaml import AutoML
+
+    from crew import Task
+    from crew._metrics import canonical_labels, positive_label
+    from crew.tools.ensemble import submission_frame
+
+    task = Task.load(spec["task_yaml"])
+    train, test = _read_frame(spec["train"]), _read_frame(spec["test"])
+    train = train[train[task.target].notna()].reset_index(drop=True)
+    test_ids = test[task.id_column].to_numpy() if task.id_column else None
+    drop = [c for c in (task.id_column, task.target) if c]
+    X, X_test = prepare_features(train.drop(columns=drop), test.drop(columns=[c for c in drop if c in test.columns]))
+    metric = flaml_metric(task.metric, task.target_type)
+    classes = task.classes
+    if task.target_type == "regression":
+        y = train[task.target].to_numpy(dtype=float)
+        if metric.log_target:
+            y = np.log1p(np.clip(y, 0, None))
+        flaml_task = "regression"
+    elif task.target_type == "binary":  # 1 = the positive class, so f1 and roc_auc point the right way
+        y = (canonical_labels(train[task.target].to_numpy()) == positive_label(classes)).astype(int)
+        flaml_task = "classification"
+    else:
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.array([index[c] for c in canonical_labels(train[task.target].to_numpy())], dtype=int)
+        flaml_task = "classification"
+
+    elapsed = time.time() - spec["launched"]
+    time_budget = max(1.0, spec["budget_s"] - elapsed - spec["margin_s"])
+    automl = AutoML()
+    automl.fit(X, y, task=flaml_task, metric=balanced_accuracy_loss if metric.custom else metric.name,
+               time_budget=time_budget, seed=spec["seed"], n_jobs=spec["n_jobs"], verbose=0)
+
+    n = len(X_test)
+    if task.target_type == "regression":
+        raw = np.asarray(automl.predict(X_test), dtype=float)
+        if metric.log_target:
+            raw = np.expm1(raw)
+    elif task.metric_info.submission == "label":
+        pred = np.asarray(automl.predict(X_test)).astype(int)
+        if task.target_type == "binary":
+            pred = np.where(pred == 1, classes.index(positive_label(classes)), 1 - classes.index(positive_label(classes)))
+        raw = np.zeros((n, len(classes)))
+        raw[np.arange(n), pred] = 1.0
+    else:
+        proba = np.asarray(automl.predict_proba(X_test), dtype=float)
+        learned = [int(c) for c in automl.classes_]
+        raw = np.zeros((n, len(classes)))
+        if task.target_type == "binary":
+            pos = classes.index(positive_label(classes))
+            p1 = proba[:, learned.index(1)]
+            raw[:, pos], raw[:, 1 - pos] = p1, 1 - p1
+        else:
+            raw[:, learned] = proba
+    submission_frame(task, test_ids, raw).to_csv(spec["submission"], index=False)
+    Path(spec["result"]).write_text(json.dumps({
+        "best_estimator": automl.best_estimator, "best_loss": automl.best_loss, "best_config": automl.best_config,
+        "time_budget": time_budget, "wall_s": time.time() - spec["launched"],
+    }, default=str, indent=1))
+
+
+# -- one task, all tasks ---------------------------------------------------------------------------
+
+
+def compare_task(name: str, task_dir: Path, answers: Path, work: Path, budget_s: float | None, seed: int,
+                 cpus: list[int] | None) -> TaskResult:
+    from crew import Task, grade
+
+    task = Task.load(task_dir / "task.yaml")
+    budget = float(budget_s if budget_s is not None else task.budget.wall_time)
+    work.mkdir(parents=True, exist_ok=True)
+    dummy = dummy_score(task, answers, work)
+
+    _log(f"{name}: crew solve, budget {budget:g}s")
+    crew_wall, crew_code, run_dir = run_crew(task_dir, work / "crew", budget, seed, cpus)
+    crew_sub = run_dir / task.output_name
+    crew_report = grade(task, crew_sub, answers) if crew_sub.is_file() else None
+    crew_error = None if crew_report is not None else f"no {crew_sub.name} (exit {crew_code}): {_tail(work / 'crew' / 'crew.log')}"
+    if crew_report is not None and crew_report.error:
+        crew_error = crew_report.error
+    elif crew_code != 0:
+        crew_error = f"exit {crew_code} (submission graded anyway): {_tail(work / 'crew' / 'crew.log')}"
+
+    _log(f"{name}: FLAML, budget {budget:g}s")
+    flaml_wall, flaml_code = run_flaml(task, task_dir, work / "flaml", budget, seed, cpus)
+    flaml_sub = work / "flaml" / "submission.csv"
+    flaml_report = grade(task, flaml_sub, answers) if flaml_sub.is_file() else None
+    flaml_error = None if flaml_report is not None else f"no submission (exit {flaml_code}): {_tail(work / 'flaml' / 'flaml.log')}"
+    if flaml_report is not None and flaml_report.error:
+        flaml_error = flaml_report.error
+    result_file = work / "flaml" / "result.json"
+    best = json.loads(result_file.read_text()).get("best_estimator") if result_file.is_file() else None
+
+    result = TaskResult(
+        task=name, metric=task.metric or "", higher_is_better=task.metric_info.higher_is_better, budget_s=budget,
+        dummy=dummy, crew=None if crew_report is None else crew_report.score,
+        flaml=None if flaml_report is None else flaml_report.score, crew_wall_s=crew_wall, flaml_wall_s=flaml_wall,
+        crew_error=crew_error, flaml_error=flaml_error, flaml_best_estimator=best,
+    )
+    _log(f"{name}: crew {_fmt(result.crew)} ({crew_wall:.1f}s), FLAML {_fmt(result.flaml)} ({flaml_wall:.1f}s), "
+         f"dummy {_fmt(dummy)}, NS {'n/a' if result.ns is None else f'{result.ns:.3f}'}")
+    return result
+
+
+def _log(text: str) -> None:
+    print(f"[compare] {text}", file=sys.stderr, flush=True)
+
+
+def _cpus(cores: int) -> list[int] | None:
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    usable = sorted(os.sched_getaffinity(0))
+    if cores > len(usable):
+        _log(f"--cores {cores} but only {len(usable)} usable; using {len(usable)}")
+    return usable[:max(1, cores)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", help="wall budget for each side on every task, e.g. 5m (default: each task's wall_time)")
+    parser.add_argument("--tasks", help="comma-separated task names (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default bench/compare.json)")
+    parser.add_argument("--cores", type=int, default=2, help="CPUs both sides are pinned to; FLAML's n_jobs (default 2)")
+    parser.add_argument("--work", type=Path, help="folder for the run folders (default runs/compare-<time>)")
+    parser.add_argument("--flaml-worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if importlib.util.find_spec("flaml") is None:
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    if args.flaml_worker is not None:
+        flaml_worker(args.flaml_worker)
+        return 0
+    try:
+        from flaml import AutoML  # noqa: F401  (the automl extras: lightgbm, xgboost, scipy)
+    except ImportError as exc:
+        print(f"{INSTALL_HINT} ({exc})", file=sys.stderr)
+        return 2
+
+    from crew._units import parse_duration
+
+    budget = None
+    if args.budget is not None:
+        try:
+            budget = parse_duration(args.budget)
+        except ValueError as exc:
+            parser.error(f"--budget: {exc}")
+    known = discover_tasks()
+    names = list(known) if not args.tasks else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in names if t not in known]
+    if unknown:
+        parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    cpus = _cpus(args.cores)
+    work = args.work or REPO / "runs" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    _log(f"tasks: {', '.join(names)}; cpus {cpus}; run folders in {work}")
+
+    results = [compare_task(name, *known[name], work / name, budget, args.seed, cpus) for name in names]
+    summary = summarize(results)
+    print(render(results, summary))
+
+    import flaml
+
+    from crew import __version__ as crew_version
+
+    payload = {
+        "budget_override_s": budget, "seed": args.seed, "cpus": cpus, "work": str(work),
+        "crew_version": crew_version, "flaml_version": flaml.__version__,
+        "results": [asdict(r) for r in results], "summary": summary,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    _log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
