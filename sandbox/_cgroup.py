@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+import uuid
 from pathlib import Path
 
 __all__ = ["Cgroup", "cgroup_support"]
@@ -27,7 +29,8 @@ def _own_path(controller: str) -> str | None:
 
 
 def _writable_dir(path: Path) -> bool:
-    probe = path / f"crew-probe-{os.getpid()}"
+    # unique per call: concurrent launches from threads of one process must not trip over each other's probe
+    probe = path / f"crew-probe-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}"
     try:
         probe.mkdir()
         probe.rmdir()

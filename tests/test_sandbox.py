@@ -158,3 +158,12 @@ def test_overhead_benchmark_runs():
     proc = subprocess.run([sys.executable, str(script), "--runs", "2"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "added by the sandbox:" in proc.stdout and "ratio" in proc.stdout
+
+
+def test_concurrent_launches_from_threads_each_get_their_cgroup(executor):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: executor.run(Launch(code=f"print({i})", limits=Limits(wall_time=30))), range(8)))
+    assert [r.reason for r in results] == ["ok"] * 8
+    assert [r.stdout_tail.strip() for r in results] == [str(i) for i in range(8)]
