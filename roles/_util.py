@@ -8,9 +8,43 @@ from typing import Any, ClassVar
 from crew import Action, Task
 
 
+_LOADED: dict[Path, tuple[tuple[tuple[str, int, int], ...], Task]] = {}
+
+
+def _stamp(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    stats = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            return ()
+        stats.append((str(path), info.st_mtime_ns, info.st_size))
+    return tuple(stats)
+
+
+def _task_files(task: Task, yaml_path: Path) -> list[Path]:
+    data = task.data
+    named = [data.train, data.test, data.sample_submission] if data is not None else []
+    return [yaml_path, *(task.path(n) for n in named if n)]
+
+
 def as_task(value: Any) -> Task:
-    """The state's `task` may be a Task or the path of its task.yaml (paths survive checkpoints)."""
-    return value if isinstance(value, Task) else Task.load(Path(value))
+    """The state's `task` may be a Task or the path of its task.yaml (paths survive checkpoints).
+
+    Every role of every experiment branch reads the task, and loading
+    re-checks all its data; a path is loaded once and reused while the
+    task.yaml and its data files are unchanged.
+    """
+    if isinstance(value, Task):
+        return value
+    path = Path(value).resolve()
+    yaml_path = path / "task.yaml" if path.is_dir() else path
+    cached = _LOADED.get(yaml_path)
+    if cached is not None and cached[0] and _stamp([Path(p) for p, _, _ in cached[0]]) == cached[0]:
+        return cached[1]
+    task = Task.load(yaml_path)
+    _LOADED[yaml_path] = (_stamp(_task_files(task, yaml_path)), task)
+    return task
 
 
 class WriteFile(Action):

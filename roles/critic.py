@@ -97,16 +97,8 @@ def apply_changes(code: str, changes: Mapping[str, int]) -> str:
 
 
 def _changed_workload(work: Workload, changes: Mapping[str, int]) -> Workload:
-    update: dict[str, Any] = {}
-    if "tune_trials" in changes:
-        update["tune_trials"] = changes["tune_trials"]
-    if "folds" in changes:
-        update["folds"] = changes["folds"]
-    if "estimators" in changes:
-        update["estimators"] = changes["estimators"]
-    if "subsample" in changes:
-        update["subsample"] = changes["subsample"]
-    return work.model_copy(update=update)
+    """The workload a variant runs: each knob is the Workload field of the same name."""
+    return work.model_copy(update=dict(changes))
 
 
 def _on_board(blackboard: Blackboard, exp_id: str) -> bool:

@@ -15,7 +15,7 @@ from rich.table import Table
 from crew import Blackboard, ChatBrain, CrewError, Task
 from crew._cli import _fail as fail
 from crew._units import parse_duration
-from crew.workflows.solve import solve
+from crew.workflows.solve import default_run_dir, solve
 from crew.workflows.strategies import STRATEGIES
 
 __all__ = ["register"]
@@ -135,11 +135,11 @@ def _solve_command(task: Path | None, out: Path | None, llm: str, strategy: str,
     view = _View((run_dir or Path("runs")) / "blackboard.sqlite", wall or shown.budget.wall_time,
                  shown.metric or "", shown.metric_info.higher_is_better, quiet, console)
     if quiet:
-        summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view)
+        summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view, loaded)
     else:
         with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
             view.live = live
-            summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view)
+            summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view, loaded)
             live.update(view.table())
     final = summary["final"]
     console.print(f"submission: {summary['submission']}", highlight=False)
@@ -150,11 +150,9 @@ def _solve_command(task: Path | None, out: Path | None, llm: str, strategy: str,
 
 
 def _run(task: Path | None, out: Path | None, brain: Any, strategy: str, workers: int | None, wall: float | None,
-         seed: int, resume: Path | None, view: _View) -> dict[str, Any]:
-    if out is None and resume is None and task is not None:
-        from crew.workflows.solve import default_run_dir
-
-        out = default_run_dir(Task.load(task))
+         seed: int, resume: Path | None, view: _View, loaded: Task | None) -> dict[str, Any]:
+    if out is None and resume is None and loaded is not None:
+        out = default_run_dir(loaded)
         view.board_path = out / "blackboard.sqlite"
     return solve(task or Path("."), out=out, brain=brain, strategy=strategy, workers=workers, wall_time=wall,
                  seed=seed, resume=resume, on_event=view)

@@ -27,7 +27,6 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from crew import Blackboard, Brain, Budget, Message, Task
-from crew._tables import read_table
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
 from crew.roles.modeler import Modeler
@@ -83,17 +82,11 @@ def _workers(requested: int | None, task: Task) -> int:
 
 def _constant_submission(task: Task, path: Path) -> None:
     """The first valid submission: class priors or the target's mean, written before any experiment runs."""
-    assert task.data is not None and task.target is not None
     rows = ensemble.task_rows(task)
-    train = read_table(task.path(task.data.train)).filter(~read_table(task.path(task.data.train))[task.target].is_null())
-    y = train[task.target].to_numpy()
     if task.target_type == "regression":
-        raw = np.full(len(rows.test_ids), float(np.mean(y.astype(float))))
+        raw = np.full(len(rows.test_ids), float(np.mean(rows.y)))
     else:
-        from crew._metrics import canonical_labels
-
-        labels = canonical_labels(y)
-        prior = np.array([(labels == c).mean() for c in task.classes])
+        prior = np.array([(rows.y == c).mean() for c in task.classes])
         raw = np.tile(prior, (len(rows.test_ids), 1))
     ensemble.submission_frame(task, rows.test_ids, raw).to_csv(path, index=False)
 
@@ -248,11 +241,10 @@ def _finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher
     tmp = output.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)
     os.replace(tmp, output)
-    names = {str(Path(f).name): f for f in folders}
     weights = {Path(name).name: w for name, w in selection.weights.items() if w}
     return {"kind": selection.kind, "weights": weights, "cv": selection.cv, "spread": selection.spread,
             "single_cv": selection.single_cv, "ensemble_cv": selection.ensemble_cv, "best_single": Path(selection.best_single).name,
-            "rationale": selection.rationale, "experiments": [n for n in names if weights.get(n)]}
+            "rationale": selection.rationale, "experiments": list(weights)}
 
 
 def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain | None = None, strategy: str = "greedy",

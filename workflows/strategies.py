@@ -58,10 +58,11 @@ def _baseline_and_drafts(plan: dict) -> tuple[str, list[str]]:
     return baseline, [d for d in drafts if d != baseline]
 
 
-def _opening(board: Blackboard, plan: dict, n: int, taken: set[tuple[str | None, str]], seed: int) -> list[Step]:
+def _opening(experiments: list[Experiment], plan: dict, n: int, taken: set[tuple[str | None, str]],
+             seed: int) -> list[Step]:
     """The baseline, then one draft per planned model family."""
     baseline, drafts = _baseline_and_drafts(plan)
-    roots = {e.insights[0] for e in board.experiments() if e.parent is None and e.insights}
+    roots = {e.insights[0] for e in experiments if e.parent is None and e.insights}
     steps = []
     for i, model in enumerate([baseline, *drafts]):
         if model not in roots and (None, model) not in taken and len(steps) < n:
@@ -70,12 +71,17 @@ def _opening(board: Blackboard, plan: dict, n: int, taken: set[tuple[str | None,
     return steps
 
 
-def _children(board: Blackboard) -> dict[str, list[Experiment]]:
+def _children(experiments: list[Experiment]) -> dict[str, list[Experiment]]:
     tree: dict[str, list[Experiment]] = {}
-    for e in board.experiments():
+    for e in experiments:
         if e.parent:
             tree.setdefault(e.parent, []).append(e)
     return tree
+
+
+def _tried(tree: dict[str, list[Experiment]], exp_id: str) -> set[str]:
+    """Insights already added to `exp_id` (whatever became of them)."""
+    return {c.insights[-1] for c in tree.get(exp_id, []) if c.insights}
 
 
 def _debug_depth(exp: Experiment, by_id: dict[str, Experiment]) -> int:
@@ -97,10 +103,10 @@ class Greedy:
     def next_steps(self, board: Blackboard, plan: dict, n: int, *, higher_is_better: bool,
                    pending: Sequence[Step] = ()) -> list[Step]:
         taken = {s.key for s in pending}
-        steps = _opening(board, plan, n, taken, self.seed)
         experiments = board.experiments()
+        steps = _opening(experiments, plan, n, taken, self.seed)
         by_id = {e.id: e for e in experiments}
-        tree = _children(board)
+        tree = _children(experiments)
         rng = random.Random(self.seed * 7919 + len(experiments))
         if len(steps) < n:
             failed = [e for e in experiments if e.status == "failed" and e.id not in tree
@@ -115,7 +121,7 @@ class Greedy:
         for exp in ranked:
             if len(steps) >= n:
                 break
-            tried = {c.insights[-1] for c in tree.get(exp.id, []) if c.insights}
+            tried = _tried(tree, exp.id)
             for insight in improvements_for(plan, exp):
                 if insight not in tried and (exp.id, insight) not in taken:
                     steps.append(Step(phase="improve", parent=exp.id, model=exp.spec.get("model"), insight=insight,
@@ -142,9 +148,9 @@ class MCTS:
     def next_steps(self, board: Blackboard, plan: dict, n: int, *, higher_is_better: bool,
                    pending: Sequence[Step] = ()) -> list[Step]:
         taken = {s.key for s in pending}
-        steps = _opening(board, plan, n, taken, self.seed)
         experiments = board.experiments()
-        tree = _children(board)
+        steps = _opening(experiments, plan, n, taken, self.seed)
+        tree = _children(experiments)
         done = sorted((e for e in experiments if e.status in _FINISHED and e.score is not None),
                       key=lambda e: e.score if higher_is_better else -e.score)  # type: ignore[operator]
         reward = {e.id: (i + 1) / len(done) for i, e in enumerate(done)}
@@ -164,9 +170,8 @@ class MCTS:
             total = sum(stats(r)[1] for r in roots)
             node = max(roots, key=lambda r: self._uct(stats(r), total))
             for depth in range(self.max_depth):
-                untried = [i for i in improvements_for(plan, node)
-                           if i not in {c.insights[-1] for c in tree.get(node.id, []) if c.insights}
-                           and (node.id, i) not in taken]
+                tried = _tried(tree, node.id)
+                untried = [i for i in improvements_for(plan, node) if i not in tried and (node.id, i) not in taken]
                 if untried or depth == self.max_depth - 1:
                     break
                 kids = [c for c in tree.get(node.id, []) if c.status in _FINISHED]
