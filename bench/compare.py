@@ -301,9 +301,11 @@ def _tail(path: Path, n: int = 400) -> str:
     return " ".join(text[-n:].split())
 
 
-def run_crew(task_dir: Path, out: Path, budget_s: float, seed: int, cpus: list[int] | None) -> tuple[float, int, Path]:
+def run_crew(task_dir: Path, out: Path, budget_s: float, seed: int, cpus: list[int] | None,
+             extra: tuple[str, ...] = ()) -> tuple[float, int, Path]:
+    """`crew solve` in a subprocess pinned to `cpus`; `extra` CLI options (e.g. `--strategy mcts`) are appended."""
     cmd = [sys.executable, "-m", "crew", "solve", str(task_dir), "--out", str(out / "run"),
-           "--budget", f"{budget_s:g}s", "--quiet", "--seed", str(seed)]
+           "--budget", f"{budget_s:g}s", "--quiet", "--seed", str(seed), *extra]
     out.mkdir(parents=True, exist_ok=True)
     wall, code = _run(cmd, out / "crew.log", cpus, timeout=2 * budget_s + 120, cwd=REPO)
     return wall, code, out / "run"
@@ -371,11 +373,11 @@ def prepare_features(train: Any, test: Any) -> tuple[Any, Any]:
 def flaml_worker(spec_path: Path) -> None:
     """The FLAML side, run as `compare.py --flaml-worker SPEC` in its own process."""
     spec = json.loads(spec_path.read_text())
+    from crew.tools.ensemble import submission_frame
     from flaml import AutoML
 
     from crew import Task
     from crew._metrics import canonical_labels, positive_label
-    from crew.tools.ensemble import submission_frame
 
     task = Task.load(spec["task_yaml"])
     train, test = _read_frame(spec["train"]), _read_frame(spec["test"])

@@ -19,7 +19,7 @@ from crew import Blackboard, Decision, Message, Role, Task
 from crew.roles._util import as_task, tiny_task
 from crew.tools.codecheck import check_code
 from crew.tools.cost import CostModel, Estimate, Observation, Workload, read_workload
-from crew.tools.pipelines import PipelineSpec, render
+from crew.tools.pipelines import PipelineSpec, cached_stages, render
 
 __all__ = ["KNOBS", "Critic", "Verdict", "apply_changes", "calibration", "history"]
 
@@ -160,9 +160,14 @@ class Critic(Role):
         work = read_workload(proposal.get("code", ""), rows=rows, test_rows=task.shapes.get("test", (0, 0))[0],
                              columns=columns, classes=max(1, len(task.classes)),
                              threads=int(proposal.get("threads", 1)))
+        cached = cached_stages(proposal.get("code", ""), state.get("stage_cache"))
+        if "tune" in cached:  # the tuned parameters will be loaded from the stage cache: no trials to pay for
+            work = work.model_copy(update={"tune_trials": 0})
         board = self.blackboard
         model = CostModel(history=history(board) if board is not None else [])
         estimate = model.estimate(work)
+        if cached:
+            estimate = estimate.model_copy(update={"basis": f"{estimate.basis}; cached stages: {', '.join(cached)}"})
         hidden = [str(task.root / "grading")]
         findings = check_code(proposal.get("code", ""), forbidden_paths=hidden)
         allowed_seconds = max(0.0, min(float(remaining.get("experiment_time", 0.0)),

@@ -16,9 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from crew.sandbox._cgroup import Cgroup, cgroup_support
+from pydantic import BaseModel, Field
 
 __all__ = ["Launch", "Limits", "LocalExecutor", "Result"]
 
@@ -53,6 +52,8 @@ class Launch(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     gpus: list[int] = Field(default_factory=list)
     cpus: list[int] = Field(default_factory=list)
+    shared_dir: str | None = Field(default=None, description="a folder the experiments of one run share (the stage "
+                                   "cache), writable, given as $CREW_SHARED")
 
 
 class Result(BaseModel):
@@ -74,7 +75,7 @@ class Result(BaseModel):
     workdir: str
 
 
-def _kept_paths(workdir: Path, data_dir: str | None) -> list[str]:
+def _kept_paths(workdir: Path, data_dir: str | None, shared_dir: str | None = None) -> list[str]:
     """Folders under the private tmp dirs that the experiment still needs: the interpreter, its packages,
     crew's own folders, the data (all bound back read-only) and its work folder (bound back writable).
 
@@ -90,7 +91,7 @@ def _kept_paths(workdir: Path, data_dir: str | None) -> list[str]:
     private = [d.rstrip("/") + "/" for d in _PRIVATE_DIRS]
     under = [p for p in resolved if any(p.startswith(d) for d in private)]
     outermost = [p for p in under if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in under)]
-    return outermost + [str(workdir.resolve())]
+    return outermost + [str(workdir.resolve())] + ([str(Path(shared_dir).resolve())] if shared_dir else [])
 
 
 def _reachable_by_others(path: Path) -> bool:
@@ -144,8 +145,11 @@ class LocalExecutor:
         (workdir / "tmp").mkdir(parents=True, exist_ok=True)
         (workdir / "code.py").write_text(launch.code, encoding="utf-8")
         uid, gid, user_note = self._identity()
+        shared = Path(launch.shared_dir).resolve() if launch.shared_dir else None
+        if shared is not None:
+            shared.mkdir(parents=True, exist_ok=True)
         if uid is not None:
-            for path in [workdir, *workdir.rglob("*")]:
+            for path in [workdir, *workdir.rglob("*"), *([shared] if shared is not None else [])]:
                 os.chown(path, uid, gid)
         support = cgroup_support()
         group = Cgroup(f"crew-{launch.id}-{os.getpid()}", memory=limits.memory, max_processes=limits.max_processes,
@@ -162,8 +166,8 @@ class LocalExecutor:
             "cgroup_procs": group.procs_files if group else [], "isolate_network": self.isolate_network,
             "private_tmp": True, "private_tmp_dirs": _PRIVATE_DIRS, "hide": [str(Path(h).resolve()) for h in launch.hide],
             "read_only_root": uid is None and os.getuid() == 0, "drop_capabilities": uid is None,
-            "writable": [str(workdir.resolve())],
-            "keep": _kept_paths(workdir, launch.data_dir), "rlimits": rlimits,
+            "writable": [str(workdir.resolve())] + ([str(shared)] if shared is not None else []),
+            "keep": _kept_paths(workdir, launch.data_dir, launch.shared_dir), "rlimits": rlimits,
             "uid": uid, "gid": gid, "cpus": launch.cpus, "cwd": str(workdir), "status_fd": status_w,
             "argv": [self.python or sys.executable, "code.py"], "env": env,
         }
@@ -197,6 +201,8 @@ class LocalExecutor:
         env.update({var: str(launch.limits.threads) for var in _THREAD_VARS})
         if launch.data_dir:
             env["CREW_DATA"] = str(Path(launch.data_dir).resolve())
+        if launch.shared_dir:
+            env["CREW_SHARED"] = str(Path(launch.shared_dir).resolve())
         env.update(launch.env)
         return env
 

@@ -119,3 +119,18 @@ def test_bad_solve_arguments_are_one_line_errors(cli, tmp_path):
     assert result.exit_code == 2 and "error:" in result.stderr
     result = cli("solve", EXAMPLE_TASK / "task.yaml", "--budget", "soon")
     assert result.exit_code == 2 and "--budget:" in result.stderr
+
+
+def test_the_search_stops_once_the_last_proposals_were_all_refused_for_time(tmp_path):
+    from crew import Experiment
+    from crew.workflows.solve import _out_of_time_streak
+
+    board = Blackboard(tmp_path / "board.sqlite")
+    board.add_experiment(Experiment(id="a", code="a", status="done", score=1.0))
+    for i, seconds in enumerate((30.0, 40.0)):
+        board.add_experiment(Experiment(id=f"r{i}", code=f"r{i}", status="rejected", estimate={"seconds": seconds}))
+    assert _out_of_time_streak(board, 2, seconds_left=20.0)
+    assert not _out_of_time_streak(board, 2, seconds_left=35.0)  # the 30 s one would fit now
+    assert not _out_of_time_streak(board, 3, seconds_left=20.0)  # a finished experiment breaks the streak
+    board.add_experiment(Experiment(id="p", code="p", status="running"))
+    assert _out_of_time_streak(board, 2, seconds_left=20.0)  # a running one neither breaks nor counts

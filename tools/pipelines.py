@@ -9,7 +9,10 @@ asked) code, one block per SELA stage, with the knobs the critic may turn
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
+import os
 import textwrap
 from collections.abc import Mapping
 from typing import Any
@@ -19,8 +22,19 @@ from pydantic import BaseModel, Field
 from crew import Task
 from crew._metrics import positive_label
 
-__all__ = ["MODELS", "PREPROCESSING", "FEATURES", "PipelineSpec", "TaskInfo", "default_params", "render", "spec_from_report",
-           "stage_blocks"]
+__all__ = [
+    "FEATURES",
+    "MODELS",
+    "PREPROCESSING",
+    "PipelineSpec",
+    "TaskInfo",
+    "cached_stages",
+    "default_params",
+    "render",
+    "spec_from_report",
+    "stage_blocks",
+    "stage_keys",
+]
 
 # family -> (classification estimator, regression estimator, needs scaled one-hot input, handles NaN)
 MODELS: dict[str, tuple[str, str, bool, bool]] = {
@@ -46,10 +60,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "svm": {"C": 1.0},
     "random_forest": {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt"},
     "extra_trees": {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt"},
-    "hist_gradient_boosting": {"max_iter": 300, "learning_rate": 0.06, "max_leaf_nodes": 31, "l2_regularization": 0.0,
+    "hist_gradient_boosting": {"max_iter": 300, "learning_rate": 0.06, "max_leaf_nodes": 31, "l2_regularization": 1e-6,
                                "min_samples_leaf": 20},
     "lightgbm": {"n_estimators": 400, "learning_rate": 0.04, "num_leaves": 31, "min_child_samples": 20,
-                 "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 0.0},
+                 "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1e-6},
     "xgboost": {"n_estimators": 400, "learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.8,
                 "colsample_bytree": 0.8, "reg_lambda": 1.0},
 }
@@ -138,6 +152,7 @@ test_pred.csv (the same for the test set) and predictions.csv (the submission).
 """
 import json
 import os
+import pickle
 import time
 
 import numpy as np
@@ -157,7 +172,33 @@ THREADS = {threads}
 PARAMS = {params}
 TUNE_TRIALS = {tune_trials}
 TUNE_TIMEOUT = {tune_timeout}
+STAGE_KEYS = {stage_keys}
 TIMINGS = {{}}
+STAGE_CACHE = {{}}
+
+
+def cached_stage(stage, compute):
+    """SELA's stage cache: a stage whose code, and the code before it, matches an earlier experiment's is
+    loaded from $CREW_SHARED instead of recomputed. Without $CREW_SHARED the script computes everything."""
+    folder, key = os.environ.get("CREW_SHARED"), STAGE_KEYS.get(stage)
+    if not folder or not key:
+        return compute()
+    path = os.path.join(folder, f"{{stage}}-{{key}}.pkl")
+    if os.path.exists(path):
+        try:
+            with open(path, "rb") as handle:
+                value = pickle.load(handle)
+            STAGE_CACHE[stage] = "hit"
+            return value
+        except Exception as exc:  # a torn or foreign file: recompute and overwrite it
+            STAGE_CACHE[stage] = f"unreadable ({{type(exc).__name__}})"
+    value = compute()
+    partial = f"{{path}}.{{os.getpid()}}.partial"
+    with open(partial, "wb") as handle:
+        pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(partial, path)
+    STAGE_CACHE.setdefault(stage, "stored")
+    return value
 '''
 
 _PREPROCESSING = '''
@@ -438,16 +479,22 @@ def raw_frame(ids, raw):
 
 def main():
     started = time.perf_counter()
-    X, y_raw, X_test, train_ids, test_ids = load_data()
-    y = encode_target(y_raw)
-    TIMINGS["load"] = time.perf_counter() - started
-    mark = time.perf_counter()
-    X, X_test, numeric, categorical = add_features(X, X_test)
-    TIMINGS["features"] = time.perf_counter() - mark
+
+    def prepare():
+        X, y_raw, X_test, train_ids, test_ids = load_data()
+        y = encode_target(y_raw)
+        TIMINGS["load"] = time.perf_counter() - started
+        mark = time.perf_counter()
+        X, X_test, numeric, categorical = add_features(X, X_test)
+        TIMINGS["features"] = time.perf_counter() - mark
+        return X, y, X_test, numeric, categorical, train_ids, test_ids
+
+    X, y, X_test, numeric, categorical, train_ids, test_ids = cached_stage("features", prepare)
+    TIMINGS["prepared"] = time.perf_counter() - started
     params, trials = dict(PARAMS), 0
     if TUNE_TRIALS:
         mark = time.perf_counter()
-        params, trials = tune(X, y, numeric, categorical)
+        params, trials = cached_stage("tune", lambda: tune(X, y, numeric, categorical))
         TIMINGS["tune"] = time.perf_counter() - mark
     mark = time.perf_counter()
     oof, test_pred, fold_scores, train_scores = cross_validate(X, y, X_test, numeric, categorical, params)
@@ -460,7 +507,7 @@ def main():
                "cv_std": float(np.std(fold_scores)), "folds": [float(s) for s in fold_scores],
                "train_score": float(np.mean(train_scores)), "higher_is_better": TASK["higher_is_better"],
                "n_train": int(len(y)), "n_features": int(X.shape[1]), "params": params, "tune_trials": trials,
-               "timings": {{k: round(v, 4) for k, v in TIMINGS.items()}}}}
+               "timings": {{k: round(v, 4) for k, v in TIMINGS.items()}}, "stage_cache": STAGE_CACHE}}
     with open("metrics.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
     print(f"{{TASK['metric']}} cv={{metrics['cv']:.5f}} +- {{metrics['cv_std']:.5f}} over {{FOLDS}} folds "
@@ -542,10 +589,45 @@ def render(spec: PipelineSpec, info: TaskInfo | Task) -> str:
     columns = {"numeric": spec.numeric, "categorical": spec.categorical, "datetime": spec.datetime,
                "text": spec.text, "drop": spec.drop}
     title = ", ".join(spec.insights())
-    header = _HEADER.format(title=title, task=_py(info.model_dump()), columns=_py(columns), folds=spec.folds,
-                            seed=spec.seed, subsample=spec.subsample, threads=spec.threads, params=_py(params),
-                            tune_trials=spec.tune_trials, tune_timeout=spec.tune_timeout)
-    return header + "".join(stage_blocks(spec, info).values())
+    blocks = stage_blocks(spec, info)
+    task, columns_text, params_text = _py(info.model_dump()), _py(columns), _py(params)
+    features_key = _digest(task, columns_text, spec.seed, blocks["preprocessing"].split("\n\ndef preprocessor(")[0],
+                           blocks["feature_engineering"])
+    keys = {"features": features_key}
+    if spec.tune_trials:
+        keys["tune"] = _digest(features_key, blocks["preprocessing"], blocks["model"], blocks["evaluation"], params_text,
+                               spec.folds, spec.subsample, spec.tune_trials, spec.tune_timeout)
+    header = _HEADER.format(title=title, task=task, columns=columns_text, folds=spec.folds,
+                            seed=spec.seed, subsample=spec.subsample, threads=spec.threads, params=params_text,
+                            tune_trials=spec.tune_trials, tune_timeout=spec.tune_timeout, stage_keys=_py(keys))
+    return header + "".join(blocks.values())
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:20]
+
+
+def stage_keys(code: str) -> dict[str, str]:
+    """The `STAGE_KEYS` literal of an experiment script (empty for code that has none, e.g. an LLM's)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return {}
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "STAGE_KEYS" for t in node.targets)):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return {}
+            return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return {}
+
+
+def cached_stages(code: str, folder: str | os.PathLike[str] | None) -> list[str]:
+    """Stages of `code` whose results already sit in the stage cache `folder`: they will be loaded, not run."""
+    if not folder:
+        return []
+    return [stage for stage, key in stage_keys(code).items() if os.path.exists(os.path.join(folder, f"{stage}-{key}.pkl"))]
 
 
 def spec_from_report(model: str, report: Mapping[str, Any], **fields: Any) -> PipelineSpec:

@@ -64,7 +64,15 @@ class ExperimentState(TypedDict, total=False):
     verdict: dict
     result: dict
     review: dict
+    stage_cache: str
     finished: Annotated[list[str], operator.add]
+
+
+def _out_of_time_streak(board: Blackboard, n: int, seconds_left: float) -> bool:
+    """The last `n` proposals were all rejected by the critic as needing more time than is left now."""
+    recent = [e for e in board.experiments() if e.status not in ("proposed", "running")][-n:]
+    return len(recent) == n and all(
+        e.status == "rejected" and float(e.estimate.get("seconds") or 0.0) > seconds_left for e in recent)
 
 
 def default_run_dir(task: Task) -> Path:
@@ -102,6 +110,7 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
     higher = task.metric_info.higher_is_better
     output = run_dir / task.output_name
     hidden = [str(task.root / "grading")]
+    stage_cache = run_dir / "stage_cache"
 
     def remaining() -> dict[str, Any]:
         left = budget.remaining()
@@ -125,7 +134,7 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
             return {"result": {**base, "reason": "rejected", "detail": "no wall time left"}}
         budget.charge(experiments=1)
         board.update_experiment(exp_id, status="running")
-        launch = Launch(id=exp_id, code=verdict["code"], data_dir=str(task.root), hide=hidden,
+        launch = Launch(id=exp_id, code=verdict["code"], data_dir=str(task.root), hide=hidden, shared_dir=str(stage_cache),
                         limits=Limits(wall_time=wall, memory=left.memory, threads=threads))
         result = executor.run(launch)
         board.update_experiment(exp_id, wall_time=result.wall_time, peak_memory=result.peak_memory,
@@ -182,11 +191,13 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         cheapest = max(_MIN_EXPERIMENT, 0.8 * min(times)) if times else _MIN_EXPERIMENT
         if budget.exhausted() or left.wall_time - reserve < cheapest:
             return "finalize"  # not even the cheapest experiment so far would fit
+        if _out_of_time_streak(board, 2 * workers, left.wall_time - reserve):
+            return "finalize"  # the last proposals were all refused for time, and less time is left now
         steps = search.next_steps(board, state["plan"], workers, higher_is_better=higher)
         if not steps:
             return "finalize"
         base = {"task": state["task"], "blackboard": state["blackboard"], "data_report": state["data_report"],
-                "plan": state["plan"], "remaining": remaining()}
+                "plan": state["plan"], "remaining": remaining(), "stage_cache": str(stage_cache)}
         return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": threads}}) for step in steps]
 
     def finalize(state: SolveState) -> dict[str, Any]:

@@ -1,0 +1,96 @@
+"""The pipeline catalogue: every family renders to a runnable script; SELA's stage cache reuses stages."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crew import Task
+from crew.roles._util import tiny_task
+from crew.sandbox import Launch, Limits, LocalExecutor
+from crew.tools.pipelines import MODELS, PipelineSpec, cached_stages, render, stage_keys
+
+
+@pytest.fixture
+def task(tmp_path: Path) -> Task:
+    return Task.load(tiny_task(tmp_path / "task"))
+
+
+def _spec(task: Task, **fields) -> PipelineSpec:
+    frame = pd.read_csv(task.path(task.data.train))
+    numeric = [c for c in frame.columns if c not in (task.target, task.id_column) and frame[c].dtype.kind in "if"]
+    categorical = [c for c in frame.columns if c not in (task.target, task.id_column, *numeric)]
+    return PipelineSpec(numeric=numeric, categorical=categorical, folds=3, **fields)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_family_renders_valid_python_with_stage_keys(task: Task, model: str) -> None:
+    code = render(_spec(task, model=model), task)
+    ast.parse(code)
+    assert set(stage_keys(code)) == {"features"}
+    tuned = render(_spec(task, model=model, tune_trials=2), task)
+    assert set(stage_keys(tuned)) == {"features", "tune"}
+
+
+def test_stage_keys_follow_the_code_that_feeds_each_stage(task: Task) -> None:
+    base = stage_keys(render(_spec(task, model="lightgbm", tune_trials=2), task))
+    other_model = stage_keys(render(_spec(task, model="xgboost", tune_trials=2), task))
+    more_features = stage_keys(render(_spec(task, model="lightgbm", tune_trials=2, features=["frequency_encoding"]), task))
+    more_trials = stage_keys(render(_spec(task, model="lightgbm", tune_trials=3), task))
+    assert other_model["features"] == base["features"] and other_model["tune"] != base["tune"]
+    assert more_features["features"] != base["features"] and more_features["tune"] != base["tune"]
+    assert more_trials["features"] == base["features"] and more_trials["tune"] != base["tune"]
+    assert stage_keys("x = 1") == {} and stage_keys("def (") == {}
+
+
+def test_a_repeated_stage_is_loaded_from_the_shared_cache_in_the_sandbox(task: Task, tmp_path: Path) -> None:
+    executor = LocalExecutor(root=tmp_path / "experiments")
+    shared = tmp_path / "stage_cache"
+    first_code = render(_spec(task, model="lightgbm", tune_trials=2), task)
+    limits = Limits(wall_time=120, memory=2 * 1024**3)
+
+    def run(code: str, exp_id: str) -> dict:
+        result = executor.run(Launch(id=exp_id, code=code, data_dir=str(task.root), limits=limits, shared_dir=str(shared)))
+        assert result.reason == "ok", result.stderr_tail
+        return json.loads((Path(result.workdir) / "metrics.json").read_text())
+
+    assert cached_stages(first_code, shared) == []
+    first = run(first_code, "first")
+    assert first["stage_cache"] == {"features": "stored", "tune": "stored"}
+    assert sorted(cached_stages(first_code, shared)) == ["features", "tune"]
+
+    again = run(first_code.replace("crew experiment:", "crew experiment (again):"), "again")
+    assert again["stage_cache"] == {"features": "hit", "tune": "hit"}
+    assert again["params"] == first["params"] and again["cv"] == pytest.approx(first["cv"])
+    assert "load" not in again["timings"] and "tune" in again["timings"]
+
+    sibling = run(render(_spec(task, model="extra_trees"), task), "sibling")
+    assert sibling["stage_cache"] == {"features": "hit"}
+
+    key = stage_keys(first_code)["features"]
+    (shared / f"features-{key}.pkl").write_bytes(b"torn")
+    torn = run(first_code, "torn")
+    assert torn["stage_cache"]["features"].startswith("unreadable") and torn["cv"] == pytest.approx(first["cv"])
+
+
+def test_without_a_shared_folder_the_script_computes_every_stage(task: Task, tmp_path: Path) -> None:
+    code = render(_spec(task, model="linear"), task)
+    result = LocalExecutor(root=tmp_path / "experiments").run(Launch(code=code, data_dir=str(task.root)))
+    assert result.reason == "ok", result.stderr_tail
+    metrics = json.loads((Path(result.workdir) / "metrics.json").read_text())
+    assert metrics["stage_cache"] == {} and "load" in metrics["timings"]
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_family_tunes_from_its_default_parameters(task: Task, tmp_path: Path, model: str) -> None:
+    """The defaults are enqueued as optuna's first trial, so each must lie inside the family's search space."""
+    code = render(_spec(task, model=model, tune_trials=2), task)
+    result = LocalExecutor(root=tmp_path / "experiments").run(
+        Launch(code=code, data_dir=str(task.root), limits=Limits(wall_time=120, memory=2 * 1024**3)))
+    assert result.reason == "ok", result.stderr_tail
+    metrics = json.loads((Path(result.workdir) / "metrics.json").read_text())
+    assert metrics["tune_trials"] == 2
