@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     from crew._blackboard import Blackboard
     from crew._role import Role
 
-__all__ = ["Brain", "ChatBrain", "ExpertBrain", "LLMAuthError", "MalformedAnswer", "chat_model_from_string"]
+__all__ = ["ROLES", "Brain", "ChatBrain", "ExpertBrain", "LLMAuthError", "MalformedAnswer", "chat_model_from_string",
+           "llm_spec_problem", "team_brains"]
+
+ROLES = ("analyst", "planner", "modeler", "critic", "reviewer", "optimizer")
+"""The team's role profiles, the names `--llm role=model` and task.yaml's `llm:` mapping accept."""
 
 _PROVIDERS = {
     "openai": ("langchain_openai", "ChatOpenAI"),
@@ -77,6 +81,59 @@ def chat_model_from_string(spec: str, **kwargs: Any) -> BaseChatModel:
     return _load(provider, spec)(model=model, **kwargs)
 
 
+def llm_spec_problem(spec: object) -> str | None:
+    """Why `spec` cannot name a brain (None when it can): `offline`, `provider:model`, or an http(s) URL."""
+    if not isinstance(spec, str) or not spec.strip():
+        return "must be a string: offline, provider:model or an OpenAI-compatible URL"
+    if spec == "offline" or spec.startswith(("http://", "https://")):
+        return None
+    provider, sep, model = spec.partition(":")
+    if not sep or provider not in _PROVIDERS or not model:
+        return (f"cannot read {spec!r}: write offline, provider:model with provider one of {', '.join(_PROVIDERS)}, "
+                "or an OpenAI-compatible URL such as http://127.0.0.1:8000/v1#my-model")
+    return None
+
+
+def team_brains(*specs: str | Mapping[str, str] | None, budget: Budget | None = None,
+                model_kwargs: dict[str, Any] | None = None) -> dict[str, Brain]:
+    """One brain per role from `--llm` style specs, later specs overriding earlier ones.
+
+    Each spec is `MODEL` (every role), `ROLE=MODEL`, or a mapping role ->
+    model with `default` for the roles not named (task.yaml's `llm:`). MODEL
+    is `offline` or anything `chat_model_from_string` reads. Roles naming the
+    same model share one ChatBrain, so one money budget (`budget`) covers them.
+    """
+    chosen: dict[str, str] = dict.fromkeys(ROLES, "offline")
+    for spec in specs:
+        if spec is None:
+            continue
+        items = list(spec.items()) if isinstance(spec, Mapping) else [_split_role(spec)]
+        for role, model in items:
+            problem = llm_spec_problem(model)
+            if problem:
+                raise CrewError(f"llm{'.' + role if role != 'default' else ''}: {problem}")
+            if role == "default":
+                chosen = dict.fromkeys(ROLES, model)
+            elif role in ROLES:
+                chosen[role] = model
+            else:
+                raise CrewError(f"llm: unknown role {role!r}; fix: name one of {', '.join(ROLES)} (or default)")
+    shared: dict[str, Brain] = {}
+    for model in set(chosen.values()):
+        shared[model] = ExpertBrain() if model == "offline" else ChatBrain(model, budget=budget, model_kwargs=model_kwargs)
+    return {role: shared[model] for role, model in chosen.items()}
+
+
+def _split_role(spec: str) -> tuple[str, str]:
+    head, sep, tail = spec.partition("=")
+    if sep and head in (*ROLES, "default"):
+        return head, tail
+    if sep and "://" not in head and ":" not in head:
+        raise CrewError(f"--llm {spec}: unknown role {head!r}; fix: name one of {', '.join(ROLES)}, e.g. "
+                        "--llm modeler=openai:gpt-4o")
+    return "default", spec
+
+
 def _load(provider: str, spec: str) -> Any:
     module_name, class_name = _PROVIDERS[provider]
     try:
@@ -95,6 +152,9 @@ class ChatBrain:
     facts, and every call's tokens and cost, go on the blackboard. A money
     budget stops calls once spent; models of unknown price are charged at the
     most expensive known price, with one warning, so the budget still holds.
+    Rate limits, timeouts and 5xx are retried `provider_retries` times with
+    exponential backoff from `backoff` seconds (never sleeping past the
+    budget's wall time); an auth error stops the run at once.
     """
 
     name = "chat"
@@ -108,9 +168,13 @@ class ChatBrain:
         prices: dict[str, tuple[float, float]] | None = None,
         fallback: Brain | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        provider_retries: int = 3,
+        backoff: float = 1.0,
     ):
         self.model = model
         self.max_retries = max_retries
+        self.provider_retries = provider_retries
+        self.backoff = backoff
         self.budget = budget
         self.prices = prices
         self.fallback = fallback
@@ -161,18 +225,34 @@ class ChatBrain:
         return fallback.decide(role, context, blackboard=blackboard)
 
     def _invoke(self, role: Role, messages: list[Any], blackboard: Blackboard | None) -> Any:
-        started = time.monotonic()
-        try:
-            answer = self.chat_model.invoke(messages)
-        except Exception as exc:  # providers raise their own types; classify by status and name
-            if _is_auth_error(exc):
-                raise LLMAuthError(f"the model {self.model_name!r} refused the credentials ({type(exc).__name__}); "
-                                   f"fix: set a valid API key for its provider") from None
-            self._record(blackboard, role, messages, None, ok=False, note=f"{type(exc).__name__}: {str(exc)[:200]}")
-            self._note(blackboard, role, "brain.error", f"chat model call failed: {type(exc).__name__}", {"error": str(exc)[:500]})
-            return None
-        self._record(blackboard, role, messages, answer, ok=True, note=f"{time.monotonic() - started:.2f}s")
-        return answer
+        for attempt in range(1 + self.provider_retries):
+            started = time.monotonic()
+            try:
+                answer = self.chat_model.invoke(messages)
+            except Exception as exc:  # providers raise their own types; classify by status and name
+                if _is_auth_error(exc):
+                    raise LLMAuthError(f"the model {self.model_name!r} refused the credentials ({type(exc).__name__}); "
+                                       f"fix: set a valid API key for its provider") from None
+                self._record(blackboard, role, messages, None, ok=False, note=f"{type(exc).__name__}: {str(exc)[:200]}")
+                delay = min(_MAX_BACKOFF, self.backoff * 2**attempt)
+                if _is_transient(exc) and attempt < self.provider_retries and self._can_wait(delay):
+                    self._note(blackboard, role, "brain.provider_retry",
+                               f"{type(exc).__name__}; retrying in {delay:.1f}s (attempt {attempt + 1})",
+                               {"attempt": attempt + 1, "delay": delay, "error": str(exc)[:500]})
+                    time.sleep(delay)
+                    continue
+                self._note(blackboard, role, "brain.error", f"chat model call failed: {type(exc).__name__}",
+                           {"error": str(exc)[:500], "transient": _is_transient(exc), "attempts": attempt + 1})
+                return None
+            self._record(blackboard, role, messages, answer, ok=True, note=f"{time.monotonic() - started:.2f}s")
+            return answer
+        return None
+
+    def _can_wait(self, delay: float) -> bool:
+        """Backoff never eats the run's last minutes: sleep only while a tenth of the wall time left covers it."""
+        if self.budget is None:
+            return True
+        return delay <= 0.1 * self.budget.remaining().wall_time
 
     def _record(self, blackboard: Blackboard | None, role: Role, messages: list[Any], answer: Any, *, ok: bool, note: str) -> None:
         usage = getattr(answer, "usage_metadata", None) or {}
@@ -247,6 +327,25 @@ def parse_decision(content: Any, decision: type[Decision]) -> Decision:
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors()[:8])
         raise MalformedAnswer(f"the JSON does not fit {decision.__name__}: {details}") from None
+
+
+_MAX_BACKOFF = 30.0
+_TRANSIENT_NAMES = ("RateLimit", "Timeout", "APIConnection", "Connection", "ServiceUnavailable", "InternalServer",
+                    "Overloaded", "APIStatusError")
+
+
+def _status(exc: Exception) -> int | None:
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _is_transient(exc: Exception) -> bool:
+    """Worth retrying: rate limits (429), timeouts (408) and server errors (5xx), by status or by type name."""
+    status = _status(exc)
+    if status is not None:
+        return status in (408, 409, 425, 429) or status >= 500
+    name = type(exc).__name__
+    return isinstance(exc, TimeoutError | ConnectionError) or any(part in name for part in _TRANSIENT_NAMES)
 
 
 def _is_auth_error(exc: Exception) -> bool:

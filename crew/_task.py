@@ -46,6 +46,8 @@ class TaskBudget(BaseModel):
     memory: Bytes = 4 * 1024**3
     gpus: int = Field(default=0, ge=0)
     max_experiments: int = Field(default=50, ge=1)
+    llm_spend: float | None = Field(default=None, ge=0, description="US dollars the chat models may cost in one run; "
+                                    "then the expert policy decides")
 
 
 class TaskData(BaseModel):
@@ -79,6 +81,8 @@ class Task(BaseModel):
     output: str | None = None
     starting_solution: str | None = None
     score: str | None = None
+    llm: str | dict[str, str] | None = Field(default=None, description="who thinks for the roles: `offline`, a chat "
+                                             "model (`openai:gpt-4o`), or a mapping role -> either, `default` for the rest")
 
     _root: Path = PrivateAttr(default_factory=Path)
     _target_type: Literal["binary", "multiclass", "regression"] | None = PrivateAttr(default=None)
@@ -217,9 +221,25 @@ class Task(BaseModel):
         if self.output is not None and (PurePosixPath(self.output).is_absolute() or ".." in PurePosixPath(self.output).parts):
             problems.append(Problem(file, "output", f"{self.output!r} points outside the run folder",
                                     "give a plain file name such as submission.csv"))
+        problems += self._check_llm(file)
         if self.kind == "kernel":
             return problems + self._check_kernel(file)
         return problems + self._check_tabular(file)
+
+    def _check_llm(self, file: str) -> list[Problem]:
+        from crew._brain import ROLES, llm_spec_problem
+
+        items = self.llm.items() if isinstance(self.llm, dict) else ([("default", self.llm)] if self.llm else [])
+        problems = []
+        for role, spec in items:
+            field = "llm" if not isinstance(self.llm, dict) else f"llm.{role}"
+            if role not in (*ROLES, "default"):
+                problems.append(Problem(file, field, f"{role!r} is not a role of the team",
+                                        f"name one of {', '.join(ROLES)}, or `default` for the others"))
+            elif (problem := llm_spec_problem(spec)) is not None:
+                problems.append(Problem(file, field, problem, "e.g. `llm: openai:gpt-4o` or `llm: {modeler: "
+                                                              "ollama:llama3.1, default: offline}`"))
+        return problems
 
     def _check_kernel(self, file: str) -> list[Problem]:
         problems = []

@@ -1,4 +1,5 @@
-"""Public test seams: `ScriptedChatModel` (a chat model that answers from a script) and `check_role`.
+"""Public test seams: `ScriptedChatModel` (a chat model that answers from a script), `ScriptedChatServer` (an
+OpenAI-compatible HTTP server on loopback that answers from a script) and `check_role`.
 
 Like scikit-learn's `check_estimator`, `check_role` is for third parties too:
 run it on your own Role subclass to learn whether it honours the contract
@@ -7,8 +8,12 @@ the workflows rely on.
 
 from __future__ import annotations
 
+import json
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ from crew._brain import ChatBrain, ExpertBrain
 from crew._role import MissingStateKeys, NoExpertPolicy, Role, RoleContractError
 from crew.types import Decision
 
-__all__ = ["RoleCheckError", "ScriptedChatModel", "check_role"]
+__all__ = ["RoleCheckError", "ScriptedChatModel", "ScriptedChatServer", "check_role"]
 
 Answer = str | BaseException | Callable[[list[BaseMessage]], str]
 
@@ -56,6 +61,98 @@ class ScriptedChatModel(BaseChatModel):
         prompt_tokens = sum(len(str(m.content)) for m in messages) // 4
         usage = {"input_tokens": prompt_tokens, "output_tokens": len(text) // 4, "total_tokens": prompt_tokens + len(text) // 4}
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
+
+
+Reply = str | tuple[int, dict[str, Any]]
+
+
+class ScriptedChatServer(ThreadingHTTPServer):
+    """`POST /v1/chat/completions` on 127.0.0.1, answered from `script`: real HTTP for real clients (langchain-openai).
+
+    Each request takes the next item of `script`: a str is the assistant's
+    reply, a `(status, body)` tuple an error response, and a callable gets
+    the request body (model, messages) and returns either. With `respond`
+    set, requests past the end of the script go to it (e.g. a function that
+    answers by role); otherwise they get a 500. Every reply reports
+    `prompt_tokens` / `completion_tokens` usage. Use it as a context manager:
+
+        with ScriptedChatServer(script=["{...}"]) as server:
+            ChatBrain(f"{server.base_url}#gpt-4o-mini", model_kwargs={"max_retries": 0})
+    """
+
+    daemon_threads = True
+
+    def __init__(self, script: Sequence[Reply | Callable[[dict[str, Any]], Reply]] = (), *,
+                 respond: Callable[[dict[str, Any]], Reply] | None = None, prompt_tokens: int = 123,
+                 completion_tokens: int = 45) -> None:
+        super().__init__(("127.0.0.1", 0), _ChatHandler)
+        self.script: list[Any] = list(script)
+        self.respond = respond
+        self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def prompts(self, i: int) -> list[str]:
+        """The message contents of request `i`."""
+        return [m["content"] for m in self.requests[i]["messages"]]
+
+    def __enter__(self) -> ScriptedChatServer:
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _next(self, body: dict[str, Any]) -> Reply:
+        with self.lock:
+            self.requests.append(body)
+            item = self.script.pop(0) if self.script else self.respond
+        if item is None:
+            return (500, {"error": {"message": "script exhausted", "type": "server_error"}})
+        return item(body) if callable(item) else item
+
+
+class _ChatHandler(BaseHTTPRequestHandler):
+    server: ScriptedChatServer
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        with self.server.lock:
+            self.server.headers.append({k.lower(): v for k, v in self.headers.items()})
+        item = self.server._next(body)
+        if self.path != "/v1/chat/completions":
+            item = (404, {"error": {"message": f"no route {self.path}"}})
+        if isinstance(item, tuple):
+            self._reply(*item)
+            return
+        prompt, completion = self.server.prompt_tokens, self.server.completion_tokens
+        self._reply(200, {
+            "id": f"chatcmpl-{len(self.server.requests)}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", ""),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": item}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        })
+
+    def _reply(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
 
 
 _FREE = {"scripted": (0.0, 0.0)}

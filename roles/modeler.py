@@ -14,11 +14,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from crew import Blackboard, Decision, Experiment, Role, Task
+from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task
+from crew._role import _brief
 from crew.roles._util import as_task, tiny_task
+from crew._metrics import positive_label
 from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
 
-__all__ = ["IMPROVEMENTS", "Design", "Modeler", "stage_of"]
+__all__ = ["IMPROVEMENTS", "Design", "Modeler", "debug_depth", "stage_of"]
 
 IMPROVEMENTS = ("tune", "more_estimators", "regularize", "missing_indicators", "seed_bag", *FEATURES)
 """Insights the expert knows how to add to a parent's design."""
@@ -37,6 +39,41 @@ def stage_of(insight: str) -> str:
     if insight in ("tune", "more_estimators", "regularize", "seed_bag", "debug") or insight in MODELS:
         return "model"
     return "evaluation"
+
+
+def debug_depth(exp: Experiment, by_id: Mapping[str, Experiment]) -> int:
+    """How many `debug` steps in a row led to `exp`."""
+    depth = 0
+    while exp.insights and exp.insights[-1] == "debug" and exp.parent in by_id:
+        depth += 1
+        exp = by_id[exp.parent]
+    return depth
+
+
+def _memory(experiments: list[Experiment], higher_is_better: bool, size: int) -> list[str]:
+    """One line per experiment: the best finished ones, then the latest failures with the start of their error."""
+    done = [e for e in experiments if e.status in ("done", "cached") and e.score is not None]
+    done.sort(key=lambda e: e.score if higher_is_better else -e.score, reverse=True)  # type: ignore[operator]
+    failed = [e for e in experiments if e.status in ("failed", "rejected")][-max(1, size // 3):]
+    lines = [f"{e.id} {'+'.join(e.insights)}: cv {e.score:.5g}" for e in done[: size - len(failed)]]
+    lines += [f"{e.id} {'+'.join(e.insights)}: {e.status}: {(e.error or '').splitlines()[0][:120] if e.error else ''}"
+              for e in failed]
+    return lines
+
+
+def _contract(template: str, task: Task) -> str:
+    classes = task.classes
+    if task.target_type == "regression":
+        columns, submission = f"a {task.target!r} column of predicted values", f"columns {task.submission_columns()}"
+    else:
+        columns = f"one probability column per class, named {classes}"
+        submission = f"columns {task.submission_columns()}" + (
+            f", where {task.target!r} holds the positive class's probability ({positive_label(classes)!r})"
+            if task.target_type == "binary" and task.metric_info.submission == "proba" else "")
+    assert task.data is not None
+    return template.format(train=task.data.train, test=task.data.test, target=task.target, id=task.id_column,
+                           metric=task.metric, direction="higher" if task.metric_info.higher_is_better else "lower",
+                           classes=classes or "(regression)", submission=submission, prediction_columns=columns)
 
 
 class Design(Decision):
@@ -70,24 +107,70 @@ class Modeler(Role):
     reads: ClassVar[tuple[str, ...]] = ("task", "data_report", "plan", "step")
     writes: ClassVar[tuple[str, ...]] = ("proposal",)
     prompt: ClassVar[str] = (
-        "Task: {task}\n\nData report: {data_report}\n\nThis step: {step}\n\nThe parent experiment (build on it): "
-        "{parent}\n\nDesign the experiment: the parent's settings plus the step's insight. Leave `code` empty to have "
-        "the catalogue render it, or write a complete script that reads $CREW_DATA and writes metrics.json "
-        "(metric, cv, cv_std, folds), oof.csv and predictions.csv in the working folder."
+        "Task: {task}\n\nData report: {data_report}\n\nWhat was tried so far (best first, then recent failures): "
+        "{memory}\n\nThis step: {step}\n\nThe parent experiment (build on it): {parent}\n\nThe parent's code:\n"
+        "{parent_code}\n\n{contract}\n\nDesign the experiment: the parent's settings plus the step's insight "
+        "(phase `debug`: fix what the parent's error shows, changing nothing else). Either leave `code` empty and "
+        "set model (one of {models}), params, preprocessing, features (from {features}) and tune_trials to have "
+        "the catalogue render it, or put a complete script in `code`."
     )
+    contract: ClassVar[str] = (
+        "The experiment contract, for a script you write in `code`: it runs alone with python, in its own working "
+        "folder, without network, shell or package installs, and reads only the task's data: train at "
+        "$CREW_DATA/{train} and test at $CREW_DATA/{test} (csv or parquet). Target {target!r}; id column {id!r}; "
+        "metric {metric} ({direction} is better); classes in this order: {classes}. It cross-validates and writes "
+        "into the working folder: metrics.json ({{\"metric\": ..., \"cv\": overall CV score, \"cv_std\": ..., "
+        "\"folds\": [per-fold scores], \"train_score\": score on training rows}}); oof.csv (out-of-fold "
+        "predictions, one row per train row); test_pred.csv (the fitted models' test predictions); predictions.csv "
+        "(the submission: {submission}). oof.csv and test_pred.csv carry the id column {id!r} (or a 0-based `row` "
+        "column) and {prediction_columns}. The reviewer recomputes the CV from oof.csv and checks predictions.csv "
+        "against test_pred.csv: hand-written or copied predictions are rejected. Use $OMP_NUM_THREADS threads."
+    )
+    code_limit: ClassVar[int] = 16_000
+    """Characters of the parent's code the prompt carries (the rest of the context is capped at 6,000 each)."""
+    memory_size: ClassVar[int] = 12
 
     def context(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """Lean, as AIDE's: the task, the report, the step, the parent (with its code and trimmed error) and a
+        capped memory of what was tried; never the whole tree."""
         context = super().context(state)
         task = as_task(context["task"])
         step = dict(context["step"])
-        parent = None
+        parent, parent_code, memory, depth = None, "(none: this is a draft)", [], 0
         board = self.blackboard if self.blackboard is not None else state.get("blackboard")
-        if step.get("parent") and board is not None:
-            found = self.board(state).experiment(step["parent"])
-            parent = {"id": found.id, "spec": found.spec, "insights": found.insights, "score": found.score,
-                      "status": found.status, "error": (found.error or "")[-800:]}
+        if board is not None:
+            blackboard = self.board(state)
+            experiments = blackboard.experiments()
+            if step.get("parent"):
+                found = blackboard.experiment(step["parent"])
+                parent = {"id": found.id, "spec": found.spec, "insights": found.insights, "score": found.score,
+                          "status": found.status, "error": (found.error or "")[-2000:]}
+                parent_code = found.code
+                depth = debug_depth(found, {e.id: e for e in experiments})
+            memory = _memory(experiments, task.metric_info.higher_is_better, self.memory_size)
         return {"task": task.summary(), "task_object": task, "data_report": context["data_report"],
-                "plan": context["plan"], "step": step, "parent": parent}
+                "plan": context["plan"], "step": step, "parent": parent, "parent_code": parent_code,
+                "memory": memory, "debug_depth": depth, "contract": _contract(self.contract, task),
+                "models": ", ".join(MODELS), "features": ", ".join(FEATURES)}
+
+    def render_prompt(self, context: Mapping[str, Any], *, limit: int = 6000) -> str:
+        """The parent's code gets `code_limit` characters (a script is longer than the other fields)."""
+        code = str(context.get("parent_code", ""))
+        if len(code) > self.code_limit:
+            code = code[: self.code_limit - 40] + f"\n# ...[{len(code) - self.code_limit + 40} chars cut]"
+        fields = {k: _brief(v, limit) for k, v in context.items() if k not in ("task_object", "parent_code")}
+        return self.prompt.format(**fields, parent_code=code, goal=self.goal)
+
+    def decide(self, context: Mapping[str, Any], *, blackboard: Blackboard | None = None) -> Decision:
+        """A step marked `expert` (the debug depth of an LLM's own code is spent) is decided by the expert policy."""
+        if context["step"].get("expert") and not isinstance(self.brain or ExpertBrain(), ExpertBrain):
+            if blackboard is not None:
+                blackboard.post(Message(content=f"debugging {context['step'].get('parent')} reached its depth; the "
+                                                "expert's experiment takes its place", sent_from=self.profile,
+                                        send_to=[self.profile], cause_by="brain.fallback",
+                                        payload={"reason": "debug_depth", "parent": context["step"].get("parent")}))
+            return ExpertBrain().decide(self, context, blackboard=blackboard)
+        return super().decide(context, blackboard=blackboard)
 
     def expert(self, context: Mapping[str, Any]) -> Design:
         step, plan, task = context["step"], context["plan"], context["task_object"]
@@ -105,6 +188,9 @@ class Modeler(Role):
                           preprocessing=preprocessing, folds=int(plan.get("cv_folds", 5)),
                           seed=int(step.get("seed", 0)), insight=insight or model)
         spec = dict(parent["spec"])
+        if spec.get("model") not in MODELS:  # a chat model's own script: the expert falls back to a catalogue family
+            fallback = step.get("model") if step.get("model") in MODELS else "lightgbm"
+            spec = {"model": fallback, "params": default_params(fallback, rows=rows, regression=regression)}
         design = Design(rationale="", model=spec["model"], params=dict(spec.get("params", {})),
                         preprocessing=list(spec.get("preprocessing", [])), features=list(spec.get("features", [])),
                         folds=int(spec.get("folds", plan.get("cv_folds", 5))), seed=int(spec.get("seed", 0)),
@@ -189,8 +275,13 @@ class Modeler(Role):
         parent = context["parent"]
         insights = [*(parent["insights"] if parent else []), decision.insight]
         cached = blackboard.find_by_code_hash(Experiment(code=code).code_hash) if code else None
+        recorded = spec.model_dump(mode="json") if spec else {"model": decision.model}
+        if decision.code:  # a script of the brain's own: the strategy gives its failures to the expert after a while
+            recorded["own_code"] = True
+        if step.get("insight"):  # the step it answers, whatever the brain named its insight (the opening tracks it)
+            recorded["step"] = step["insight"]
         experiment = Experiment(parent=step.get("parent"), stage=stage_of(decision.insight), insights=insights,
-                                code=code, spec=spec.model_dump(mode="json") if spec else {"model": decision.model})
+                                code=code, spec=recorded)
         if cached is not None:
             experiment = experiment.model_copy(update={
                 "status": "cached", "score": cached.score, "metrics": cached.metrics, "cv_folds": cached.cv_folds,

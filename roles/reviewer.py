@@ -290,6 +290,13 @@ def _ran_failure(result: Mapping[str, Any]) -> str:
     return text + (f"; {fix}" if fix else "")
 
 
+def _traceback(result: Mapping[str, Any], lines: int = 30, chars: int = 2500) -> str:
+    """The end of a failed run's stderr, trimmed as AIDE trims it: enough to debug, not the whole log."""
+    kept = [line.rstrip() for line in str(result.get("stderr_tail") or "").splitlines() if line.strip()][-lines:]
+    text = "\n".join(kept)
+    return text if len(text) <= chars else "..." + text[-chars:]
+
+
 def _finding(finding: Any) -> tuple[bool, str]:
     get = finding.get if isinstance(finding, Mapping) else (lambda key, default=None: getattr(finding, key, default))
     text = f"critic: line {get('line', '?')}: {get('rule', 'rule')}: {get('message', '')}"
@@ -621,6 +628,7 @@ class Reviewer(Role):
             "leakage_suspects": report.get("leakage_suspects") or [],
             "findings": [_finding(f)[1] for f in result.get("findings") or []],
             "wall_time": result.get("wall_time"), "peak_memory": result.get("peak_memory"),
+            "traceback": _traceback(result) if result.get("reason") not in (None, "ok") else "",
         }
 
     def expert(self, context: Mapping[str, Any]) -> Review:
@@ -656,7 +664,9 @@ class Reviewer(Role):
             fields: dict[str, Any] = {"status": "done" if review.accepted else "failed", "score": review.score,
                                       "cv_folds": list(context["folds"]), "metrics": dict(context["metrics"]),
                                       "artifacts": dict(context["artifacts"]),
-                                      "error": None if review.accepted else "; ".join(review.issues)}
+                                      "error": None if review.accepted else "; ".join(review.issues)
+                                      + (f"\n--- stderr, last lines ---\n{context['traceback']}"
+                                         if context.get("traceback") else "")}
             for key in ("wall_time", "peak_memory"):
                 if isinstance(context.get(key), int | float):
                     fields[key] = context[key]

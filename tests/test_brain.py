@@ -92,9 +92,14 @@ def test_provider_error_falls_back_but_auth_error_stops(board):
     class AuthenticationError(Exception):
         status_code = 401
 
-    flaky = ScriptedChatModel(answers=[TimeoutError("slow")])
-    assert Judge(brain=ChatBrain(flaky, prices={"scripted": (0, 0)}), blackboard=board)({"claim": "x"}) == {"verdict": "reject"}
+    flaky = ScriptedChatModel(answers=[TimeoutError("slow")] * 2)
+    brain = ChatBrain(flaky, prices={"scripted": (0, 0)}, provider_retries=1, backoff=0.01)
+    assert Judge(brain=brain, blackboard=board)({"claim": "x"}) == {"verdict": "reject"}
+    assert len(flaky.calls) == 2 and len(board.messages(kind="brain.provider_retry")) == 1
     assert board.messages(kind="brain.error") and not board.llm_usage()[-1].ok
+    broken = ScriptedChatModel(answers=[ValueError("a bug, not a hiccup"), "unused"])
+    assert Judge(brain=ChatBrain(broken, prices={"scripted": (0, 0)}, backoff=0.01), blackboard=board)({"claim": "x"})
+    assert len(broken.calls) == 1  # not transient: no retry
     denied = ScriptedChatModel(answers=[AuthenticationError("bad key")])
     with pytest.raises(CrewError, match="API key"):
         Judge(brain=ChatBrain(denied), blackboard=board)({"claim": "x"})

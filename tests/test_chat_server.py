@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 import pytest
 from pydantic import Field
 
 import crew
+from crew.testing import ScriptedChatServer
 
 pytest.importorskip("langchain_openai")
 # "test-model" has no known price: the tests that are not about pricing do not need that warning.
@@ -24,75 +22,13 @@ SERVER_ERROR = (500, {"error": {"message": "the server fell over", "type": "serv
 VALID = '{"verdict": "reject", "confidence": 0.9, "rationale": "the evidence is thin"}'
 
 
-# -- the scripted server -------------------------------------------------------------------------
-
-class ScriptedServer(ThreadingHTTPServer):
-    """Answers `POST /v1/chat/completions` from `script`: a str is the reply, a (status, body) tuple an error."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.script: list[str | tuple[int, dict[str, Any]]] = []
-        self.requests: list[dict[str, Any]] = []  # every request body received, in order
-        self.headers: list[dict[str, str]] = []  # request headers, names lower-cased
-        self.lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def prompts(self, i: int) -> list[str]:
-        """The message contents of request `i`."""
-        return [m["content"] for m in self.requests[i]["messages"]]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: ScriptedServer
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        with self.server.lock:
-            self.server.requests.append(body)
-            self.server.headers.append({k.lower(): v for k, v in self.headers.items()})
-            item = self.server.script.pop(0) if self.server.script else (500, {"error": {"message": "script exhausted"}})
-        if self.path != "/v1/chat/completions":
-            item = (404, {"error": {"message": f"no route {self.path}"}})
-        if isinstance(item, tuple):
-            self._reply(*item)
-            return
-        self._reply(200, {
-            "id": f"chatcmpl-{len(self.server.requests)}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", ""),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": item}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
-                      "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS},
-        })
-
-    def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-
 @pytest.fixture
-def server(monkeypatch) -> Iterator[ScriptedServer]:
+def server(monkeypatch) -> Iterator[ScriptedChatServer]:
     for var in ("OPENAI_API_KEY", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    srv = ScriptedServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with ScriptedChatServer(prompt_tokens=PROMPT_TOKENS, completion_tokens=COMPLETION_TOKENS) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -101,7 +37,7 @@ def board(tmp_path) -> Iterator[crew.Blackboard]:
         yield bb
 
 
-def brain_for(server: ScriptedServer, **kwargs: Any) -> crew.ChatBrain:
+def brain_for(server: ScriptedChatServer, **kwargs: Any) -> crew.ChatBrain:
     return crew.ChatBrain(f"{server.base_url}#test-model", model_kwargs={"max_retries": 0, "timeout": 10}, **kwargs)
 
 
@@ -200,18 +136,30 @@ def test_auth_error_stops_the_run(server, board):
     assert not board.messages(kind="brain.fallback") and not board.messages(kind="judge.decide")
 
 
-def test_server_error_falls_back_to_expert(server, board):
-    server.script = [SERVER_ERROR, VALID]
-    decision = ask(Judge(brain=brain_for(server)), board)
+def test_server_errors_are_retried_with_backoff_then_answered(server, board):
+    server.script = [SERVER_ERROR, (429, {"error": {"message": "slow down", "type": "rate_limit"}}), VALID]
+    decision = ask(Judge(brain=brain_for(server, backoff=0.01)), board)
+
+    assert decision.verdict == "reject" and decision.confidence == 0.9  # the model's answer, on the third request
+    assert len(server.requests) == 3
+    retries = board.messages(kind="brain.provider_retry")
+    assert [m.payload["attempt"] for m in retries] == [1, 2]
+    assert retries[1].payload["delay"] == pytest.approx(0.02)  # exponential: 0.01, then 0.02
+    assert [u.ok for u in board.llm_usage()] == [False, False, True]
+    assert not board.messages(kind="brain.fallback")
+
+
+def test_server_errors_past_the_retries_fall_back_to_expert(server, board):
+    server.script = [SERVER_ERROR] * 3 + [VALID]
+    decision = ask(Judge(brain=brain_for(server, provider_retries=2, backoff=0.01)), board)
 
     assert decision == Judge().expert({})
-    assert len(server.requests) == 1  # neither the client (max_retries=0) nor the brain asks again
+    assert len(server.requests) == 3  # the first try and two retries; the client itself never retries (max_retries=0)
     [error] = board.messages(kind="brain.error")
-    assert "500" in error.payload["error"] or "fell over" in error.payload["error"]
+    assert ("500" in error.payload["error"] or "fell over" in error.payload["error"]) and error.payload["attempts"] == 3
     [fallback] = board.messages(kind="brain.fallback")
     assert fallback.payload["reason"] == "provider_error"
-    [usage] = board.llm_usage()
-    assert usage.ok is False
+    assert [u.ok for u in board.llm_usage()] == [False, False, False]
 
 
 def test_money_budget_with_unknown_price_is_charged_conservatively(server, board):

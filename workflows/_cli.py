@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from crew import Blackboard, ChatBrain, CrewError, Task
+from crew import Blackboard, CrewError, Task
+from crew._brain import team_brains
 from crew._cli import _fail as fail
 from crew._units import parse_duration
 from crew.workflows.solve import default_run_dir, solve
@@ -98,8 +99,13 @@ def register(app: typer.Typer) -> None:
         task: Annotated[Path | None, typer.Argument(help="the task.yaml to solve (omit with --resume)")] = None,
         *,
         out: Annotated[Path | None, typer.Option(help="run folder (default runs/<task>-<time>)")] = None,
-        llm: Annotated[str, typer.Option(help="offline, or a chat model: openai:gpt-4o, anthropic:..., "
-                                              "ollama:..., http://host/v1#model")] = "offline",
+        llm: Annotated[list[str] | None, typer.Option(
+            help="who thinks: offline (default), a chat model for every role (openai:gpt-4o, anthropic:MODEL, "
+                 "ollama:MODEL, http://host:port/v1#MODEL), or ROLE=MODEL for one role; repeat it for a mixed team, "
+                 "e.g. --llm openai:gpt-4o --llm reviewer=offline")] = None,
+        llm_budget: Annotated[float | None, typer.Option(
+            help="US dollars the chat models may cost (default: the task's budget.llm_spend, else no cap); "
+                 "then the offline expert decides")] = None,
         strategy: Annotated[str, typer.Option(help=f"search strategy: {', '.join(STRATEGIES)}")] = "greedy",
         workers: Annotated[int | None, typer.Option(help="experiments at once (default: from cores and memory)")] = None,
         budget: Annotated[str | None, typer.Option(help="wall time for the whole run, e.g. 10m (default: the task's)")] = None,
@@ -109,13 +115,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Solve a task with the team: analyse, plan, search under the critic's eye, ensemble, submit."""
         try:
-            _solve_command(task, out, llm, strategy, workers, budget, seed, resume, quiet)
+            _solve_command(task, out, llm or [], llm_budget, strategy, workers, budget, seed, resume, quiet)
         except CrewError as exc:
             fail(exc)
 
 
-def _solve_command(task: Path | None, out: Path | None, llm: str, strategy: str, workers: int | None,
-                   budget: str | None, seed: int, resume: Path | None, quiet: bool) -> None:
+def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budget: float | None, strategy: str,
+                   workers: int | None, budget: str | None, seed: int, resume: Path | None, quiet: bool) -> None:
     console = Console(soft_wrap=True)
     if strategy not in STRATEGIES:
         raise CrewError(f"--strategy: unknown strategy {strategy!r}; fix: use one of {', '.join(STRATEGIES)}")
@@ -124,7 +130,9 @@ def _solve_command(task: Path | None, out: Path | None, llm: str, strategy: str,
     if resume is not None and not (resume / "run.json").exists():
         raise CrewError(f"{resume}: --resume: not a crew run folder (no run.json); fix: pass the folder a "
                         "previous `crew solve` wrote")
-    brain = None if llm == "offline" else ChatBrain(llm)
+    team_brains(*llm)  # checks every --llm spec before anything runs; solve builds the brains with the run's budget
+    if llm_budget is not None and llm_budget < 0:
+        raise CrewError(f"--llm-budget: {llm_budget} is negative; fix: give US dollars, e.g. --llm-budget 2.5")
     try:
         wall = parse_duration(budget) if budget else None
     except ValueError as exc:
@@ -135,11 +143,11 @@ def _solve_command(task: Path | None, out: Path | None, llm: str, strategy: str,
     view = _View((run_dir or Path("runs")) / "blackboard.sqlite", wall or shown.budget.wall_time,
                  shown.metric or "", shown.metric_info.higher_is_better, quiet, console)
     if quiet:
-        summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view, loaded)
+        summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded)
     else:
         with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
             view.live = live
-            summary = _run(task, out, brain, strategy, workers, wall, seed, resume, view, loaded)
+            summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded)
             live.update(view.table())
     final = summary["final"]
     console.print(f"submission: {summary['submission']}", highlight=False)
@@ -149,10 +157,11 @@ def _solve_command(task: Path | None, out: Path | None, llm: str, strategy: str,
                   f"{summary['elapsed']:.0f}s)", highlight=False)
 
 
-def _run(task: Path | None, out: Path | None, brain: Any, strategy: str, workers: int | None, wall: float | None,
-         seed: int, resume: Path | None, view: _View, loaded: Task | None) -> dict[str, Any]:
+def _run(task: Path | None, out: Path | None, llm: list[str], llm_budget: float | None, strategy: str,
+         workers: int | None, wall: float | None, seed: int, resume: Path | None, view: _View,
+         loaded: Task | None) -> dict[str, Any]:
     if out is None and resume is None and loaded is not None:
         out = default_run_dir(loaded)
         view.board_path = out / "blackboard.sqlite"
-    return solve(task or Path("."), out=out, brain=brain, strategy=strategy, workers=workers, wall_time=wall,
-                 seed=seed, resume=resume, on_event=view)
+    return solve(task or Path("."), out=out, llm=llm, llm_spend=llm_budget, strategy=strategy, workers=workers,
+                 wall_time=wall, seed=seed, resume=resume, on_event=view)

@@ -17,7 +17,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -26,7 +26,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from crew import Blackboard, Brain, Budget, Message, Task
+from crew import Blackboard, Brain, Budget, ChatBrain, Message, Task
+from crew._brain import team_brains
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
 from crew.roles.modeler import Modeler
@@ -34,7 +35,7 @@ from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
 from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory
 from crew.tools import ensemble
-from crew.workflows.strategies import STRATEGIES
+from crew.workflows.strategies import STRATEGIES, Strategy
 
 __all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve"]
 
@@ -99,12 +100,13 @@ def _constant_submission(task: Task, path: Path) -> None:
     ensemble.submission_frame(task, rows.test_ids, raw).to_csv(path, index=False)
 
 
-def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget, brain: Brain | None = None,
-                      strategy: str = "greedy", workers: int = 1, seed: int = 0, executor: Any = None,
+def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
+                      brain: Brain | Mapping[str, Brain] | None = None,
+                      strategy: str | Strategy = "greedy", workers: int = 1, seed: int = 0, executor: Any = None,
                       checkpointer: Any = None) -> Any:
     """Compile the solve graph for one run; roles share `board`, the sandbox runs under `budget`."""
     executor = executor or LocalExecutor(root=run_dir / "experiments")
-    search = STRATEGIES[strategy](seed=seed)
+    search = STRATEGIES[strategy](seed=seed) if isinstance(strategy, str) else strategy
     reserve = max(8.0, 0.05 * budget.wall_time)
     threads = max(1, len(os.sched_getaffinity(0)) // workers)
     higher = task.metric_info.higher_is_better
@@ -154,10 +156,10 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         return {"finished": [state["proposal"]["id"]]}
 
     branch = StateGraph(ExperimentState)
-    branch.add_node("modeler", Modeler(brain=brain, blackboard=board))
-    branch.add_node("critic", Critic(brain=brain, blackboard=board))
+    branch.add_node("modeler", Modeler(brain=_brain_for(brain, "modeler"), blackboard=board))
+    branch.add_node("critic", Critic(brain=_brain_for(brain, "critic"), blackboard=board))
     branch.add_node("run", run)
-    branch.add_node("review", Reviewer(brain=brain, blackboard=board))
+    branch.add_node("review", Reviewer(brain=_brain_for(brain, "reviewer"), blackboard=board))
     branch.add_node("done", done)
     branch.add_edge(START, "modeler")
     branch.add_edge("modeler", "critic")
@@ -209,8 +211,8 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
 
     graph = StateGraph(SolveState)
     graph.add_node("setup", setup)
-    graph.add_node("analyst", Analyst(brain=brain, blackboard=board))
-    graph.add_node("planner", Planner(brain=brain, blackboard=board))
+    graph.add_node("analyst", Analyst(brain=_brain_for(brain, "analyst"), blackboard=board))
+    graph.add_node("planner", Planner(brain=_brain_for(brain, "planner"), blackboard=board))
     graph.add_node("dispatch", dispatch)
     graph.add_node("experiment", experiment)
     graph.add_node("finalize", finalize)
@@ -258,13 +260,19 @@ def _finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher
             "rationale": selection.rationale, "experiments": list(weights)}
 
 
-def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain | None = None, strategy: str = "greedy",
-          workers: int | None = None, wall_time: float | None = None, seed: int = 0, resume: str | Path | None = None,
-          max_experiments: int | None = None, executor: Any = None,
+def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain | Mapping[str, Brain] | None = None,
+          llm: Sequence[str] = (), llm_spend: float | None = None, model_kwargs: dict[str, Any] | None = None,
+          strategy: str | Strategy = "greedy", workers: int | None = None, wall_time: float | None = None, seed: int = 0,
+          resume: str | Path | None = None, max_experiments: int | None = None, executor: Any = None,
           on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the team on a task and return the final selection; `resume` continues a killed run in place.
 
-    `executor` is anything with `run(Launch) -> Result` (the local sandbox by default, Ray's in a cluster).
+    Who thinks: `brain` (one Brain, or role -> Brain), else task.yaml's `llm:`
+    overridden by `llm` specs (`openai:gpt-4o`, `modeler=ollama:llama3.1`,
+    `reviewer=offline`), else the offline expert. `llm_spend` (US dollars,
+    default the task's `budget.llm_spend`) caps what chat models may cost;
+    then the expert decides. `executor` is anything with `run(Launch) ->
+    Result` (the local sandbox by default, Ray's in a cluster).
     """
     if resume is not None:
         run_dir = Path(resume)
@@ -272,6 +280,7 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
         task = Task.load(saved["task"])
         strategy, seed, workers = saved["strategy"], saved["seed"], saved["workers"]
         wall_time, max_experiments = saved["wall_time"], saved.get("max_experiments")
+        llm, llm_spend = saved.get("llm", []), saved.get("llm_spend")
     else:
         task = Task.load(task_path)
         run_dir = Path(out) if out else default_run_dir(task)
@@ -280,15 +289,20 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     budget_wall = float(wall_time or task.budget.wall_time)
     elapsed_before = float(board.get_meta("elapsed", 0.0)) if resume is not None else 0.0
     board.set_meta("elapsed_before", elapsed_before)
+    spend = llm_spend if llm_spend is not None else task.budget.llm_spend
     budget = Budget(wall_time=max(0.0, budget_wall - elapsed_before), experiment_time=task.budget.experiment_time,
                     memory=task.budget.memory, gpus=task.budget.gpus,
-                    max_experiments=max(0, (max_experiments or task.budget.max_experiments) - _launched(board)))
+                    max_experiments=max(0, (max_experiments or task.budget.max_experiments) - _launched(board)),
+                    llm_spend=None if spend is None else max(0.0, spend - board.llm_spend()))
+    brain = _run_brains(task, brain, list(llm), budget, model_kwargs)
     workers = _workers(workers, task)
     if resume is None:
         board.set_task(task.name, task.model_dump(mode="json"))
-        (run_dir / "run.json").write_text(json.dumps({"task": str(task.root / "task.yaml"), "strategy": strategy,
+        (run_dir / "run.json").write_text(json.dumps({"task": str(task.root / "task.yaml"),
+                                                      "strategy": _strategy_name(strategy),
                                                       "seed": seed, "workers": workers, "wall_time": budget_wall,
-                                                      "max_experiments": max_experiments}),
+                                                      "max_experiments": max_experiments, "llm": list(llm),
+                                                      "llm_spend": llm_spend}),
                                           encoding="utf-8")
     connection = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     try:
@@ -307,6 +321,33 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     final = state.get("final") or board.get_meta("final") or {}
     return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
             "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments())}
+
+
+def _strategy_name(strategy: str | Strategy) -> str:
+    """What run.json keeps so that --resume rebuilds the search: a name, or the name of the strategy's class."""
+    if isinstance(strategy, str):
+        return strategy
+    return next((name for name, cls in STRATEGIES.items() if type(strategy) is cls), type(strategy).__name__)
+
+
+def _brain_for(brain: Brain | Mapping[str, Brain] | None, role: str) -> Brain | None:
+    """A mapping gives each role its own brain (a mixed team); a single brain thinks for all."""
+    if isinstance(brain, Mapping):
+        return brain.get(role, brain.get("default"))
+    return brain
+
+
+def _run_brains(task: Task, brain: Brain | Mapping[str, Brain] | None, llm: Sequence[str], budget: Budget,
+                model_kwargs: dict[str, Any] | None) -> Brain | Mapping[str, Brain] | None:
+    """Brains from task.yaml's `llm:` then the `--llm` specs, or the brain(s) given; chat brains are charged to the
+    run's budget, so LLM spend and the calls' wall time count against it."""
+    if brain is None and (task.llm is not None or llm):
+        brain = team_brains(task.llm, *llm, budget=budget, model_kwargs=model_kwargs)
+    brains = brain.values() if isinstance(brain, Mapping) else [brain]
+    for each in brains:
+        if isinstance(each, ChatBrain) and each.budget is None:
+            each.budget = budget
+    return brain
 
 
 def _launched(board: Blackboard) -> int:

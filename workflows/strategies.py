@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from crew import Blackboard, Experiment
-from crew.roles.modeler import IMPROVEMENTS
+from crew.roles.modeler import IMPROVEMENTS, debug_depth
 
 __all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "improvements_for"]
 
@@ -31,6 +31,7 @@ class Step(BaseModel):
     model: str | None = None
     insight: str
     seed: int = 0
+    expert: bool = False
 
     @property
     def key(self) -> tuple[str | None, str]:
@@ -59,10 +60,11 @@ def _baseline_and_drafts(plan: dict) -> tuple[str, list[str]]:
 
 
 def _opening(experiments: list[Experiment], plan: dict, n: int, taken: set[tuple[str | None, str]],
-             seed: int) -> list[Step]:
-    """The baseline, then one draft per planned model family."""
+             seed: int, limit: int | None = None) -> list[Step]:
+    """The baseline, then one draft per planned model family (the first `limit` of them when given)."""
     baseline, drafts = _baseline_and_drafts(plan)
-    roots = {e.insights[0] for e in experiments if e.parent is None and e.insights}
+    drafts = drafts if limit is None else drafts[:limit]
+    roots = {e.spec.get("step") or e.insights[0] for e in experiments if e.parent is None and e.insights}
     steps = []
     for i, model in enumerate([baseline, *drafts]):
         if model not in roots and (None, model) not in taken and len(steps) < n:
@@ -84,18 +86,35 @@ def _tried(tree: dict[str, list[Experiment]], exp_id: str) -> set[str]:
     return {c.insights[-1] for c in tree.get(exp_id, []) if c.insights}
 
 
-def _debug_depth(exp: Experiment, by_id: dict[str, Experiment]) -> int:
-    depth = 0
-    while exp.insights and exp.insights[-1] == "debug" and exp.parent in by_id:
-        depth += 1
-        exp = by_id[exp.parent]
-    return depth
+def _debug_steps(experiments: list[Experiment], tree: dict[str, list[Experiment]], taken: set[tuple[str | None, str]],
+                 max_depth: int, seed: int) -> list[Step]:
+    """AIDE's debugging: the newest failed leaf whose debug chain is shorter than `max_depth` goes back to the
+    modeler with its error; a leaf whose chain is spent, and whose code was the brain's own, is replaced by the
+    expert's experiment (`expert=True`) so the run still progresses."""
+    by_id = {e.id: e for e in experiments}
+    for leaf in reversed([e for e in experiments if e.status == "failed" and e.id not in tree]):
+        if (leaf.id, "debug") in taken:
+            continue
+        depth = debug_depth(leaf, by_id)
+        if depth < max_depth:
+            taken.add((leaf.id, "debug"))
+            return [Step(phase="debug", parent=leaf.id, model=leaf.spec.get("model"), insight="debug", seed=seed)]
+        if depth == max_depth and leaf.spec.get("own_code"):
+            taken.add((leaf.id, "debug"))
+            return [Step(phase="debug", parent=leaf.id, model=leaf.spec.get("model"), insight="debug", seed=seed,
+                         expert=True)]
+    return []
 
 
 class Greedy:
-    """AIDE's policy: drafts first, then improve the best node; debug failed leaves with some probability."""
+    """AIDE's policy: drafts first, then improve the best node; debug failed leaves with some probability.
 
-    def __init__(self, *, debug_probability: float = 0.5, max_debug_depth: int = 2, seed: int = 0):
+    `max_drafts` caps the drafts after the baseline (AIDE's `num_drafts`); None drafts every planned family.
+    """
+
+    def __init__(self, *, debug_probability: float = 0.5, max_debug_depth: int = 2, max_drafts: int | None = None,
+                 seed: int = 0):
+        self.max_drafts = max_drafts
         self.debug_probability = debug_probability
         self.max_debug_depth = max_debug_depth
         self.seed = seed
@@ -104,19 +123,13 @@ class Greedy:
                    pending: Sequence[Step] = ()) -> list[Step]:
         taken = {s.key for s in pending}
         experiments = board.experiments()
-        steps = _opening(experiments, plan, n, taken, self.seed)
-        by_id = {e.id: e for e in experiments}
+        steps = _opening(experiments, plan, n, taken, self.seed, self.max_drafts)
         tree = _children(experiments)
         rng = random.Random(self.seed * 7919 + len(experiments))
         if len(steps) < n:
-            failed = [e for e in experiments if e.status == "failed" and e.id not in tree
-                      and _debug_depth(e, by_id) < self.max_debug_depth and (e.id, "debug") not in taken]
-            if failed and rng.random() < self.debug_probability:
-                leaf = failed[-1]
-                steps.append(Step(phase="debug", parent=leaf.id, model=leaf.spec.get("model"), insight="debug",
-                                  seed=self.seed))
-                taken.add((leaf.id, "debug"))
-        done = [e for e in experiments if e.status in _FINISHED and e.score is not None]
+            if rng.random() < self.debug_probability:
+                steps += _debug_steps(experiments, tree, taken, self.max_debug_depth, self.seed)
+        done = [e for e in experiments if e.status == "done" and e.score is not None]  # a cached copy is not expanded
         ranked = sorted(done, key=lambda e: e.score if higher_is_better else -e.score, reverse=True)  # type: ignore[operator]
         for exp in ranked:
             if len(steps) >= n:
@@ -140,9 +153,12 @@ class MCTS:
     expanded with the next one.
     """
 
-    def __init__(self, *, exploration: float = 1.0, max_depth: int = 4, seed: int = 0):
+    def __init__(self, *, exploration: float = 1.0, max_depth: int = 4, debug_probability: float = 0.5,
+                 max_debug_depth: int = 2, seed: int = 0):
         self.exploration = exploration
         self.max_depth = max_depth
+        self.debug_probability = debug_probability
+        self.max_debug_depth = max_debug_depth
         self.seed = seed
 
     def next_steps(self, board: Blackboard, plan: dict, n: int, *, higher_is_better: bool,
@@ -151,6 +167,8 @@ class MCTS:
         experiments = board.experiments()
         steps = _opening(experiments, plan, n, taken, self.seed)
         tree = _children(experiments)
+        if len(steps) < n and random.Random(self.seed * 7919 + len(experiments)).random() < self.debug_probability:
+            steps += _debug_steps(experiments, tree, taken, self.max_debug_depth, self.seed)
         done = sorted((e for e in experiments if e.status in _FINISHED and e.score is not None),
                       key=lambda e: e.score if higher_is_better else -e.score)  # type: ignore[operator]
         reward = {e.id: (i + 1) / len(done) for i, e in enumerate(done)}
@@ -163,7 +181,7 @@ class MCTS:
                 stack.extend(tree.get(node.id, []))
             return sum(values) / len(values), len(values)
 
-        roots = [e for e in experiments if e.parent is None and e.status in _FINISHED]
+        roots = [e for e in experiments if e.parent is None and e.status == "done"]
         guard = 0
         while len(steps) < n and roots and guard < 4 * n:
             guard += 1
@@ -174,7 +192,7 @@ class MCTS:
                 untried = [i for i in improvements_for(plan, node) if i not in tried and (node.id, i) not in taken]
                 if untried or depth == self.max_depth - 1:
                     break
-                kids = [c for c in tree.get(node.id, []) if c.status in _FINISHED]
+                kids = [c for c in tree.get(node.id, []) if c.status == "done"]
                 if not kids:
                     break
                 visits = stats(node)[1]
