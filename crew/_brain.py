@@ -89,8 +89,7 @@ def llm_spec_problem(spec: object) -> str | None:
         return None
     provider, sep, model = spec.partition(":")
     if not sep or provider not in _PROVIDERS or not model:
-        return (f"cannot read {spec!r}: write offline, provider:model with provider one of {', '.join(_PROVIDERS)}, "
-                "or an OpenAI-compatible URL such as http://127.0.0.1:8000/v1#my-model")
+        return f"cannot read {spec!r} as a model (offline, provider:model with provider one of {', '.join(_PROVIDERS)}, or a URL)"
     return None
 
 
@@ -111,7 +110,8 @@ def team_brains(*specs: str | Mapping[str, str] | None, budget: Budget | None = 
         for role, model in items:
             problem = llm_spec_problem(model)
             if problem:
-                raise CrewError(f"llm{'.' + role if role != 'default' else ''}: {problem}")
+                raise CrewError(f"llm{'.' + role if role != 'default' else ''}: {problem}; fix: write e.g. "
+                                "openai:gpt-4o, ollama:qwen2.5-coder, http://127.0.0.1:8000/v1#my-model or offline")
             if role == "default":
                 chosen = dict.fromkeys(ROLES, model)
             elif role in ROLES:

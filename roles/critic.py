@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from crew import Blackboard, Decision, Message, Role, Task
+from crew._syntax import parse
 from crew.roles._util import as_task, tiny_task
 from crew.tools.codecheck import check_code
 from crew.tools.cost import CostModel, Estimate, Observation, Workload, read_workload
@@ -75,7 +76,7 @@ def apply_changes(code: str, changes: Mapping[str, int]) -> str:
     Raises ValueError for a knob the code does not expose, because a variant
     that silently changes nothing would be approved under a false estimate.
     """
-    tree = ast.parse(code)
+    tree = parse(code)
     edits: list[tuple[int, int, int, int, str]] = []
     for knob, value in changes.items():
         if knob not in _KNOB_NAMES:
@@ -213,7 +214,7 @@ class Critic(Role):
         model: CostModel = context["cost_model"]
         work: Workload = context["estimate"].workload
         code = context["proposal"].get("code", "")
-        tree = ast.parse(code)
+        tree = parse(code)
         exposed = {knob for knob in KNOBS if _knob_nodes(tree, knob)}
         allowed_s, allowed_m = context["allowed_seconds"], context["allowed_memory"]
         changes: dict[str, int] = {}

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from crew import Blackboard, Decision, Message, Role, Task
 from crew._grading import check_submission
 from crew._metrics import Metric, canonical_labels, positive_label
+from crew._syntax import parse
 from crew._tables import TableError, read_table
 from crew.roles._util import as_task, tiny_task
 
@@ -256,7 +257,7 @@ def _constant(kind: str, values: np.ndarray) -> bool:
 def _columns_used(code_file: Path) -> set[str] | None:
     """The feature columns a pipeline-template script uses (its COLUMNS literal minus `drop`); None if unknown."""
     try:
-        tree = ast.parse(code_file.read_text(encoding="utf-8"))
+        tree = parse(code_file.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return None
     for node in tree.body:

@@ -166,9 +166,9 @@ def test_solve_through_langchain_openai_against_a_loopback_server(tmp_path, monk
 
     with ScriptedChatServer(respond=respond, prompt_tokens=1000, completion_tokens=200) as server:
         out = tmp_path / "run"
-        result = cli("solve", EXAMPLE_TASK / "task.yaml", "--out", out, "--budget", "30s", "--quiet",
+        result = cli("solve", EXAMPLE_TASK / "task.yaml", "--out", out, "--budget", "30s", "--quiet", "--workers", "1",
                      "--llm", f"modeler={server.base_url}#gpt-4o-mini", "--llm", "reviewer=offline",
-                     "--llm-budget", "1")
+                     "--llm-budget", "0.0006")
     assert result.exit_code == 0, result.output
     assert seen and set(seen) == {"gpt-4o-mini"}
     board = Blackboard(out / "blackboard.sqlite")
@@ -178,8 +178,27 @@ def test_solve_through_langchain_openai_against_a_loopback_server(tmp_path, monk
     per_call = (1000 * 0.15 + 200 * 0.60) / 1e6  # gpt-4o-mini's list price
     assert all(u.cost == pytest.approx(per_call) for u in usage)
     assert board.llm_spend() == pytest.approx(per_call * len(usage))
+    assert len(usage) == 3  # $0.0006 covers two calls at $0.00027; the third is charged, then the money is spent
+    spent = [m for m in board.messages(kind="brain.fallback") if m.payload.get("reason") == "llm_budget"]
+    assert spent and all(m.sent_from == "modeler" for m in spent)  # the expert designs the rest of the run
     own = [e for e in board.experiments() if e.code == GOOD]
     assert own and own[0].status == "done"
     assert json.loads((out / "run.json").read_text())["llm"] == [f"modeler={server.base_url}#gpt-4o-mini",
                                                                  "reviewer=offline"]
     assert os.path.getsize(Path(out / "submission.csv")) > 0
+
+
+def test_an_auth_error_stops_the_run_at_once_and_keeps_what_finished(tmp_path):
+    class AuthenticationError(Exception):
+        status_code = 401
+
+    chat = ScriptedChatModel(answers=[design("lightgbm", model="lightgbm"), design("lightgbm", model="lightgbm", seed=1),
+                                      AuthenticationError("invalid api key")])
+    out = tmp_path / "run"
+    with pytest.raises(CrewError, match="refused the credentials"):
+        solve(EXAMPLE_TASK / "task.yaml", out=out, brain={"modeler": ChatBrain(chat, prices={"scripted": (0, 0)})},
+              workers=1, wall_time=60, seed=0)
+    board = Blackboard(out / "blackboard.sqlite")
+    assert [e.status for e in board.experiments()] == ["done", "done"]
+    report = grade(Task.load(EXAMPLE_TASK / "task.yaml"), out / "submission.csv", EXAMPLE_ANSWERS)
+    assert report.valid_submission and report.score > 0.9  # the best finished experiment's, written each round

@@ -67,7 +67,7 @@ def test_every_experiment_failing_still_leaves_a_valid_submission(tmp_path):
 def test_the_same_seed_gives_the_same_experiments_and_submission(shared_tasks, tmp_path):
     runs = []
     for name in ("a", "b"):
-        solve(_task(shared_tasks, "wine-cultivar"), out=tmp_path / name, wall_time=120, workers=1, max_experiments=4,
+        solve(_task(shared_tasks, "wine-cultivar"), out=tmp_path / name, wall_time=400, workers=1, max_experiments=4,
               seed=3)
         board = Blackboard(tmp_path / name / "blackboard.sqlite")
         runs.append(([e.insights for e in board.experiments()], [e.code_hash for e in board.experiments()],
@@ -119,6 +119,13 @@ def test_bad_solve_arguments_are_one_line_errors(cli, tmp_path):
     assert result.exit_code == 2 and "error:" in result.stderr
     result = cli("solve", EXAMPLE_TASK / "task.yaml", "--budget", "soon")
     assert result.exit_code == 2 and "--budget:" in result.stderr
+    result = cli("solve", EXAMPLE_TASK / "task.yaml", "--llm", "modeller=openai:gpt-4o")
+    assert result.exit_code == 2 and "unknown role 'modeller'" in result.stderr and "fix:" in result.stderr
+    result = cli("solve", EXAMPLE_TASK / "task.yaml", "--llm", "gpt-4o")
+    assert result.exit_code == 2 and "provider:model" in result.stderr
+    result = cli("solve", EXAMPLE_TASK / "task.yaml", "--llm-budget", "-1")
+    assert result.exit_code == 2 and "--llm-budget:" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_the_search_stops_once_the_last_proposals_were_all_refused_for_time(tmp_path):

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from crew._syntax import parse
+
 __all__ = ["Finding", "Rule", "check_code"]
 
 Rule = Literal["syntax", "network", "shell", "install", "answers", "write_outside", "hand_labels"]
@@ -157,7 +159,7 @@ class _Visitor(ast.NodeVisitor):
     def _nested(self, source: str, node: ast.AST) -> None:
         """Code inside an `exec("...")` string obeys the same rules."""
         try:
-            inner = ast.parse(source)
+            inner = parse(source)
         except SyntaxError:
             self.add("shell", node, "runs a string that is not valid Python")
             return
@@ -226,7 +228,7 @@ class _Visitor(ast.NodeVisitor):
 def check_code(code: str, *, forbidden_paths: Iterable[str] = (), allowed_roots: Iterable[str] = ()) -> list[Finding]:
     """Every finding in `code`, in line order; `forbidden_paths` are the answers' locations on this machine."""
     try:
-        tree = ast.parse(code)
+        tree = parse(code)
     except SyntaxError as exc:
         return [Finding(rule="syntax", line=exc.lineno or 0, message=f"does not parse: {exc.msg}")]
     visitor = _Visitor(tuple(str(p) for p in forbidden_paths), tuple(str(p) for p in allowed_roots))

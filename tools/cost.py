@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from crew._syntax import parse
+
 __all__ = ["PRIORS", "CostModel", "Estimate", "FamilyPrior", "Observation", "Workload", "read_workload"]
 
 _FAMILY_OF = {
@@ -163,7 +165,7 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
                   threads: int = 1) -> Workload:
     """Read families, estimators, folds, tuning and subsampling from the code's syntax tree."""
     try:
-        tree = ast.parse(code)
+        tree = parse(code)
     except SyntaxError:
         return Workload(rows=rows, test_rows=test_rows, columns=columns, classes=classes, threads=threads)
     families: list[str] = []

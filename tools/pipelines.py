@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from crew import Task
 from crew._metrics import positive_label
+from crew._syntax import parse
 
 __all__ = [
     "FEATURES",
@@ -610,7 +611,7 @@ def _digest(*parts: Any) -> str:
 def stage_keys(code: str) -> dict[str, str]:
     """The `STAGE_KEYS` literal of an experiment script (empty for code that has none, e.g. an LLM's)."""
     try:
-        tree = ast.parse(code)
+        tree = parse(code)
     except SyntaxError:
         return {}
     for node in tree.body:
