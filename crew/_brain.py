@@ -349,5 +349,4 @@ def _is_transient(exc: Exception) -> bool:
 
 
 def _is_auth_error(exc: Exception) -> bool:
-    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
-    return status in (401, 403) or "Authentication" in type(exc).__name__ or "PermissionDenied" in type(exc).__name__
+    return _status(exc) in (401, 403) or "Authentication" in type(exc).__name__ or "PermissionDenied" in type(exc).__name__

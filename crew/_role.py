@@ -83,6 +83,8 @@ class Role:
     writes: ClassVar[tuple[str, ...]] = ()
     prompt: ClassVar[str] = "{context}"
     """LLM prompt template; `{name}` fields are filled from the context (compact JSON, trimmed)."""
+    prompt_limits: ClassVar[Mapping[str, int]] = {}
+    """Characters a context field may take in the prompt, where it differs from `render_prompt`'s `limit`."""
 
     def __init__(self, *, brain: Brain | None = None, blackboard: Blackboard | None = None):
         self.brain = brain
@@ -139,7 +141,7 @@ class Role:
 
     def render_prompt(self, context: Mapping[str, Any], *, limit: int = 6000) -> str:
         """The user prompt for a chat model: the template filled with a lean, trimmed context."""
-        fields = {key: _brief(value, limit) for key, value in context.items()}
+        fields = {key: _brief(value, self.prompt_limits.get(key, limit)) for key, value in context.items()}
         fields["context"] = _brief(dict(context), limit)
         fields.setdefault("goal", self.goal)
         try:

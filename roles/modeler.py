@@ -15,9 +15,8 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task
-from crew._role import _brief
-from crew.roles._util import as_task, tiny_task
 from crew._metrics import positive_label
+from crew.roles._util import as_task, tiny_task
 from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
 
 __all__ = ["IMPROVEMENTS", "Design", "Modeler", "debug_depth", "stage_of"]
@@ -126,8 +125,8 @@ class Modeler(Role):
         "column) and {prediction_columns}. The reviewer recomputes the CV from oof.csv and checks predictions.csv "
         "against test_pred.csv: hand-written or copied predictions are rejected. Use $OMP_NUM_THREADS threads."
     )
-    code_limit: ClassVar[int] = 16_000
-    """Characters of the parent's code the prompt carries (the rest of the context is capped at 6,000 each)."""
+    prompt_limits: ClassVar[Mapping[str, int]] = {"parent_code": 16_000}
+    """A script is longer than the other fields (capped at 6,000 characters each)."""
     memory_size: ClassVar[int] = 12
 
     def context(self, state: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,17 +152,9 @@ class Modeler(Role):
                 "memory": memory, "debug_depth": depth, "contract": _contract(self.contract, task),
                 "models": ", ".join(MODELS), "features": ", ".join(FEATURES)}
 
-    def render_prompt(self, context: Mapping[str, Any], *, limit: int = 6000) -> str:
-        """The parent's code gets `code_limit` characters (a script is longer than the other fields)."""
-        code = str(context.get("parent_code", ""))
-        if len(code) > self.code_limit:
-            code = code[: self.code_limit - 40] + f"\n# ...[{len(code) - self.code_limit + 40} chars cut]"
-        fields = {k: _brief(v, limit) for k, v in context.items() if k not in ("task_object", "parent_code")}
-        return self.prompt.format(**fields, parent_code=code, goal=self.goal)
-
     def decide(self, context: Mapping[str, Any], *, blackboard: Blackboard | None = None) -> Decision:
         """A step marked `expert` (the debug depth of an LLM's own code is spent) is decided by the expert policy."""
-        if context["step"].get("expert") and not isinstance(self.brain or ExpertBrain(), ExpertBrain):
+        if context["step"].get("expert") and self.brain is not None and not isinstance(self.brain, ExpertBrain):
             if blackboard is not None:
                 blackboard.post(Message(content=f"debugging {context['step'].get('parent')} reached its depth; the "
                                                 "expert's experiment takes its place", sent_from=self.profile,

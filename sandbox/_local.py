@@ -16,8 +16,9 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from crew.sandbox._cgroup import Cgroup, cgroup_support
 from pydantic import BaseModel, Field
+
+from crew.sandbox._cgroup import Cgroup, cgroup_support
 
 __all__ = ["Launch", "Limits", "LocalExecutor", "Result"]
 

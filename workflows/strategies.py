@@ -87,22 +87,21 @@ def _tried(tree: dict[str, list[Experiment]], exp_id: str) -> set[str]:
 
 
 def _debug_steps(experiments: list[Experiment], tree: dict[str, list[Experiment]], taken: set[tuple[str | None, str]],
-                 max_depth: int, seed: int) -> list[Step]:
-    """AIDE's debugging: the newest failed leaf whose debug chain is shorter than `max_depth` goes back to the
-    modeler with its error; a leaf whose chain is spent, and whose code was the brain's own, is replaced by the
-    expert's experiment (`expert=True`) so the run still progresses."""
+                 *, probability: float, max_depth: int, seed: int) -> list[Step]:
+    """AIDE's debugging, in a round drawn with `probability`: the newest failed leaf whose debug chain is shorter
+    than `max_depth` goes back to the modeler with its error; a leaf whose chain is spent, and whose code was the
+    brain's own, is replaced by the expert's experiment (`expert=True`) so the run still progresses."""
+    if random.Random(seed * 7919 + len(experiments)).random() >= probability:
+        return []
     by_id = {e.id: e for e in experiments}
     for leaf in reversed([e for e in experiments if e.status == "failed" and e.id not in tree]):
         if (leaf.id, "debug") in taken:
             continue
         depth = debug_depth(leaf, by_id)
-        if depth < max_depth:
-            taken.add((leaf.id, "debug"))
-            return [Step(phase="debug", parent=leaf.id, model=leaf.spec.get("model"), insight="debug", seed=seed)]
-        if depth == max_depth and leaf.spec.get("own_code"):
+        if depth < max_depth or (depth == max_depth and leaf.spec.get("own_code")):
             taken.add((leaf.id, "debug"))
             return [Step(phase="debug", parent=leaf.id, model=leaf.spec.get("model"), insight="debug", seed=seed,
-                         expert=True)]
+                         expert=depth == max_depth)]
     return []
 
 
@@ -125,10 +124,9 @@ class Greedy:
         experiments = board.experiments()
         steps = _opening(experiments, plan, n, taken, self.seed, self.max_drafts)
         tree = _children(experiments)
-        rng = random.Random(self.seed * 7919 + len(experiments))
         if len(steps) < n:
-            if rng.random() < self.debug_probability:
-                steps += _debug_steps(experiments, tree, taken, self.max_debug_depth, self.seed)
+            steps += _debug_steps(experiments, tree, taken, probability=self.debug_probability,
+                                  max_depth=self.max_debug_depth, seed=self.seed)
         done = [e for e in experiments if e.status == "done" and e.score is not None]  # a cached copy is not expanded
         ranked = sorted(done, key=lambda e: e.score if higher_is_better else -e.score, reverse=True)  # type: ignore[operator]
         for exp in ranked:
@@ -167,8 +165,9 @@ class MCTS:
         experiments = board.experiments()
         steps = _opening(experiments, plan, n, taken, self.seed)
         tree = _children(experiments)
-        if len(steps) < n and random.Random(self.seed * 7919 + len(experiments)).random() < self.debug_probability:
-            steps += _debug_steps(experiments, tree, taken, self.max_debug_depth, self.seed)
+        if len(steps) < n:
+            steps += _debug_steps(experiments, tree, taken, probability=self.debug_probability,
+                                  max_depth=self.max_debug_depth, seed=self.seed)
         done = sorted((e for e in experiments if e.status in _FINISHED and e.score is not None),
                       key=lambda e: e.score if higher_is_better else -e.score)  # type: ignore[operator]
         reward = {e.id: (i + 1) / len(done) for i, e in enumerate(done)}
