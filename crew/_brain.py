@@ -350,3 +350,10 @@ def _is_transient(exc: Exception) -> bool:
 
 def _is_auth_error(exc: Exception) -> bool:
     return _status(exc) in (401, 403) or "Authentication" in type(exc).__name__ or "PermissionDenied" in type(exc).__name__
+
+
+def brain_for(brain: Brain | Mapping[str, Brain] | None, role: str) -> Brain | None:
+    """A mapping gives each role its own brain (a mixed team); a single brain thinks for all."""
+    if isinstance(brain, Mapping):
+        return brain.get(role, brain.get("default"))
+    return brain

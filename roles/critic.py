@@ -18,8 +18,9 @@ from pydantic import Field
 from crew import Blackboard, Decision, Message, Role, Task
 from crew._syntax import parse
 from crew.roles._util import as_task, tiny_task
-from crew.tools.codecheck import check_code
+from crew.tools.codecheck import check_code, check_kernel
 from crew.tools.cost import CostModel, Estimate, Observation, Workload, read_workload
+from crew.tools.kernels import estimate_run
 from crew.tools.pipelines import PipelineSpec, cached_stages, render
 
 __all__ = ["KNOBS", "Critic", "Verdict", "apply_changes", "calibration", "history"]
@@ -140,7 +141,7 @@ class Critic(Role):
     goal: ClassVar[str] = ("Let nothing launch that the machine or the budget cannot hold, or that breaks the rules: "
                            "estimate time and memory, propose a cheaper variant when it will not fit, reject with a "
                            "reason otherwise.")
-    watches: ClassVar[tuple[str, ...]] = ("modeler.decide",)
+    watches: ClassVar[tuple[str, ...]] = ("modeler.decide", "optimizer.decide")
     decision: ClassVar[type[Decision]] = Verdict
     reads: ClassVar[tuple[str, ...]] = ("task", "proposal", "remaining")
     writes: ClassVar[tuple[str, ...]] = ("verdict",)
@@ -156,6 +157,8 @@ class Critic(Role):
         task = as_task(context["task"])
         proposal = dict(context["proposal"])
         remaining = dict(context["remaining"])
+        if task.kind == "kernel":
+            return self._kernel_context(task, proposal, remaining)
         rows, width = task.shapes.get("train", (0, 0))
         columns = max(1, width - 1 - (1 if task.id_column else 0))
         work = read_workload(proposal.get("code", ""), rows=rows, test_rows=task.shapes.get("test", (0, 0))[0],
@@ -180,6 +183,26 @@ class Critic(Role):
             "findings": [f.model_dump() for f in findings], "remaining": remaining,
             "allowed_seconds": allowed_seconds, "allowed_memory": int(remaining.get("memory", 0)),
         }
+
+    def _kernel_context(self, task: Task, proposal: dict[str, Any], remaining: dict[str, Any]) -> dict[str, Any]:
+        """A kernel candidate: the scorer's rules, and a time priced from its parent's measured scorer run."""
+        runs, parent = [], None
+        if self.blackboard is not None:
+            for exp in self.blackboard.experiments():
+                if exp.wall_time and exp.status in ("done", "failed"):
+                    runs.append((float(exp.wall_time), exp.peak_memory))
+                    if exp.id == proposal.get("parent"):
+                        parent = (float(exp.wall_time), exp.peak_memory)
+        estimate = estimate_run(runs, parent, experiment_time=float(remaining.get("experiment_time", 0.0)))
+        findings = check_kernel(proposal.get("code", ""), scorer=str(task.score),
+                                forbidden_paths=[str(task.root / "grading")])
+        allowed_seconds = max(0.0, min(float(remaining.get("experiment_time", 0.0)),
+                                       float(remaining.get("wall_time", 0.0)) - _RESERVE)) * _SAFETY
+        return {"summary": {"id": proposal.get("id"), "insights": proposal.get("insights", []),
+                            "gpus": proposal.get("gpus", 0)},
+                "proposal": proposal, "estimate": estimate, "cost_model": CostModel(history=[]),
+                "findings": [f.model_dump() for f in findings], "remaining": remaining,
+                "allowed_seconds": allowed_seconds, "allowed_memory": int(remaining.get("memory", 0))}
 
     def expert(self, context: Mapping[str, Any]) -> Verdict:
         blocking = [f for f in context["findings"] if f["blocking"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crew import Task
-from crew.tools.codecheck import check_code
+from crew.tools.codecheck import check_code, check_kernel
 from crew.tools.pipelines import MODELS, PipelineSpec, render
 from tests.conftest import EXAMPLE_TASK
 
@@ -77,3 +77,41 @@ def test_rendered_pipelines_have_no_findings(model):
     task = Task.load(EXAMPLE_TASK)
     code = render(PipelineSpec(model=model, numeric=["a"], categorical=["b"], tune_trials=3), task)
     assert check_code(code, forbidden_paths=[str(task.root / "grading")]) == []
+
+
+# -- kernel candidates --------------------------------------------------------------------------
+
+KERNEL = '''import numba
+import numpy as np
+
+
+@numba.njit(boundscheck=False)
+def prefix_sum(x):
+    out = np.empty(len(x), dtype=np.int64)
+    total = 0
+    for i in range(len(x)):
+        total += x[i]
+        out[i] = total
+    return out
+'''
+
+
+def test_a_plain_kernel_has_no_findings():
+    assert check_kernel(KERNEL, scorer="score.py") == []
+
+
+@pytest.mark.parametrize(("code", "rule"), [
+    ("import functools\n\n@functools.lru_cache(maxsize=None)\ndef f(n):\n    return n\n", "memo"),
+    ("_SEEN = {}\n\ndef f(x):\n    key = x.tobytes()\n    _SEEN[key] = x.cumsum()\n    return _SEEN[key]\n", "memo"),
+    ("_LAST = []\n\ndef f(x):\n    _LAST.append(x)\n    return x\n", "memo"),
+    ("RESULT = None\n\ndef f(x):\n    global RESULT\n    RESULT = x\n    return x\n", "memo"),
+    ("import time\ntime.perf_counter = lambda: 0.0\n", "scorer"),
+    ("from time import perf_counter\nimport sys\nsys.modules['time'].perf_counter = perf_counter\n", "scorer"),
+    ("import score\n\ndef f(x):\n    return score.reference(x)\n", "scorer"),
+    ("import __main__\n\ndef f(x):\n    return __main__.reference(x)\n", "scorer"),
+    ("def f(x):\n    return open('score.py').read()\n", "scorer"),
+    ("import sys\n\ndef f(x):\n    return sys._getframe(1).f_locals['expected']\n", "scorer"),
+])
+def test_kernel_cheats_are_blocking_findings(code, rule):
+    findings = check_kernel(code, scorer="score.py")
+    assert any(f.rule == rule and f.blocking for f in findings), findings

@@ -17,9 +17,9 @@ from pydantic import BaseModel
 
 from crew._syntax import parse
 
-__all__ = ["Finding", "Rule", "check_code"]
+__all__ = ["Finding", "Rule", "check_code", "check_kernel"]
 
-Rule = Literal["syntax", "network", "shell", "install", "answers", "write_outside", "hand_labels"]
+Rule = Literal["syntax", "network", "shell", "install", "answers", "write_outside", "hand_labels", "scorer", "memo"]
 
 _NETWORK_MODULES = {"socket", "ssl", "urllib", "urllib2", "urllib3", "requests", "http", "httpx", "aiohttp", "ftplib",
                     "smtplib", "telnetlib", "poplib", "imaplib", "paramiko", "websocket", "websockets", "xmlrpc",
@@ -239,3 +239,99 @@ def check_code(code: str, *, forbidden_paths: Iterable[str] = (), allowed_roots:
                                         message=f"writes predictions but {missing}: predictions must come from a "
                                                 "fitted model (MLE-bench's rule against hand-labelling)"))
     return sorted(visitor.findings, key=lambda f: (f.line, f.rule))
+
+
+_TIMERS = {"time", "perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "process_time", "time_ns"}
+_INTROSPECTION = {"sys._getframe", "inspect.currentframe", "inspect.stack", "inspect.getouterframes", "gc.get_objects",
+                  "gc.get_referrers", "sys.settrace", "sys.setprofile", "atexit.register"}
+_MEMO_DECORATORS = {"cache", "lru_cache", "cached_property", "memoize"}
+_SCORER_MODULES = {"time", "sys", "builtins", "numpy", "os", "gc", "importlib", "json", "math"}
+"""Modules a scorer times and checks with: a kernel that assigns into them is changing the scorer."""
+
+
+def check_kernel(code: str, *, scorer: str, forbidden_paths: Iterable[str] = ()) -> list[Finding]:
+    """`check_code`'s rules plus a kernel's: leave the scorer, its clock and its callers alone; compute every call.
+
+    A kernel is timed by a scorer that runs in the same process, so the ways
+    to cheat are in-process: read the scorer's reference, patch its clock or
+    its modules, look up its frames, or remember an answer between calls (the
+    scorer gives every call the same values). Each is a blocking finding.
+    """
+    findings = [f for f in check_code(code, forbidden_paths=forbidden_paths) if f.rule != "hand_labels"]
+    if any(f.rule == "syntax" for f in findings):
+        return findings
+    tree = parse(code)
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+
+    def resolve(node: ast.AST) -> str:
+        dotted = _dotted(node)
+        head, _, rest = dotted.partition(".")
+        full = aliases.get(head, head)
+        return f"{full}.{rest}" if rest else full
+
+    stem = scorer.rsplit("/", 1)[-1]
+    module_names = {stem.removesuffix(".py")}
+    found: list[Finding] = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and stem in node.value:
+            found.append(Finding(rule="scorer", line=line, message=f"refers to the scorer {stem!r}: a kernel computes "
+                                                                   "its answer, it never reads the scorer's"))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if any(n.split(".")[0] in module_names or n.split(".")[0] == "__main__" for n in names):
+                found.append(Finding(rule="scorer", line=line, message="imports the scorer: a kernel may not read "
+                                                                       "its reference or its inputs"))
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            for target in targets:
+                base = target
+                while isinstance(base, (ast.Attribute, ast.Subscript, ast.Call)):
+                    base = base.func if isinstance(base, ast.Call) else base.value
+                if isinstance(target, (ast.Attribute, ast.Subscript)) and isinstance(base, ast.Name) and \
+                        aliases.get(base.id, "").split(".")[0] in _SCORER_MODULES:
+                    found.append(Finding(rule="scorer", line=line, message=f"patches {ast.unparse(target)}: a kernel "
+                                                                           "may not change the modules the scorer uses"))
+        elif isinstance(node, ast.Call):
+            name = resolve(node.func)
+            if name in _INTROSPECTION or name in ("setattr", "builtins.setattr") and node.args and \
+                    resolve(node.args[0]).split(".")[0] in _SCORER_MODULES:
+                found.append(Finding(rule="scorer", line=line, message=f"calls {name}: a kernel may not look into or "
+                                                                       "change the scorer's process"))
+            elif name.split(".")[-1] in _TIMERS and name.split(".")[0] == "time":
+                found.append(Finding(rule="scorer", line=line, blocking=False,
+                                     message=f"reads the clock ({name}); the scorer times the kernel, not the kernel"))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:
+                if _dotted(decorator.func if isinstance(decorator, ast.Call) else decorator).split(".")[-1] \
+                        in _MEMO_DECORATORS:
+                    found.append(Finding(rule="memo", line=decorator.lineno,
+                                         message=f"caches {node.name}'s results: a kernel must compute every call"))
+            globals_written = {n for stmt in ast.walk(node) if isinstance(stmt, ast.Global) for n in stmt.names}
+            if globals_written:
+                found.append(Finding(rule="memo", line=node.lineno,
+                                     message=f"{node.name} rebinds module state ({', '.join(sorted(globals_written))}) "
+                                             "between calls: a kernel must compute every call"))
+    module_containers = {t.id for stmt in tree.body if isinstance(stmt, ast.Assign)
+                         for t in stmt.targets if isinstance(t, ast.Name)
+                         and isinstance(stmt.value, (ast.Dict, ast.List, ast.Set, ast.Call))
+                         and (not isinstance(stmt.value, ast.Call) or _dotted(stmt.value.func).split(".")[-1]
+                              in ("dict", "list", "set", "OrderedDict", "defaultdict", "WeakValueDictionary"))}
+    for func in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        for node in ast.walk(func):
+            stored = (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)) or (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("append", "update", "setdefault", "add", "__setitem__", "extend", "insert"))
+            owner = node.value if isinstance(node, ast.Subscript) else getattr(getattr(node, "func", None), "value", None)
+            if stored and isinstance(owner, ast.Name) and owner.id in module_containers:
+                found.append(Finding(rule="memo", line=node.lineno,
+                                     message=f"{func.name} stores into the module-level {owner.id}: a kernel must "
+                                             "compute every call, not remember answers"))
+    return sorted(findings + found, key=lambda f: (f.line, f.rule))

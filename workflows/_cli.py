@@ -16,13 +16,15 @@ from crew import Blackboard, CrewError, Task
 from crew._brain import team_brains
 from crew._cli import _fail as fail
 from crew._units import parse_duration
+from crew.workflows.optimize import describe_log
 from crew.workflows.solve import default_run_dir, solve
 from crew.workflows.strategies import STRATEGIES
 
 __all__ = ["register"]
 
 _ROLE_OF = {"analyst": "analyst", "planner": "planner", "modeler": "modeler", "critic": "critic", "run": "sandbox",
-            "review": "reviewer", "finalize": "final selection", "setup": "setup"}
+            "review": "reviewer", "finalize": "final selection", "setup": "setup", "optimizer": "kernel optimizer",
+            "confirm": "scorer (confirming the fastest)"}
 
 
 class _View:
@@ -60,7 +62,8 @@ class _View:
         table.add_row("experiments", f"{counts.get('done', 0) + counts.get('cached', 0)} done, "
                                      f"{counts.get('running', 0)} running, {counts.get('rejected', 0)} rejected, "
                                      f"{counts.get('failed', 0)} failed")
-        table.add_row(f"best cv {self.metric}", "-" if best is None else f"{best:.5f}")
+        table.add_row("best score" if self.metric == "score" else f"best cv {self.metric}",
+                      "-" if best is None else f"{best:.5f}")
         table.add_row("acting", self.acting)
         return table
 
@@ -88,6 +91,10 @@ class _View:
             return f"final selection: {update['final'].get('rationale', '')}"
         if node in ("analyst", "planner"):
             return f"{node}: done"
+        if node == "optimizer" and "proposal" in update:
+            proposal = update["proposal"]
+            return "optimizer: no untried move left" if proposal.get("stop") else \
+                f"optimizer: {proposal.get('transform')} -> {proposal.get('id')}"
         return None
 
 
@@ -140,8 +147,9 @@ def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budg
     loaded = Task.load(task) if task is not None else None
     run_dir = resume or out
     shown = loaded or Task.load(json.loads((resume / "run.json").read_text(encoding="utf-8"))["task"])  # type: ignore[operator]
+    kernel = shown.kind == "kernel"
     view = _View((run_dir or Path("runs")) / "blackboard.sqlite", wall or shown.budget.wall_time,
-                 shown.metric or "", shown.metric_info.higher_is_better, quiet, console)
+                 "score" if kernel else shown.metric or "", kernel or shown.metric_info.higher_is_better, quiet, console)
     if quiet:
         summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded)
     else:
@@ -150,6 +158,13 @@ def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budg
             summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded)
             live.update(view.table())
     final = summary["final"]
+    if kernel:
+        console.print(describe_log(summary["score_log"]), highlight=False, markup=False)
+        console.print(f"solution: {summary['submission']}", highlight=False)
+        console.print(f"final: {final.get('rationale', '')}", highlight=False)
+        console.print(f"run folder: {summary['run_dir']} ({summary['experiments']} candidates in "
+                      f"{summary['elapsed']:.0f}s)", highlight=False)
+        return
     console.print(f"submission: {summary['submission']}", highlight=False)
     console.print(f"final: {final.get('kind', '?')}, cv {final.get('cv', float('nan')):.5f}; {final.get('rationale', '')}",
                   highlight=False)

@@ -27,7 +27,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from crew import Blackboard, Brain, Budget, ChatBrain, Message, Task
-from crew._brain import team_brains
+from crew._brain import brain_for, team_brains
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
 from crew.roles.modeler import Modeler
@@ -35,6 +35,7 @@ from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
 from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory
 from crew.tools import ensemble
+from crew.workflows.optimize import optimize, score_log
 from crew.workflows.strategies import STRATEGIES, Strategy
 
 __all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve"]
@@ -156,10 +157,10 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         return {"finished": [state["proposal"]["id"]]}
 
     branch = StateGraph(ExperimentState)
-    branch.add_node("modeler", Modeler(brain=_brain_for(brain, "modeler"), blackboard=board))
-    branch.add_node("critic", Critic(brain=_brain_for(brain, "critic"), blackboard=board))
+    branch.add_node("modeler", Modeler(brain=brain_for(brain, "modeler"), blackboard=board))
+    branch.add_node("critic", Critic(brain=brain_for(brain, "critic"), blackboard=board))
     branch.add_node("run", run)
-    branch.add_node("review", Reviewer(brain=_brain_for(brain, "reviewer"), blackboard=board))
+    branch.add_node("review", Reviewer(brain=brain_for(brain, "reviewer"), blackboard=board))
     branch.add_node("done", done)
     branch.add_edge(START, "modeler")
     branch.add_edge("modeler", "critic")
@@ -211,8 +212,8 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
 
     graph = StateGraph(SolveState)
     graph.add_node("setup", setup)
-    graph.add_node("analyst", Analyst(brain=_brain_for(brain, "analyst"), blackboard=board))
-    graph.add_node("planner", Planner(brain=_brain_for(brain, "planner"), blackboard=board))
+    graph.add_node("analyst", Analyst(brain=brain_for(brain, "analyst"), blackboard=board))
+    graph.add_node("planner", Planner(brain=brain_for(brain, "planner"), blackboard=board))
     graph.add_node("dispatch", dispatch)
     graph.add_node("experiment", experiment)
     graph.add_node("finalize", finalize)
@@ -267,6 +268,10 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
           on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the team on a task and return the final selection; `resume` continues a killed run in place.
 
+    A kernel task (`kind: kernel`) runs the `optimize` workflow instead: one
+    candidate at a time (`workers` does not apply), its output the fastest
+    valid solution, and the scorer's log in the returned `score_log`.
+
     Who thinks: `brain` (one Brain, or role -> Brain), else task.yaml's `llm:`
     overridden by `llm` specs (`openai:gpt-4o`, `modeler=ollama:llama3.1`,
     `reviewer=offline`), else the offline expert. `llm_spend` (US dollars,
@@ -295,7 +300,7 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
                     max_experiments=max(0, (max_experiments or task.budget.max_experiments) - _launched(board)),
                     llm_spend=None if spend is None else max(0.0, spend - board.llm_spend()))
     brain = _run_brains(task, brain, list(llm), budget, model_kwargs)
-    workers = _workers(workers, task)
+    workers = 1 if task.kind == "kernel" else _workers(workers, task)  # a kernel is timed on the whole machine
     if resume is None:
         board.set_task(task.name, task.model_dump(mode="json"))
         (run_dir / "run.json").write_text(json.dumps({"task": str(task.root / "task.yaml"),
@@ -304,6 +309,12 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
                                                       "max_experiments": max_experiments, "llm": list(llm),
                                                       "llm_spend": llm_spend}),
                                           encoding="utf-8")
+    if task.kind == "kernel":
+        final = optimize(task, run_dir, board=board, budget=budget, brain=brain, resume=resume is not None,
+                         executor=executor, on_event=on_event)
+        return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
+                "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments()),
+                "score_log": score_log(board)}
     connection = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     try:
         graph = build_solve_graph(task, run_dir, board=board, budget=budget, brain=brain, strategy=strategy,
@@ -328,13 +339,6 @@ def _strategy_name(strategy: str | Strategy) -> str:
     if isinstance(strategy, str):
         return strategy
     return next((name for name, cls in STRATEGIES.items() if type(strategy) is cls), type(strategy).__name__)
-
-
-def _brain_for(brain: Brain | Mapping[str, Brain] | None, role: str) -> Brain | None:
-    """A mapping gives each role its own brain (a mixed team); a single brain thinks for all."""
-    if isinstance(brain, Mapping):
-        return brain.get(role, brain.get("default"))
-    return brain
 
 
 def _run_brains(task: Task, brain: Brain | Mapping[str, Brain] | None, llm: Sequence[str], budget: Budget,

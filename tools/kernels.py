@@ -1,0 +1,412 @@
+"""The kernel optimizer's catalogue: source transformations that make a kernel faster, and the scorer's driver.
+
+An offline expert cannot invent an algorithm, but it knows the moves that
+make most slow numeric Python fast, and the scorer says which ones worked:
+compile the loops with Numba, drop the checks the compiler inserts, turn
+branches into arithmetic, run independent iterations in parallel. Each move is a rewrite of the syntax tree of the candidate
+before it, so a move applies to any kernel written as Python loops, not to
+one known task. A move that does not apply returns None; one that applies
+but breaks the result is caught by the scorer's correctness gate.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from crew._syntax import parse
+from crew.tools.codecheck import _dotted
+from crew.tools.cost import Estimate, Workload
+
+__all__ = ["TRANSFORMS", "Transform", "estimate_run", "read_score", "scorer_driver", "transform"]
+
+_JIT_FLAGS = {"boundscheck": False, "nogil": True, "error_model": "numpy"}
+"""Numba's defaults raise Python's errors (bounds, division by zero); a kernel that passed the gate needs neither."""
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One move: its name, what it does in a sentence, and the rewrite (None when it does not apply)."""
+
+    name: str
+    description: str
+    rewrite: Callable[[str], str | None]
+
+
+# -- syntax-tree helpers --------------------------------------------------------------------------
+
+
+def _loops(node: ast.AST) -> list[ast.For | ast.While]:
+    return [n for n in ast.walk(node) if isinstance(n, (ast.For, ast.While))]
+
+
+def _decorator_name(node: ast.expr) -> str:
+    return _dotted(node.func if isinstance(node, ast.Call) else node)
+
+
+def _jitted(func: ast.FunctionDef) -> ast.Call | ast.expr | None:
+    return next((d for d in func.decorator_list if _decorator_name(d).split(".")[-1] in ("njit", "jit")), None)
+
+
+def _ensure_import(tree: ast.Module, module: str) -> None:
+    present = any(isinstance(n, ast.Import) and any(a.name == module and a.asname is None for a in n.names)
+                  for n in tree.body)
+    if not present:
+        at = 1 if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(
+            getattr(tree.body[0], "value", None), ast.Constant) and isinstance(tree.body[0].value.value, str) else 0
+        tree.body.insert(at, ast.Import(names=[ast.alias(name=module)]))
+
+
+def _jit_call(flags: dict[str, Any]) -> ast.expr:
+    decorator = ast.Attribute(value=ast.Name(id="numba", ctx=ast.Load()), attr="njit", ctx=ast.Load())
+    if not flags:
+        return decorator
+    return ast.Call(func=decorator, args=[], keywords=[ast.keyword(arg=k, value=ast.Constant(v)) for k, v in flags.items()])
+
+
+def _unparse(tree: ast.Module) -> str:
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+class _StripToList(ast.NodeTransformer):
+    """`x.tolist()` -> `x`: Numba iterates arrays directly and cannot build a Python list of them."""
+
+    changed = False
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "tolist" and not node.args and not node.keywords:
+            self.changed = True
+            return node.func.value
+        return node
+
+
+# -- the moves ------------------------------------------------------------------------------------
+
+
+def numba_jit(code: str, flags: dict[str, Any] | None = None) -> str | None:
+    """Compile every top-level function that loops with `numba.njit` (the functions it calls come along)."""
+    tree = parse(code)
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and _loops(n) and _jitted(n) is None]
+    if not funcs:
+        return None
+    for func in funcs:
+        _StripToList().visit(func)
+        func.decorator_list.insert(0, _jit_call(flags or {}))
+    # a looping function's helpers must be compiled too, or Numba refuses to call them
+    names = {f.name for f in funcs}
+    called = {n.func.id for f in funcs for n in ast.walk(f) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    for helper in tree.body:
+        if isinstance(helper, ast.FunctionDef) and helper.name in called - names and _jitted(helper) is None:
+            helper.decorator_list.insert(0, _jit_call(flags or {}))
+    _ensure_import(tree, "numba")
+    return _unparse(tree)
+
+
+def jit_flags(code: str) -> str | None:
+    """Turn off bounds checks and Python's division semantics in already-compiled functions (or compile them so)."""
+    tree = parse(code)
+    changed = False
+    for func in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+        decorator = _jitted(func)
+        if decorator is None:
+            continue
+        keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
+        have = {k.arg for k in keywords}
+        missing = {k: v for k, v in _JIT_FLAGS.items() if k not in have}
+        if not missing:
+            continue
+        new = ast.Call(func=decorator.func if isinstance(decorator, ast.Call) else decorator,
+                       args=list(decorator.args) if isinstance(decorator, ast.Call) else [],
+                       keywords=[*keywords, *(ast.keyword(arg=k, value=ast.Constant(v)) for k, v in missing.items())])
+        func.decorator_list[func.decorator_list.index(decorator)] = new
+        changed = True
+    if not changed:
+        return numba_jit(code, dict(_JIT_FLAGS))
+    return _unparse(tree)
+
+
+class _Branchless(ast.NodeTransformer):
+    """`if c: a += e` (no else) -> `a += e * (c)`: a loop-carried branch the CPU cannot predict becomes arithmetic."""
+
+    changed = False
+
+    def visit_If(self, node: ast.If) -> ast.AST:
+        self.generic_visit(node)
+        if node.orelse or len(node.body) != 1 or not isinstance(node.body[0], ast.AugAssign):
+            return node
+        update = node.body[0]
+        if not isinstance(update.op, (ast.Add, ast.Sub)) or not isinstance(update.target, ast.Name):
+            return node
+        test = node.test
+        gate: ast.expr = test if isinstance(test, ast.Compare) else ast.Compare(
+            left=test, ops=[ast.NotEq()], comparators=[ast.Constant(0)])
+        self.changed = True
+        return ast.AugAssign(target=update.target, op=update.op,
+                             value=ast.BinOp(left=update.value, op=ast.Mult(), right=gate))
+
+
+def branchless(code: str) -> str | None:
+    """Replace conditional accumulations inside compiled loops with multiplications by the condition."""
+    tree = parse(code)
+    visitor = _Branchless()
+    for func in (n for n in tree.body if isinstance(n, ast.FunctionDef) and _jitted(n) is not None):
+        for loop in _loops(func):
+            visitor.visit(loop)
+    return _unparse(tree) if visitor.changed else None
+
+
+def _parity_counters(func: ast.FunctionDef) -> set[str]:
+    """Names set to 0, only ever increased by 1 (or by a 0/1 condition) and only ever read as `name % 2`."""
+    candidates: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and isinstance(node.value, ast.Constant) and node.value.value == 0:
+            candidates.add(node.targets[0].id)
+    parity_reads: set[int] = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Name) \
+                and isinstance(node.right, ast.Constant) and node.right.value == 2:
+            parity_reads.add(id(node.left))
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and node.id in candidates:
+            if isinstance(node.ctx, ast.Load) and id(node) not in parity_reads:
+                candidates.discard(node.id)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id in candidates and not (
+                        isinstance(node.value, ast.Constant) and node.value.value == 0):
+                    candidates.discard(target.id)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id in candidates:
+            if not (isinstance(node.op, ast.Add) and _step_of_one(node.value) is not None):
+                candidates.discard(node.target.id)
+    return candidates
+
+
+def _step_of_one(value: ast.expr) -> ast.expr | None:
+    """For `1` -> the constant 1; for `1 * (cond)` (what `branchless` writes) -> the 0/1 condition; else None."""
+    if isinstance(value, ast.Constant) and value.value == 1:
+        return value
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mult) and isinstance(value.left, ast.Constant) \
+            and value.left.value == 1 and isinstance(value.right, ast.Compare):
+        return value.right
+    return None
+
+
+class _Parity(ast.NodeTransformer):
+    def __init__(self, names: set[str]):
+        self.names = names
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Name) and node.left.id in self.names:
+            return ast.Name(id=node.left.id, ctx=ast.Load())
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        if isinstance(node.target, ast.Name) and node.target.id in self.names:
+            step = _step_of_one(node.value)
+            assert step is not None
+            return ast.AugAssign(target=node.target, op=ast.BitXor(), value=step)
+        return self.generic_visit(node)
+
+
+def parity_flags(code: str) -> str | None:
+    """A counter read only modulo 2 becomes a 0/1 flag toggled by xor: no division, no growing integer."""
+    tree = parse(code)
+    changed = False
+    for func in (n for n in tree.body if isinstance(n, ast.FunctionDef) and _jitted(n) is not None):
+        names = _parity_counters(func)
+        if names:
+            _Parity(names).visit(func)
+            changed = True
+    return _unparse(tree) if changed else None
+
+
+_ALLOCATORS = {"empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ones_like", "full_like"}
+
+
+def hoist_allocation(code: str) -> str | None:
+    """Allocate a compiled function's output arrays with NumPy in a thin Python wrapper, passed in as arguments.
+
+    NumPy asks the OS for huge pages on large arrays; Numba's own allocator
+    does not, and first-touch page faults on a big output can cost as much
+    as the loop that fills it.
+    """
+    tree = parse(code)
+    changed = False
+    body: list[ast.stmt] = []
+    for func in tree.body:
+        if not (isinstance(func, ast.FunctionDef) and _jitted(func) is not None) or func.args.vararg or \
+                func.args.kwarg or func.args.kwonlyargs or func.args.defaults:
+            body.append(func)
+            continue
+        params = [a.arg for a in func.args.args]
+        hoisted = []
+        for stmt in func.body:
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                continue  # the docstring
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                    and isinstance(stmt.value, ast.Call) and _decorator_name(stmt.value.func).split(".")[-1]
+                    in _ALLOCATORS and _decorator_name(stmt.value.func).split(".")[0] in ("np", "numpy")):
+                break
+            used = {n.id for n in ast.walk(stmt.value) if isinstance(n, ast.Name)} - {"np", "numpy", *dir(builtins)}
+            if not used <= set(params):
+                break
+            hoisted.append(stmt)
+        if not hoisted:
+            body.append(func)
+            continue
+        names = [s.targets[0].id for s in hoisted]  # type: ignore[attr-defined]
+        kernel = ast.FunctionDef(name=f"_{func.name}_kernel", args=ast.arguments(
+            posonlyargs=[], args=[*(ast.arg(arg=p) for p in params), *(ast.arg(arg=n) for n in names)],
+            kwonlyargs=[], kw_defaults=[], defaults=[]), body=[s for s in func.body if s not in hoisted],
+            decorator_list=func.decorator_list, returns=None, type_params=[])
+        wrapper = ast.FunctionDef(name=func.name, args=func.args, decorator_list=[], returns=func.returns,
+                                  type_params=[], body=[*hoisted, ast.Return(value=ast.Call(
+                                      func=ast.Name(id=kernel.name, ctx=ast.Load()),
+                                      args=[ast.Name(id=n, ctx=ast.Load()) for n in [*params, *names]], keywords=[]))])
+        body += [kernel, wrapper]
+        changed = True
+    if not changed:
+        return None
+    tree.body = body
+    return _unparse(tree)
+
+
+def _carried(loop: ast.For) -> set[str]:
+    """Names a loop body both reads and assigns (augmented or rebound): its loop-carried scalars."""
+    assigned: set[str] = set()
+    for node in ast.walk(loop):
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            assigned.add(node.target.id)
+    read = {n.id for stmt in loop.body for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    for stmt in loop.body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id in read and _read_before_write(loop, target.id):
+                        assigned.add(target.id)
+    return assigned
+
+
+def _read_before_write(loop: ast.For, name: str) -> bool:
+    for stmt in loop.body:
+        reads = [n for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+        writes = [n for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)]
+        if reads and not (isinstance(stmt, ast.Assign) and writes and not any(
+                isinstance(n, ast.Name) and n.id == name for n in ast.walk(stmt.value))):
+            return True
+        if writes:
+            return False
+    return False
+
+
+def parallel_loops(code: str) -> str | None:
+    """`range` -> `numba.prange` in compiled loops whose iterations share no scalar, with `parallel=True`."""
+    tree = parse(code)
+    changed = False
+    for func in (n for n in tree.body if isinstance(n, ast.FunctionDef) and _jitted(n) is not None):
+        loops = [n for n in func.body if isinstance(n, ast.For)]
+        for loop in loops:
+            call = loop.iter
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "range"):
+                continue
+            if _carried(loop) or any(isinstance(n, (ast.Break, ast.Return)) for n in ast.walk(loop)):
+                continue
+            loop.iter = ast.Call(func=ast.Attribute(value=ast.Name(id="numba", ctx=ast.Load()), attr="prange",
+                                                    ctx=ast.Load()), args=call.args, keywords=[])
+            changed = True
+        if changed:
+            decorator = _jitted(func)
+            keywords = [k for k in (decorator.keywords if isinstance(decorator, ast.Call) else []) if k.arg != "parallel"]
+            base = decorator.func if isinstance(decorator, ast.Call) else decorator
+            func.decorator_list[func.decorator_list.index(decorator)] = ast.Call(
+                func=base, args=[], keywords=[*keywords, ast.keyword(arg="parallel", value=ast.Constant(True))])
+    return _unparse(tree) if changed else None
+
+
+TRANSFORMS: tuple[Transform, ...] = (
+    Transform("numba_jit", "compile the looping functions with numba.njit", numba_jit),
+    Transform("jit_flags", "no bounds checks, no GIL, NumPy's division semantics in compiled code", jit_flags),
+    Transform("branchless", "conditional accumulations become multiplications by the condition", branchless),
+    Transform("hoist_allocation", "output arrays allocated by NumPy (huge pages) outside the compiled loop",
+              hoist_allocation),
+    Transform("parity_flags", "a counter read only modulo 2 becomes a flag toggled by xor", parity_flags),
+    Transform("parallel_loops", "independent iterations run on all cores (numba.prange)", parallel_loops),
+)
+"""The expert's moves, in the order it tries them; each applies to the best valid candidate so far."""
+
+
+def transform(name: str) -> Transform:
+    for each in TRANSFORMS:
+        if each.name == name:
+            return each
+    raise KeyError(f"no kernel transform named {name!r}; known: {', '.join(t.name for t in TRANSFORMS)}")
+
+
+# -- running the scorer in the sandbox --------------------------------------------------------------
+
+
+def scorer_driver(candidate: str, scorer: str, args: Iterable[str] = ()) -> str:
+    """The launch script: write the candidate into the work folder, then run the task's scorer on it there.
+
+    The scorer is read from the task folder ($CREW_DATA, read-only inside the
+    sandbox); the candidate never sees anything the scorer does not give it.
+    """
+    return (
+        '"""crew kernel launch: write the candidate, run the task\'s scorer on it."""\n'
+        "import os\nimport runpy\nimport sys\n\n"
+        f"CANDIDATE = {candidate!r}\n"
+        "with open('candidate.py', 'w', encoding='utf-8') as handle:\n"
+        "    handle.write(CANDIDATE)\n"
+        f"scorer = os.path.join(os.environ['CREW_DATA'], {scorer!r})\n"
+        f"sys.argv = [scorer, 'candidate.py', *{list(args)!r}]\n"
+        "sys.path.insert(0, os.getcwd())\n"
+        "runpy.run_path(scorer, run_name='__main__')\n"
+    )
+
+
+def read_score(stdout: str) -> dict[str, Any] | None:
+    """The scorer's JSON line (the last line of stdout that parses as a JSON object), or None."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+_COMPILE_SECONDS = 8.0
+"""A candidate that compiles (Numba, torch) pays its compiler once more than the parent it rewrites."""
+_PRIOR_MEMORY = 512 * 1024**2
+
+
+def estimate_run(runs: list[tuple[float, int | None]], parent: tuple[float, int | None] | None, *,
+                 experiment_time: float) -> Estimate:
+    """The critic's estimate of one scorer run: the parent's measured run plus a compile, else the slowest seen.
+
+    `runs` are (wall seconds, peak bytes) of the scorer runs that finished;
+    with none yet (the start is the first), the estimate is half the
+    experiment time, which is what the sandbox enforces anyway.
+    """
+    seen_memory = max((m for _, m in runs if m), default=None)
+    if parent is not None:
+        seconds, basis = parent[0] + _COMPILE_SECONDS, "the parent's scorer run plus a compile"
+        memory = int(1.25 * (parent[1] or seen_memory or _PRIOR_MEMORY))
+    elif runs:
+        seconds, basis = max(s for s, _ in runs) + _COMPILE_SECONDS, "the slowest scorer run so far plus a compile"
+        memory = int(1.25 * (seen_memory or _PRIOR_MEMORY))
+    else:
+        seconds, basis = 0.5 * experiment_time, "no scorer run yet: half the experiment time"
+        memory = _PRIOR_MEMORY
+    return Estimate(seconds=seconds, memory=memory, family="kernel", prior_seconds=seconds, prior_memory=memory,
+                    basis=basis, workload=Workload(families=["kernel"]))
