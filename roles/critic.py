@@ -284,7 +284,8 @@ class Critic(Role):
         if verdict == "approve" and not (estimate.seconds <= context["allowed_seconds"]
                                          and estimate.memory <= context["allowed_memory"]):
             reason = (reason + "; " if reason else "") + "approved over the estimate (the sandbox still enforces limits)"
-        record = {**estimate.model_dump(mode="json"), "verdict": verdict, "changes": decision.changes}
+        record = {**estimate.model_dump(mode="json"), "verdict": verdict, "changes": decision.changes,
+                  "wall_allowed": max(0.0, float(context["remaining"].get("wall_time", 0.0)) - _RESERVE) * _SAFETY}
         exp_id = proposal.get("id")
         if exp_id and _on_board(blackboard, exp_id):
             fields: dict[str, Any] = {"estimate": record, "code": code}

@@ -18,6 +18,7 @@ from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, T
 from crew._metrics import positive_label
 from crew.roles._util import as_task, tiny_task
 from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
+from crew.tools.speed import ran_params
 
 __all__ = ["IMPROVEMENTS", "Design", "Modeler", "debug_depth", "stage_of"]
 
@@ -143,7 +144,8 @@ class Modeler(Role):
             if step.get("parent"):
                 found = blackboard.experiment(step["parent"])
                 parent = {"id": found.id, "spec": found.spec, "insights": found.insights, "score": found.score,
-                          "status": found.status, "error": (found.error or "")[-2000:]}
+                          "status": found.status, "error": (found.error or "")[-2000:],
+                          "params": ran_params(found.spec, found.metrics)}
                 parent_code = found.code
                 depth = debug_depth(found, {e.id: e for e in experiments})
             memory = _memory(experiments, task.metric_info.higher_is_better, self.memory_size)
@@ -182,7 +184,9 @@ class Modeler(Role):
         if spec.get("model") not in MODELS:  # a chat model's own script: the expert falls back to a catalogue family
             fallback = step.get("model") if step.get("model") in MODELS else "lightgbm"
             spec = {"model": fallback, "params": default_params(fallback, rows=rows, regression=regression)}
-        design = Design(rationale="", model=spec["model"], params=dict(spec.get("params", {})),
+        own = spec.get("model") == parent["spec"].get("model")  # not the fallback family: the parent's tuning applies
+        params = parent.get("params") if own and parent.get("params") else spec.get("params", {})
+        design = Design(rationale="", model=spec["model"], params=dict(params),
                         preprocessing=list(spec.get("preprocessing", [])), features=list(spec.get("features", [])),
                         folds=int(spec.get("folds", plan.get("cv_folds", 5))), seed=int(spec.get("seed", 0)),
                         subsample=spec.get("subsample"), insight=insight or "seed_bag")

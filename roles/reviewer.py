@@ -35,6 +35,7 @@ from crew._metrics import Metric, canonical_labels, positive_label
 from crew._syntax import parse
 from crew._tables import TableError, read_table
 from crew.roles._util import as_task, tiny_task
+from crew.tools.speed import CV_SPREAD_TOLERANCE, PREDICTION_TOLERANCE, prediction_gap
 
 __all__ = ["ARTIFACTS", "CHECKS", "Audit", "Review", "Reviewer", "audit"]
 
@@ -581,6 +582,35 @@ def _compare_to_model(task: Task, aligned: pl.DataFrame, test_pred: pl.DataFrame
                     "write the submission from the fitted model's test predictions")
 
 
+def _check_speed_variant(out: Audit, task: Task, board: Blackboard, exp_id: str) -> None:
+    """A speed variant counts only if it predicts what its parent did and scores no worse beyond the folds' noise."""
+    if not _on_board(board, exp_id):
+        return
+    speed_of = board.experiment(exp_id).spec.get("speed_of")
+    if not speed_of or not _on_board(board, speed_of):
+        return
+    parent = board.experiment(speed_of)
+    mine, theirs = out.artifacts.get("oof.csv"), parent.artifacts.get("oof.csv")
+    if not mine or not theirs or parent.score is None or not Path(theirs).is_file():
+        out.record("speed_equivalence", fails=[f"cannot compare with {speed_of}: its out-of-fold predictions are gone"])
+        return
+    fails = []
+    try:
+        gap = prediction_gap(theirs, mine, id_column=task.id_column, regression=task.target_type == "regression")
+    except (ValueError, OSError) as exc:
+        out.record("speed_equivalence", fails=[f"cannot compare with {speed_of}: {exc}"])
+        return
+    if gap > PREDICTION_TOLERANCE:
+        fails.append(f"a speed variant must predict what {speed_of} predicts: its out-of-fold predictions differ by "
+                     f"{gap:.4f} on average (tolerance {PREDICTION_TOLERANCE})")
+    spread = float(parent.metrics.get("cv_std") or 0.0)
+    drop = (parent.score - out.score) if task.metric_info.higher_is_better else (out.score - parent.score)  # type: ignore[operator]
+    if drop > CV_SPREAD_TOLERANCE * spread:
+        fails.append(f"a speed variant must not score worse than {speed_of}: CV {_fmt(out.score)} against "
+                     f"{_fmt(parent.score)} (allowed drop {CV_SPREAD_TOLERANCE} x fold spread {_fmt(spread)})")
+    out.record("speed_equivalence", fails=fails, note=f"gap {gap:.4f}, CV {_fmt(out.score)} vs {_fmt(parent.score)}")
+
+
 def _on_board(blackboard: Blackboard, exp_id: str) -> bool:
     try:
         blackboard.experiment(exp_id)
@@ -621,6 +651,9 @@ class Reviewer(Role):
         result = dict(context["result"] or {})
         report = dict(context["data_report"] or {})
         found = audit(task, result, report)
+        board = self.blackboard if self.blackboard is not None else state.get("blackboard")
+        if board is not None and result.get("experiment") and found.score is not None:
+            _check_speed_variant(found, task, self.board(state), str(result["experiment"]))
         return {
             "experiment": result.get("experiment"), "reason": result.get("reason"), "metric": task.metric,
             "higher_is_better": task.metric_info.higher_is_better, "reported": found.reported, "score": found.score,

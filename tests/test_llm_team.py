@@ -111,7 +111,7 @@ def test_crashing_code_goes_back_with_its_traceback_then_to_the_expert(scripted_
     [crash] = [e for e in experiments if e.code == CRASH]
     assert crash.status == "failed" and "KeyError" in crash.error and "malignnt" in crash.error
     assert modeler.debug_prompts and "malignnt" in modeler.debug_prompts[0]  # the trimmed traceback, in the prompt
-    [again] = [e for e in experiments if e.code == CRASH_AGAIN]
+    [again] = [e for e in experiments if e.code == CRASH_AGAIN and e.parent == crash.id]
     assert again.parent == crash.id and again.insights[-1] == "debug" and again.status == "failed"
     [replacement] = [e for e in experiments if e.parent == again.id]
     assert replacement.insights[-1] == "debug" and not replacement.spec.get("own_code")

@@ -141,3 +141,17 @@ def test_the_search_stops_once_the_last_proposals_were_all_refused_for_time(tmp_
     assert not _out_of_time_streak(board, 3, seconds_left=20.0)  # a finished experiment breaks the streak
     board.add_experiment(Experiment(id="p", code="p", status="running"))
     assert _out_of_time_streak(board, 2, seconds_left=20.0)  # a running one neither breaks nor counts
+
+
+def test_a_refusal_for_the_critics_wall_margin_counts_towards_the_streak(tmp_path):
+    from crew import Experiment
+    from crew.workflows.solve import _out_of_time_streak
+
+    board = Blackboard(tmp_path / "board.sqlite")
+    for i in range(2):  # 8.5 s would fit in the 17 s left, but not in the 5.6 s the critic could allow with its margin
+        board.add_experiment(Experiment(id=f"r{i}", code=f"r{i}", status="rejected",
+                                        estimate={"seconds": 8.5, "wall_allowed": 5.6}))
+    assert _out_of_time_streak(board, 2, seconds_left=17.0)
+    board.add_experiment(Experiment(id="big", code="big", status="rejected",  # too big for experiment_time, not wall
+                                    estimate={"seconds": 90.0, "wall_allowed": 400.0}))
+    assert not _out_of_time_streak(board, 2, seconds_left=500.0)

@@ -30,18 +30,22 @@ from crew import Blackboard, Brain, Budget, ChatBrain, Message, Task
 from crew._brain import brain_for, team_brains
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
+from crew.roles.kernel_optimizer import KernelOptimizer
 from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
 from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory
 from crew.tools import ensemble
+from crew.tools.speed import ran_params, variants_for
 from crew.workflows.optimize import optimize, score_log
-from crew.workflows.strategies import STRATEGIES, Strategy
+from crew.workflows.strategies import STRATEGIES, Step, Strategy
 
-__all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve"]
+__all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve", "speed_report"]
 
 _MIN_EXPERIMENT = 5.0  # seconds: below this, launching is pointless
 _TOP_K = 12  # experiments final selection considers
+_SPEED_MIN_SECONDS = 8.0  # a winner faster than this is not worth a speed variant
+_SPEED_TRIES = 2  # speed variants tried on one winner before the search moves on
 
 
 class SolveState(TypedDict, total=False):
@@ -71,10 +75,12 @@ class ExperimentState(TypedDict, total=False):
 
 
 def _out_of_time_streak(board: Blackboard, n: int, seconds_left: float) -> bool:
-    """The last `n` proposals were all rejected by the critic as needing more time than is left now."""
+    """The last `n` proposals were all rejected by the critic as needing more of the run's wall time than it could
+    allow them then (`wall_allowed`), or than is left now: wall time only shrinks, so the next ones would be too."""
     recent = [e for e in board.experiments() if e.status not in ("proposed", "running")][-n:]
     return len(recent) == n and all(
-        e.status == "rejected" and float(e.estimate.get("seconds") or 0.0) > seconds_left for e in recent)
+        e.status == "rejected" and float(e.estimate.get("seconds") or 0.0)
+        > min(seconds_left, float(e.estimate.get("wall_allowed", seconds_left))) for e in recent)
 
 
 def default_run_dir(task: Task) -> Path:
@@ -154,16 +160,26 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         return "review" if state["result"]["reason"] not in ("rejected", "cached") else "done"
 
     def done(state: ExperimentState) -> dict[str, Any]:
-        return {"finished": [state["proposal"]["id"]]}
+        exp_id = state.get("proposal", {}).get("id")
+        return {"finished": [exp_id] if exp_id else []}
+
+    def first(state: ExperimentState) -> str:
+        return "optimizer" if state["step"].get("phase") == "speed" else "modeler"
+
+    def after_optimizer(state: ExperimentState) -> str:
+        proposal = state["proposal"]
+        return "critic" if proposal.get("id") and not proposal.get("rejected") else "done"
 
     branch = StateGraph(ExperimentState)
     branch.add_node("modeler", Modeler(brain=brain_for(brain, "modeler"), blackboard=board))
+    branch.add_node("optimizer", KernelOptimizer(brain=brain_for(brain, "optimizer"), blackboard=board))
     branch.add_node("critic", Critic(brain=brain_for(brain, "critic"), blackboard=board))
     branch.add_node("run", run)
     branch.add_node("review", Reviewer(brain=brain_for(brain, "reviewer"), blackboard=board))
     branch.add_node("done", done)
-    branch.add_edge(START, "modeler")
+    branch.add_conditional_edges(START, first, ["modeler", "optimizer"])
     branch.add_edge("modeler", "critic")
+    branch.add_conditional_edges("optimizer", after_optimizer, ["critic", "done"])
     branch.add_edge("critic", "run")
     branch.add_conditional_edges("run", after_run, ["review", "done"])
     branch.add_edge("review", "done")
@@ -196,7 +212,9 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
             return "finalize"  # not even the cheapest experiment so far would fit
         if _out_of_time_streak(board, 2 * workers, left.wall_time - reserve):
             return "finalize"  # the last proposals were all refused for time, and less time is left now
-        steps = search.next_steps(board, state["plan"], workers, higher_is_better=higher)
+        speed = _speed_step(board, task, higher, seed)
+        steps = [speed] if speed else []
+        steps += search.next_steps(board, state["plan"], workers - len(steps), higher_is_better=higher, pending=steps)
         if not steps:
             return "finalize"
         base = {"task": state["task"], "blackboard": state["blackboard"], "data_report": state["data_report"],
@@ -204,7 +222,7 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": threads}}) for step in steps]
 
     def finalize(state: SolveState) -> dict[str, Any]:
-        final = _finalize(board, task, run_dir, output, higher, seed)
+        final = {**_finalize(board, task, run_dir, output, higher, seed), "speed": speed_report(board)}
         board.set_meta("final", final)
         board.set_meta("elapsed", budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
         board.post(Message(content=final["rationale"], sent_from="workflow", cause_by="workflow.final", payload=final))
@@ -225,6 +243,56 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
     graph.add_edge("experiment", "dispatch")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer)
+
+
+def _speed_step(board: Blackboard, task: Task, higher: bool, seed: int) -> Step | None:
+    """The speed pass: the best experiment, when it is slow enough to matter and has variants left, goes to the
+    optimizer (one variant in flight at a time, at most `_SPEED_TRIES` per winner)."""
+    experiments = board.experiments()
+    if any(e.spec.get("speed_of") and e.status in ("proposed", "running") for e in experiments):
+        return None
+    best = _accepted(board, higher)
+    if not best or best[0].spec.get("speed_of") or (best[0].wall_time or 0.0) < _SPEED_MIN_SECONDS:
+        return None
+    winner = best[0]
+    tried = [e for e in experiments if e.spec.get("speed_of") == winner.id]
+    if len(tried) >= _SPEED_TRIES or any(e.status == "done" for e in tried):
+        return None
+    names = {e.insights[-1] for e in tried}
+    left = [v for v, _ in variants_for(str(winner.spec.get("model")), ran_params(winner.spec, winner.metrics), winner.metrics)
+            if f"speed:{v.name}" not in names]
+    if not left:
+        return None
+    return Step(phase="speed", parent=winner.id, model=winner.spec.get("model"), insight=f"speed:{left[0].name}",
+                seed=seed)
+
+
+def speed_report(board: Blackboard) -> dict[str, Any]:
+    """What the speed pass bought: variants tried and kept, how much faster the kept ones ran, and how many more
+    experiments the time their descendants saved would have paid for at the run's mean experiment time."""
+    experiments = board.experiments()
+    by_id = {e.id: e for e in experiments}
+    variants = [e for e in experiments if e.spec.get("speed_of")]
+    kept = [e for e in variants if e.status == "done" and e.wall_time and by_id.get(e.spec["speed_of"])
+            and by_id[e.spec["speed_of"]].wall_time]
+    saved, ratios = 0.0, {}
+    children: dict[str, list[Any]] = {}
+    for e in experiments:
+        if e.parent:
+            children.setdefault(e.parent, []).append(e)
+    for variant in kept:
+        ratio = variant.wall_time / by_id[variant.spec["speed_of"]].wall_time
+        ratios[variant.id] = round(ratio, 3)
+        stack = list(children.get(variant.id, []))
+        while stack:  # each descendant would have taken 1/ratio as long on the slower pipeline
+            node = stack.pop()
+            if node.wall_time and node.status in ("done", "failed"):
+                saved += node.wall_time * (1.0 / ratio - 1.0)
+            stack.extend(children.get(node.id, []))
+    timed = [e.wall_time for e in experiments if e.wall_time]
+    mean = sum(timed) / len(timed) if timed else 0.0
+    return {"tried": len(variants), "kept": len(kept), "time_ratio": ratios, "seconds_saved": round(saved, 1),
+            "extra_experiments": round(saved / mean, 1) if mean else 0.0}
 
 
 def _accepted(board: Blackboard, higher: bool) -> list[Any]:

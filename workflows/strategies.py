@@ -19,7 +19,7 @@ from crew.roles.modeler import IMPROVEMENTS, debug_depth
 
 __all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "improvements_for"]
 
-Phase = Literal["baseline", "draft", "improve", "debug"]
+Phase = Literal["baseline", "draft", "improve", "debug", "speed"]
 _FINISHED = ("done", "cached")
 
 
@@ -94,7 +94,8 @@ def _debug_steps(experiments: list[Experiment], tree: dict[str, list[Experiment]
     if random.Random(seed * 7919 + len(experiments)).random() >= probability:
         return []
     by_id = {e.id: e for e in experiments}
-    for leaf in reversed([e for e in experiments if e.status == "failed" and e.id not in tree]):
+    leaves = [e for e in experiments if e.status == "failed" and e.id not in tree and not e.spec.get("speed_of")]
+    for leaf in reversed(leaves):  # a speed variant that changed the predictions is a dead end, not a bug
         if (leaf.id, "debug") in taken:
             continue
         depth = debug_depth(leaf, by_id)
@@ -128,6 +129,8 @@ class Greedy:
             steps += _debug_steps(experiments, tree, taken, probability=self.debug_probability,
                                   max_depth=self.max_debug_depth, seed=self.seed)
         done = [e for e in experiments if e.status == "done" and e.score is not None]  # a cached copy is not expanded
+        faster = {e.spec["speed_of"] for e in done if e.spec.get("speed_of")}
+        done = [e for e in done if e.id not in faster]  # a kept speed variant is improved in its parent's place
         ranked = sorted(done, key=lambda e: e.score if higher_is_better else -e.score, reverse=True)  # type: ignore[operator]
         for exp in ranked:
             if len(steps) >= n:

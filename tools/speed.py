@@ -1,0 +1,118 @@
+"""The speed pass of a tabular search: profile a winning pipeline by stage, and the variants that make its slowest
+stage cheaper without changing what it predicts.
+
+A faster winner buys more experiments inside the same budget: every
+improvement the search builds on it inherits the speed. So a variant is
+kept only when it predicts what its parent predicted (out-of-fold, within
+`PREDICTION_TOLERANCE`) and scores no worse than the parent's CV beyond a
+quarter of the parent's fold spread; otherwise the reviewer rejects it and
+the search goes on from the parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CV_SPREAD_TOLERANCE", "PREDICTION_TOLERANCE", "SPEED_VARIANTS", "SpeedVariant", "prediction_gap", "profile",
+           "ran_params", "variants_for"]
+
+PREDICTION_TOLERANCE = 0.03
+"""Mean absolute out-of-fold difference allowed: in probability for classifiers, in target standard deviations for
+regressors."""
+CV_SPREAD_TOLERANCE = 0.25
+"""A variant's CV may be worse than its parent's by at most this share of the parent's fold standard deviation."""
+
+_STAGES = ("load", "features", "tune", "cross_validate")
+
+
+@dataclass(frozen=True)
+class SpeedVariant:
+    """One cheaper way to run a stage: its name, which stage it speeds up, for which families, and the change."""
+
+    name: str
+    stage: str
+    description: str
+    families: tuple[str, ...]
+    change: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _halve(key: str, rate: bool = False) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def change(params: dict[str, Any]) -> dict[str, Any]:
+        out = {**params, key: max(50, int(params.get(key, 300)) // 2)}
+        if rate and "learning_rate" in params:
+            out["learning_rate"] = round(min(0.5, float(params["learning_rate"]) * 2), 5)
+        return out
+    return change
+
+
+SPEED_VARIANTS: tuple[SpeedVariant, ...] = (
+    SpeedVariant("coarser_bins", "cross_validate", "63 histogram bins instead of 255: cheaper split finding",
+                 ("lightgbm", "xgboost", "hist_gradient_boosting"),
+                 lambda p: {**p, "max_bins": 63} if "max_iter" in p else {**p, "max_bin": 63}),
+    SpeedVariant("half_bootstrap", "cross_validate", "each tree fits on a half-size bootstrap sample",
+                 ("random_forest",), lambda p: {**p, "max_samples": 0.5}),
+    SpeedVariant("half_trees", "cross_validate", "half the trees: the forest's average barely moves",
+                 ("random_forest", "extra_trees"), _halve("n_estimators")),
+    SpeedVariant("half_rounds", "cross_validate", "half the boosting rounds at twice the learning rate",
+                 ("lightgbm", "xgboost"), _halve("n_estimators", rate=True)),
+)
+"""What the optimizer may try on a winner, slowest stage first; GPU placement is not among them (the solve
+workflow does not give experiments GPUs yet)."""
+
+
+def ran_params(spec: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters an experiment really ran: the tuned ones when it tuned (metrics.json's `params`), else its
+    design's. What a child builds on, so that improving a tuned experiment keeps its tuning."""
+    ran = metrics.get("params")
+    return dict(ran) if spec.get("tune_trials") and isinstance(ran, dict) else dict(spec.get("params") or {})
+
+
+def profile(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """The stages an experiment's script timed (metrics.json's `timings`), slowest first."""
+    timings = metrics.get("timings") or {}
+    stages = [(stage, float(timings[stage])) for stage in _STAGES if isinstance(timings.get(stage), int | float)]
+    return sorted(stages, key=lambda item: -item[1])
+
+
+def variants_for(model: str, params: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[tuple[SpeedVariant, dict[str, Any]]]:
+    """The variants that apply to this family, for its slowest stages first, with the parameters each would run."""
+    order = {stage: i for i, (stage, _) in enumerate(profile(metrics))}
+    found = []
+    for variant in sorted(SPEED_VARIANTS, key=lambda v: order.get(v.stage, len(order))):
+        if model in variant.families:
+            changed = variant.change(dict(params))
+            if changed != dict(params):
+                found.append((variant, changed))
+    return found
+
+
+def _prediction_matrix(path: Path, id_column: str | None) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    key = id_column if id_column and id_column in frame.columns else ("row" if "row" in frame.columns else None)
+    if key is not None:
+        frame = frame.set_index(key).sort_index()
+    return frame.select_dtypes("number")
+
+
+def prediction_gap(parent_oof: str | Path, variant_oof: str | Path, *, id_column: str | None,
+                   regression: bool) -> float:
+    """Mean absolute difference of two experiments' out-of-fold predictions, in the tolerance's units.
+
+    Raises ValueError when the two files do not describe the same rows and columns.
+    """
+    parent = _prediction_matrix(Path(parent_oof), id_column)
+    variant = _prediction_matrix(Path(variant_oof), id_column)
+    if list(parent.columns) != list(variant.columns) or len(parent) != len(variant) or \
+            not parent.index.equals(variant.index):
+        raise ValueError("the out-of-fold files do not cover the same rows and columns")
+    gap = float(np.nanmean(np.abs(parent.to_numpy(float) - variant.to_numpy(float))))
+    if regression:
+        scale = float(np.nanstd(parent.to_numpy(float)))
+        return gap / scale if scale > 0 else gap
+    return gap
