@@ -89,7 +89,7 @@ def test_offline_the_expert_makes_the_start_faster(tmp_path):
     final = summary["final"]
     board = Blackboard(tmp_path / "run" / "blackboard.sqlite")
     winner = board.experiment(final["winner"])
-    assert winner.insights[:2] == ["start", "numba_jit"] and final["speedup"] > 5
+    assert winner.insights[0] == "start" and len(winner.insights) > 1 and final["speedup"] > 5
     assert (tmp_path / "run" / "solution.py").read_text(encoding="utf-8") == winner.code
     assert summary["elapsed"] <= 120 * 1.05
     assert all(e.estimate.get("verdict") == "approve" for e in board.experiments() if e.status in ("done", "failed"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -330,8 +331,141 @@ def parallel_loops(code: str) -> str | None:
     return _unparse(tree) if changed else None
 
 
+class _NotAScan(Exception):
+    """The loop is not a scan `numpy_scan` can rewrite (the move then does not apply)."""
+
+
+def _scan_loop(func: ast.FunctionDef) -> tuple[ast.For, str, str, str] | None:
+    """The function's one top-level `for` over its first argument: (loop, index name, element name, array name)."""
+    loops = [n for n in func.body if isinstance(n, ast.For)]
+    if len(loops) != 1 or not func.args.args or loops[0].orelse:
+        return None
+    loop, array = loops[0], func.args.args[0].arg
+    iterable = loop.iter
+    if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and iterable.func.id == "enumerate" \
+            and len(iterable.args) == 1 and isinstance(loop.target, ast.Tuple) and len(loop.target.elts) == 2 \
+            and all(isinstance(e, ast.Name) for e in loop.target.elts):
+        source = iterable.args[0]
+        if isinstance(source, ast.Call) and isinstance(source.func, ast.Attribute) and source.func.attr == "tolist":
+            source = source.func.value
+        if isinstance(source, ast.Name) and source.id == array:
+            return loop, loop.target.elts[0].id, loop.target.elts[1].id, array  # type: ignore[attr-defined]
+    return None
+
+
+def _update(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
+    """`v += e`, `v -= e` or `if c: v += e` as (v, the per-iteration increment)."""
+    condition = None
+    if isinstance(stmt, ast.If) and not stmt.orelse and len(stmt.body) == 1:
+        condition, stmt = stmt.test, stmt.body[0]
+    if not (isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name)
+            and isinstance(stmt.op, (ast.Add, ast.Sub))):
+        return None
+    value = stmt.value if isinstance(stmt.op, ast.Add) else ast.UnaryOp(op=ast.USub(), operand=stmt.value)
+    if condition is not None:
+        gate = condition if isinstance(condition, ast.Compare) else ast.Compare(
+            left=condition, ops=[ast.NotEq()], comparators=[ast.Constant(0)])
+        value = ast.BinOp(left=value, op=ast.Mult(), right=gate)
+    return stmt.target.id, value
+
+
+def numpy_scan(code: str) -> str | None:
+    """A loop that only accumulates sums into scalars and stores them per element becomes NumPy cumulative sums.
+
+    Each scalar `v` updated once per iteration by an increment that depends
+    on the element and on other scalars (never on `v` itself) is the array
+    `v0 + cumsum(increment)`, read before or after its update as the loop
+    body's order says; the stores `out[i] = ...` become whole-array
+    assignments. Anything else in the loop means the move does not apply.
+    """
+    tree = parse(code)
+    changed = False
+    for func in [n for n in tree.body if isinstance(n, ast.FunctionDef)]:
+        found = _scan_loop(func)
+        if found is None:
+            continue
+        try:
+            body = _vectorised_body(func, *found)
+        except _NotAScan:
+            continue
+        func.body = body
+        func.decorator_list = [d for d in func.decorator_list if d is not _jitted(func)]
+        changed = True
+    if not changed:
+        return None
+    if not any(isinstance(n, ast.Import) and any(a.name == "numpy" and a.asname == "np" for a in n.names)
+               for n in tree.body):
+        tree.body.insert(0, ast.Import(names=[ast.alias(name="numpy", asname="np")]))
+    return _unparse(tree)
+
+
+class _Scan:
+    """Builds the NumPy statements of one scan loop: each scalar's increments, its running sums, the stores."""
+
+    def __init__(self, loop: ast.For, index: str, element: str, initial: dict[str, ast.expr]):
+        self.index, self.element, self.initial = index, element, initial
+        self.updates: dict[str, tuple[int, ast.expr]] = {}  # scalar -> (its statement's position, increment)
+        self.stores: list[tuple[int, str, ast.expr]] = []
+        for k, stmt in enumerate(loop.body):
+            update = _update(stmt)
+            target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+            if update is not None and update[0] in initial and update[0] not in self.updates:
+                self.updates[update[0]] = (k, update[1])
+            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+                    and isinstance(target.slice, ast.Name) and target.slice.id == index:
+                self.stores.append((k, target.value.id, stmt.value))  # type: ignore[union-attr]
+            else:
+                raise _NotAScan
+        if not self.updates or not self.stores:
+            raise _NotAScan
+        self.arrays: dict[tuple[str, bool], str] = {}  # (scalar, read after its update) -> array name
+        self.lines: list[str] = []
+
+    def expression(self, expr: ast.expr, at: int, visiting: tuple[str, ...] = ()) -> str:
+        """`expr` as read at statement `at` of the loop body, with every scalar replaced by its array."""
+        expr = copy.deepcopy(expr)
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Name) and node.id == self.index:
+                raise _NotAScan  # the position itself as a value: not a plain scan
+            if isinstance(node, ast.Name) and node.id in self.updates:
+                node.id = self.array(node.id, self.updates[node.id][0] < at, visiting)
+        return ast.unparse(expr)
+
+    def array(self, name: str, after_update: bool, visiting: tuple[str, ...]) -> str:
+        if name in visiting:
+            raise _NotAScan  # an increment that depends on its own scalar is not a sum
+        if (name, True) not in self.arrays:
+            at, increment = self.updates[name]
+            step = self.expression(increment, at, (*visiting, name))
+            self.lines += [f"_{name}_step = np.zeros_like({self.element}) + ({step})",
+                           f"_{name}_after = {ast.unparse(self.initial[name])} + np.cumsum(_{name}_step)"]
+            self.arrays[(name, True)] = f"_{name}_after"
+        if not after_update and (name, False) not in self.arrays:
+            self.lines.append(f"_{name}_before = _{name}_after - _{name}_step")
+            self.arrays[(name, False)] = f"_{name}_before"
+        return self.arrays[(name, after_update)]
+
+
+def _vectorised_body(func: ast.FunctionDef, loop: ast.For, index: str, element: str, array: str) -> list[ast.stmt]:
+    position = func.body.index(loop)
+    before, after = func.body[:position], func.body[position + 1:]
+    initial = {stmt.targets[0].id: stmt.value for stmt in before  # type: ignore[union-attr]
+               if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+               and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, int | float)}
+    scan = _Scan(loop, index, element, initial)
+    if any(isinstance(n, ast.Name) and n.id in scan.updates for stmt in after for n in ast.walk(stmt)):
+        raise _NotAScan  # a scalar's final value used after the loop
+    scan.lines += [f"{element} = np.asarray({array})",
+                   f"{element} = {element}.astype(np.int64) if {element}.dtype.kind in 'biu' else {element}"]
+    stores = [f"{target}[:] = {scan.expression(value, k)}" for k, target, value in scan.stores]  # fills scan.lines
+    kept = [s for s in before if not (isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
+                                      and s.targets[0].id in scan.updates)]
+    return kept + parse("\n".join([*scan.lines, *stores])).body + after
+
+
 TRANSFORMS: tuple[Transform, ...] = (
     Transform("numba_jit", "compile the looping functions with numba.njit", numba_jit),
+    Transform("numpy_scan", "a loop of running sums becomes NumPy cumulative sums", numpy_scan),
     Transform("jit_flags", "no bounds checks, no GIL, NumPy's division semantics in compiled code", jit_flags),
     Transform("branchless", "conditional accumulations become multiplications by the condition", branchless),
     Transform("hoist_allocation", "output arrays allocated by NumPy (huge pages) outside the compiled loop",
