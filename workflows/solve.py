@@ -268,30 +268,34 @@ def _speed_step(board: Blackboard, task: Task, higher: bool, seed: int) -> Step 
 
 
 def speed_report(board: Blackboard) -> dict[str, Any]:
-    """What the speed pass bought: variants tried and kept, how much faster the kept ones ran, and how many more
-    experiments the time their descendants saved would have paid for at the run's mean experiment time."""
+    """What the speed pass bought: variants tried and kept, how much faster each kept one ran the stage it speeds up
+    (cross-validation), and how many more experiments the time its descendants saved there would have paid for
+    at the run's mean experiment time. Stages a variant skips outright (the tuning it inherits) are not counted."""
     experiments = board.experiments()
     by_id = {e.id: e for e in experiments}
     variants = [e for e in experiments if e.spec.get("speed_of")]
-    kept = [e for e in variants if e.status == "done" and e.wall_time and by_id.get(e.spec["speed_of"])
-            and by_id[e.spec["speed_of"]].wall_time]
-    saved, ratios = 0.0, {}
+
+    def stage_seconds(exp: Any) -> float:
+        return float((exp.metrics.get("timings") or {}).get("cross_validate") or 0.0)
+
+    kept = [e for e in variants if e.status == "done" and stage_seconds(e) and e.spec["speed_of"] in by_id
+            and stage_seconds(by_id[e.spec["speed_of"]])]
     children: dict[str, list[Any]] = {}
     for e in experiments:
         if e.parent:
             children.setdefault(e.parent, []).append(e)
+    saved, ratios = 0.0, {}
     for variant in kept:
-        ratio = variant.wall_time / by_id[variant.spec["speed_of"]].wall_time
+        ratio = stage_seconds(variant) / stage_seconds(by_id[variant.spec["speed_of"]])
         ratios[variant.id] = round(ratio, 3)
         stack = list(children.get(variant.id, []))
-        while stack:  # each descendant would have taken 1/ratio as long on the slower pipeline
+        while stack:  # each descendant's cross-validation would have taken 1/ratio as long on the slower pipeline
             node = stack.pop()
-            if node.wall_time and node.status in ("done", "failed"):
-                saved += node.wall_time * (1.0 / ratio - 1.0)
+            saved += stage_seconds(node) * max(0.0, 1.0 / ratio - 1.0)
             stack.extend(children.get(node.id, []))
     timed = [e.wall_time for e in experiments if e.wall_time]
     mean = sum(timed) / len(timed) if timed else 0.0
-    return {"tried": len(variants), "kept": len(kept), "time_ratio": ratios, "seconds_saved": round(saved, 1),
+    return {"tried": len(variants), "kept": len(kept), "stage_time_ratio": ratios, "seconds_saved": round(saved, 1),
             "extra_experiments": round(saved / mean, 1) if mean else 0.0}
 
 
