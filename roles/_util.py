@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from crew import Action, Task
+from crew import Action, Blackboard, Experiment, Task
 
 
 _LOADED: dict[Path, tuple[tuple[tuple[str, int, int], ...], Task]] = {}
@@ -45,6 +45,20 @@ def as_task(value: Any) -> Task:
     task = Task.load(yaml_path)
     _LOADED[yaml_path] = (_stamp(_task_files(task, yaml_path)), task)
     return task
+
+
+def add_proposed(blackboard: Blackboard, experiment: Experiment, *, error: str | None = None) -> Experiment | None:
+    """Put a proposal on the blackboard: refused with `error`, or a cached copy of a finished experiment with the
+    same code (SELA's cache: it is not run again), or proposed. Returns the twin it copies, if any."""
+    cached = blackboard.find_by_code_hash(experiment.code_hash) if experiment.code and error is None else None
+    if error is not None:
+        experiment = experiment.model_copy(update={"status": "rejected", "error": error})
+    elif cached is not None:
+        experiment = experiment.model_copy(update={
+            "status": "cached", "score": cached.score, "metrics": cached.metrics, "cv_folds": cached.cv_folds,
+            "artifacts": cached.artifacts, "wall_time": 0.0, "error": f"same code as {cached.id}; not rerun"})
+    blackboard.add_experiment(experiment)
+    return cached
 
 
 class WriteFile(Action):

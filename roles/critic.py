@@ -18,7 +18,7 @@ from pydantic import Field
 from crew import Blackboard, Decision, Message, Role, Task
 from crew._syntax import parse
 from crew.roles._util import as_task, tiny_task
-from crew.tools.codecheck import check_code, check_kernel
+from crew.tools.codecheck import Finding, check_code, check_kernel
 from crew.tools.cost import CostModel, Estimate, Observation, Workload, read_workload
 from crew.tools.kernels import estimate_run
 from crew.tools.pipelines import PipelineSpec, cached_stages, render
@@ -158,13 +158,28 @@ class Critic(Role):
         proposal = dict(context["proposal"])
         remaining = dict(context["remaining"])
         if task.kind == "kernel":
-            return self._kernel_context(task, proposal, remaining)
+            estimate, model, findings = self._kernel_cost(task, proposal, remaining)
+        else:
+            estimate, model, findings = self._pipeline_cost(task, proposal, state.get("stage_cache"))
+        wall_allowed = max(0.0, float(remaining.get("wall_time", 0.0)) - _RESERVE) * _SAFETY
+        return {
+            "summary": {"id": proposal.get("id"), "insights": proposal.get("insights", []),
+                        "gpus": proposal.get("gpus", 0)},
+            "proposal": proposal, "estimate": estimate, "cost_model": model,
+            "findings": [f.model_dump() for f in findings], "remaining": remaining, "wall_allowed": wall_allowed,
+            "allowed_seconds": min(float(remaining.get("experiment_time", 0.0)) * _SAFETY, wall_allowed),
+            "allowed_memory": int(remaining.get("memory", 0)),
+        }
+
+    def _pipeline_cost(self, task: Task, proposal: dict[str, Any],
+                       stage_cache: str | None) -> tuple[Estimate, CostModel, list[Finding]]:
+        """A tabular experiment: the cost model's estimate of its workload (cached stages cost nothing), the rules."""
         rows, width = task.shapes.get("train", (0, 0))
         columns = max(1, width - 1 - (1 if task.id_column else 0))
         work = read_workload(proposal.get("code", ""), rows=rows, test_rows=task.shapes.get("test", (0, 0))[0],
                              columns=columns, classes=max(1, len(task.classes)),
                              threads=int(proposal.get("threads", 1)))
-        cached = cached_stages(proposal.get("code", ""), state.get("stage_cache"))
+        cached = cached_stages(proposal.get("code", ""), stage_cache)
         if "tune" in cached:  # the tuned parameters will be loaded from the stage cache: no trials to pay for
             work = work.model_copy(update={"tune_trials": 0})
         board = self.blackboard
@@ -172,20 +187,11 @@ class Critic(Role):
         estimate = model.estimate(work)
         if cached:
             estimate = estimate.model_copy(update={"basis": f"{estimate.basis}; cached stages: {', '.join(cached)}"})
-        hidden = [str(task.root / "grading")]
-        findings = check_code(proposal.get("code", ""), forbidden_paths=hidden)
-        allowed_seconds = max(0.0, min(float(remaining.get("experiment_time", 0.0)),
-                                       float(remaining.get("wall_time", 0.0)) - _RESERVE)) * _SAFETY
-        return {
-            "summary": {"id": proposal.get("id"), "insights": proposal.get("insights", []),
-                        "gpus": proposal.get("gpus", 0)},
-            "proposal": proposal, "estimate": estimate, "cost_model": model,
-            "findings": [f.model_dump() for f in findings], "remaining": remaining,
-            "allowed_seconds": allowed_seconds, "allowed_memory": int(remaining.get("memory", 0)),
-        }
+        return estimate, model, check_code(proposal.get("code", ""), forbidden_paths=[str(task.root / "grading")])
 
-    def _kernel_context(self, task: Task, proposal: dict[str, Any], remaining: dict[str, Any]) -> dict[str, Any]:
-        """A kernel candidate: the scorer's rules, and a time priced from its parent's measured scorer run."""
+    def _kernel_cost(self, task: Task, proposal: dict[str, Any],
+                     remaining: dict[str, Any]) -> tuple[Estimate, CostModel, list[Finding]]:
+        """A kernel candidate: a time priced from its parent's measured scorer run, and the scorer's rules."""
         runs, parent = [], None
         if self.blackboard is not None:
             for exp in self.blackboard.experiments():
@@ -196,13 +202,7 @@ class Critic(Role):
         estimate = estimate_run(runs, parent, experiment_time=float(remaining.get("experiment_time", 0.0)))
         findings = check_kernel(proposal.get("code", ""), scorer=str(task.score),
                                 forbidden_paths=[str(task.root / "grading")])
-        allowed_seconds = max(0.0, min(float(remaining.get("experiment_time", 0.0)),
-                                       float(remaining.get("wall_time", 0.0)) - _RESERVE)) * _SAFETY
-        return {"summary": {"id": proposal.get("id"), "insights": proposal.get("insights", []),
-                            "gpus": proposal.get("gpus", 0)},
-                "proposal": proposal, "estimate": estimate, "cost_model": CostModel(history=[]),
-                "findings": [f.model_dump() for f in findings], "remaining": remaining,
-                "allowed_seconds": allowed_seconds, "allowed_memory": int(remaining.get("memory", 0))}
+        return estimate, CostModel(history=[]), findings
 
     def expert(self, context: Mapping[str, Any]) -> Verdict:
         blocking = [f for f in context["findings"] if f["blocking"]]
@@ -285,7 +285,7 @@ class Critic(Role):
                                          and estimate.memory <= context["allowed_memory"]):
             reason = (reason + "; " if reason else "") + "approved over the estimate (the sandbox still enforces limits)"
         record = {**estimate.model_dump(mode="json"), "verdict": verdict, "changes": decision.changes,
-                  "wall_allowed": max(0.0, float(context["remaining"].get("wall_time", 0.0)) - _RESERVE) * _SAFETY}
+                  "wall_allowed": context["wall_allowed"]}
         exp_id = proposal.get("id")
         if exp_id and _on_board(blackboard, exp_id):
             fields: dict[str, Any] = {"estimate": record, "code": code}

@@ -18,10 +18,10 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import Field
 
 from crew import Blackboard, Decision, Experiment, Role, Task
-from crew.roles._util import as_task
+from crew.roles._util import add_proposed, as_task
 from crew.tools.kernels import TRANSFORMS, transform
-from crew.tools.pipelines import MODELS, PipelineSpec, TaskInfo, render
-from crew.tools.speed import PREDICTION_TOLERANCE, profile, ran_params, variants_for
+from crew.tools.pipelines import PipelineSpec, TaskInfo, render
+from crew.tools.speed import PREDICTION_TOLERANCE, profile, variants_left
 
 __all__ = ["Candidate", "KernelOptimizer", "ranked"]
 
@@ -135,11 +135,7 @@ class KernelOptimizer(Role):
             higher = task.metric_info.higher_is_better
             winner = max(done, key=lambda e: e.score if higher else -e.score) if done else None  # type: ignore[operator]
         tried = {c.insights[-1] for c in experiments if winner is not None and c.parent == winner.id and c.insights}
-        variants = []
-        if winner is not None and winner.spec.get("model") in MODELS:
-            variants = [(v, params) for v, params in variants_for(winner.spec["model"], ran_params(winner.spec, winner.metrics),
-                                                                  winner.metrics)
-                        if f"speed:{v.name}" not in tried]
+        variants = variants_left(winner, experiments) if winner is not None else []
         return {"task": task.summary(), "task_object": task, "mode": "pipeline", "experiments": experiments,
                 "valid": [], "winner": winner, "variants": variants, "step": step,
                 "log": [f"{stage}: {seconds:.2f}s" for stage, seconds in profile(winner.metrics)] if winner else [],
@@ -192,14 +188,7 @@ class KernelOptimizer(Role):
         spec = {"transform": decision.transform, **({"own_code": True} if decision.code else {})}
         experiment = Experiment(parent=parent.id if parent else None, stage="kernel", insights=insights,
                                 code=code or "", spec=spec)
-        cached = blackboard.find_by_code_hash(experiment.code_hash) if code else None
-        if error is not None:
-            experiment = experiment.model_copy(update={"status": "rejected", "error": error})
-        elif cached is not None:
-            experiment = experiment.model_copy(update={
-                "status": "cached", "score": cached.score, "metrics": cached.metrics, "wall_time": 0.0,
-                "error": f"same code as {cached.id}; not rerun"})
-        blackboard.add_experiment(experiment)
+        cached = add_proposed(blackboard, experiment, error=error)
         return {"proposal": {"id": experiment.id, "code": experiment.code, "insights": insights,
                              "parent": experiment.parent, "transform": decision.transform,
                              "rejected": error, "cached_from": cached.id if cached else None}}
@@ -225,14 +214,7 @@ class KernelOptimizer(Role):
                     "variant": decision.transform, **({"own_code": True} if decision.code else {})}
         experiment = Experiment(parent=winner.id, stage="model", insights=[*winner.insights, f"speed:{decision.transform}"],
                                 code=code, spec=recorded)
-        cached = blackboard.find_by_code_hash(experiment.code_hash) if code else None
-        if error is not None:
-            experiment = experiment.model_copy(update={"status": "rejected", "error": error})
-        elif cached is not None:
-            experiment = experiment.model_copy(update={
-                "status": "cached", "score": cached.score, "metrics": cached.metrics, "cv_folds": cached.cv_folds,
-                "artifacts": cached.artifacts, "wall_time": 0.0, "error": f"same code as {cached.id}; not rerun"})
-        blackboard.add_experiment(experiment)
+        cached = add_proposed(blackboard, experiment, error=error)
         return {"proposal": {"id": experiment.id, "code": code, "insights": experiment.insights, "parent": winner.id,
                              "phase": "speed", "threads": threads, "gpus": 0, "rejected": error,
                              "cached_from": cached.id if cached else None}}

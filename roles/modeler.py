@@ -16,7 +16,7 @@ from pydantic import Field
 
 from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task
 from crew._metrics import positive_label
-from crew.roles._util import as_task, tiny_task
+from crew.roles._util import add_proposed, as_task, tiny_task
 from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
 from crew.tools.speed import ran_params
 
@@ -269,7 +269,6 @@ class Modeler(Role):
         code = decision.code or (render(spec, TaskInfo.from_task(task)) if spec else "")
         parent = context["parent"]
         insights = [*(parent["insights"] if parent else []), decision.insight]
-        cached = blackboard.find_by_code_hash(Experiment(code=code).code_hash) if code else None
         recorded = spec.model_dump(mode="json") if spec else {"model": decision.model}
         if decision.code:  # a script of the brain's own: the strategy gives its failures to the expert after a while
             recorded["own_code"] = True
@@ -277,11 +276,7 @@ class Modeler(Role):
             recorded["step"] = step["insight"]
         experiment = Experiment(parent=step.get("parent"), stage=stage_of(decision.insight), insights=insights,
                                 code=code, spec=recorded)
-        if cached is not None:
-            experiment = experiment.model_copy(update={
-                "status": "cached", "score": cached.score, "metrics": cached.metrics, "cv_folds": cached.cv_folds,
-                "artifacts": cached.artifacts, "wall_time": 0.0, "error": f"same code as {cached.id}; not rerun"})
-        blackboard.add_experiment(experiment)
+        cached = add_proposed(blackboard, experiment)
         return {"proposal": {"id": experiment.id, "code": code, "insights": insights, "parent": step.get("parent"),
                              "phase": step.get("phase"), "threads": int(step.get("threads", 1)),
                              "gpus": int(step.get("gpus", 0)), "cached_from": cached.id if cached else None}}

@@ -257,24 +257,17 @@ def check_kernel(code: str, *, scorer: str, forbidden_paths: Iterable[str] = ())
     its modules, look up its frames, or remember an answer between calls (the
     scorer gives every call the same values). Each is a blocking finding.
     """
-    findings = [f for f in check_code(code, forbidden_paths=forbidden_paths) if f.rule != "hand_labels"]
-    if any(f.rule == "syntax" for f in findings):
-        return findings
-    tree = parse(code)
-    aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    try:
+        tree = parse(code)
+    except SyntaxError as exc:
+        return [Finding(rule="syntax", line=exc.lineno or 0, message=f"does not parse: {exc.msg}")]
+    visitor = _Visitor(tuple(str(p) for p in forbidden_paths), ())
+    visitor.visit(tree)  # check_code's rules; a kernel writes no predictions, so hand-labelling does not apply
+    findings = [f for f in visitor.findings if f.rule != "hand_labels"]
+    aliases = visitor.aliases
 
     def resolve(node: ast.AST) -> str:
-        dotted = _dotted(node)
-        head, _, rest = dotted.partition(".")
-        full = aliases.get(head, head)
-        return f"{full}.{rest}" if rest else full
+        return visitor._resolve(_dotted(node))
 
     stem = scorer.rsplit("/", 1)[-1]
     module_names = {stem.removesuffix(".py")}

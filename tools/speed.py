@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crew import Experiment
+
 __all__ = ["CV_SPREAD_TOLERANCE", "PREDICTION_TOLERANCE", "SPEED_VARIANTS", "SpeedVariant", "prediction_gap", "profile",
-           "ran_params", "variants_for"]
+           "ran_params", "variants_for", "variants_left"]
 
 PREDICTION_TOLERANCE = 0.03
 """Mean absolute out-of-fold difference allowed: in probability for classifiers, in target standard deviations for
@@ -90,6 +92,14 @@ def variants_for(model: str, params: Mapping[str, Any], metrics: Mapping[str, An
             if changed != dict(params):
                 found.append((variant, changed))
     return found
+
+
+def variants_left(winner: Experiment, experiments: list[Experiment]) -> list[tuple[SpeedVariant, dict[str, Any]]]:
+    """`variants_for` the winner's design as it ran, less those already tried on it."""
+    tried = {e.insights[-1] for e in experiments if e.spec.get("speed_of") == winner.id and e.insights}
+    return [(variant, params) for variant, params in
+            variants_for(str(winner.spec.get("model")), ran_params(winner.spec, winner.metrics), winner.metrics)
+            if f"speed:{variant.name}" not in tried]
 
 
 def _prediction_matrix(path: Path, id_column: str | None) -> pd.DataFrame:

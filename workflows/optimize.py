@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -30,6 +30,7 @@ from crew.roles.critic import Critic
 from crew.roles.kernel_optimizer import KernelOptimizer, ranked
 from crew.sandbox import Launch, Limits, LocalExecutor
 from crew.tools.kernels import read_score, scorer_driver
+from crew.workflows._run import events, remaining
 
 __all__ = ["OptimizeState", "build_optimize_graph", "describe_log", "hidden_paths", "optimize", "score_log"]
 
@@ -76,13 +77,9 @@ def build_optimize_graph(task: Task, run_dir: Path, *, board: Blackboard, budget
     hidden = hidden_paths(task)
     start_code = (task.root / str(task.starting_solution)).read_text(encoding="utf-8")
 
-    def remaining() -> dict[str, Any]:
-        left = budget.remaining()
-        return {"wall_time": max(0.0, left.wall_time - reserve), "experiment_time": left.experiment_time,
-                "memory": left.memory, "gpus": left.gpus, "experiments": left.experiments}
-
-    def score(exp_id: str, code: str, source: str, wall: float) -> dict[str, Any] | None:
-        """One scorer call in the sandbox, logged; the scorer's JSON, or None when it gave none."""
+    def score(exp_id: str, code: str, source: str, wall: float) -> dict[str, Any]:
+        """One scorer call in the sandbox, logged: valid or not, the scorer's JSON ({} when it gave none), the
+        error, the sandbox's result."""
         launch = Launch(id=f"{exp_id}-{source}" if source == "confirm" else exp_id,
                         code=scorer_driver(code, str(task.score)), data_dir=str(task.root), hide=hidden,
                         limits=Limits(wall_time=wall, memory=budget.memory, threads=threads))
@@ -113,10 +110,10 @@ def build_optimize_graph(task: Task, run_dir: Path, *, board: Blackboard, budget
             start = Experiment(stage="kernel", insights=["start"], code=start_code, spec={"transform": "start"})
             board.add_experiment(start)
         return {"proposal": {"id": start.id, "code": start.code, "insights": ["start"], "parent": None,
-                             "transform": "start"}, "remaining": remaining()}
+                             "transform": "start"}, "remaining": remaining(budget, reserve)}
 
     def propose(state: OptimizeState) -> dict[str, Any]:
-        return {"remaining": remaining()}
+        return {"remaining": remaining(budget, reserve)}
 
     def run(state: OptimizeState) -> dict[str, Any]:
         proposal, verdict = state["proposal"], state.get("verdict") or {}
@@ -133,7 +130,6 @@ def build_optimize_graph(task: Task, run_dir: Path, *, board: Blackboard, budget
         budget.charge(experiments=1)
         board.update_experiment(exp_id, status="running")
         outcome = score(exp_id, proposal["code"], proposal.get("transform") or "start", wall)
-        assert outcome is not None
         result, scored = outcome["result"], outcome["scored"]
         board.update_experiment(exp_id, status="done" if outcome["valid"] else "failed", metrics=scored,
                                 score=float(scored["score"]) if outcome["valid"] else None,
@@ -168,7 +164,7 @@ def build_optimize_graph(task: Task, run_dir: Path, *, board: Blackboard, budget
         if winner is None:
             final["rationale"] = "no candidate passed the scorer; the starting solution stands"
         else:
-            base = _mean_ms(board, start.id) if start else None
+            base = _mean_ms(_runs(board).get(start.id, [])) if start else None
             speedup = (base / winner["ms"]) if base and winner["ms"] else None
             final.update(winner=winner["id"], insights=winner["insights"], ms=winner["ms"], score=winner["score"],
                          start_ms=base, speedup=speedup, runs=winner["runs"],
@@ -204,31 +200,40 @@ def build_optimize_graph(task: Task, run_dir: Path, *, board: Blackboard, budget
     return graph.compile(checkpointer=checkpointer)
 
 
-def _mean_ms(board: Blackboard, exp_id: str) -> float | None:
-    times = [float(s.details["time_s"]) for s in board.scores()
-             if s.experiment_id == exp_id and s.valid and s.details.get("time_s") is not None]
+def _runs(board: Blackboard) -> dict[str | None, list[ScoreEntry]]:
+    """The score log grouped by candidate, read once."""
+    runs: dict[str | None, list[ScoreEntry]] = {}
+    for entry in board.scores():
+        runs.setdefault(entry.experiment_id, []).append(entry)
+    return runs
+
+
+def _mean_ms(entries: list[ScoreEntry]) -> float | None:
+    times = [float(s.details["time_s"]) for s in entries if s.valid and s.details.get("time_s") is not None]
     return 1000 * sum(times) / len(times) if times else None
 
 
 def _write_fastest(board: Blackboard, output: Path) -> dict[str, Any] | None:
     """Copy the valid candidate with the best mean score over its scorer runs to `output` (atomically)."""
+    runs = _runs(board)
     best = None
     for exp in board.experiments():
-        scores = [s.score for s in board.scores() if s.experiment_id == exp.id and s.valid and s.score is not None]
-        if exp.status != "done" or not scores or any(not s.valid for s in board.scores() if s.experiment_id == exp.id):
+        entries = runs.get(exp.id, [])
+        scores = [s.score for s in entries if s.valid and s.score is not None]
+        if exp.status != "done" or not scores or any(not s.valid for s in entries):
             continue
         mean = sum(scores) / len(scores)
         if best is None or mean > best[0]:
             best = (mean, exp, len(scores))
     if best is None:
         return None
-    mean, exp, runs = best
+    mean, exp, count = best
     if board.get_meta("best_written") != exp.id:
         tmp = output.with_suffix(output.suffix + ".tmp")
         tmp.write_text(exp.code, encoding="utf-8")
         os.replace(tmp, output)
         board.set_meta("best_written", exp.id)
-    return {"id": exp.id, "insights": exp.insights, "score": mean, "ms": _mean_ms(board, exp.id), "runs": runs}
+    return {"id": exp.id, "insights": exp.insights, "score": mean, "ms": _mean_ms(runs[exp.id]), "runs": count}
 
 
 def optimize(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
@@ -242,20 +247,13 @@ def optimize(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
                                      checkpointer=SqliteSaver(connection))
         config = {"configurable": {"thread_id": "optimize"}, "recursion_limit": 10_000}
         start = None if resume else {"task": str(task.root / "task.yaml"), "blackboard": str(board.path)}
-        for kind, payload in _events(graph.stream(start, config, stream_mode="updates")):
+        for kind, payload in events(graph.stream(start, config, stream_mode="updates", subgraphs=True)):
             if on_event:
                 on_event(kind, payload)
         state = graph.get_state(config).values
     finally:
         connection.close()
     return state.get("final") or board.get_meta("final") or {}
-
-
-def _events(stream: Iterator[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for update in stream:
-        if isinstance(update, dict):
-            for node, payload in update.items():
-                yield node, payload if isinstance(payload, dict) else {}
 
 
 def describe_log(rows: list[dict[str, Any]]) -> str:

@@ -17,7 +17,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -36,7 +36,8 @@ from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
 from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory
 from crew.tools import ensemble
-from crew.tools.speed import ran_params, variants_for
+from crew.tools.speed import variants_left
+from crew.workflows._run import events, remaining
 from crew.workflows.optimize import optimize, score_log
 from crew.workflows.strategies import STRATEGIES, Step, Strategy
 
@@ -120,11 +121,6 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
     output = run_dir / task.output_name
     hidden = [str(task.root / "grading")]
     stage_cache = run_dir / "stage_cache"
-
-    def remaining() -> dict[str, Any]:
-        left = budget.remaining()
-        return {"wall_time": max(0.0, left.wall_time - reserve), "experiment_time": left.experiment_time,
-                "memory": left.memory, "gpus": left.gpus, "experiments": left.experiments}
 
     # -- the experiment branch -------------------------------------------------------------
 
@@ -218,7 +214,7 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         if not steps:
             return "finalize"
         base = {"task": state["task"], "blackboard": state["blackboard"], "data_report": state["data_report"],
-                "plan": state["plan"], "remaining": remaining(), "stage_cache": str(stage_cache)}
+                "plan": state["plan"], "remaining": remaining(budget, reserve), "stage_cache": str(stage_cache)}
         return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": threads}}) for step in steps]
 
     def finalize(state: SolveState) -> dict[str, Any]:
@@ -258,12 +254,10 @@ def _speed_step(board: Blackboard, task: Task, higher: bool, seed: int) -> Step 
     tried = [e for e in experiments if e.spec.get("speed_of") == winner.id]
     if len(tried) >= _SPEED_TRIES or any(e.status == "done" for e in tried):
         return None
-    names = {e.insights[-1] for e in tried}
-    left = [v for v, _ in variants_for(str(winner.spec.get("model")), ran_params(winner.spec, winner.metrics), winner.metrics)
-            if f"speed:{v.name}" not in names]
+    left = variants_left(winner, experiments)
     if not left:
         return None
-    return Step(phase="speed", parent=winner.id, model=winner.spec.get("model"), insight=f"speed:{left[0].name}",
+    return Step(phase="speed", parent=winner.id, model=winner.spec.get("model"), insight=f"speed:{left[0][0].name}",
                 seed=seed)
 
 
@@ -395,7 +389,7 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
         config = {"configurable": {"thread_id": "solve"}, "recursion_limit": 10_000}
         start = None if resume is not None else {"task": str(task.root / "task.yaml"), "run_dir": str(run_dir),
                                                  "blackboard": str(board.path), "finished": []}
-        for kind, payload in _events(graph.stream(start, config, stream_mode="updates", subgraphs=True)):
+        for kind, payload in events(graph.stream(start, config, stream_mode="updates", subgraphs=True)):
             if on_event:
                 on_event(kind, payload)
         state = graph.get_state(config).values
@@ -429,11 +423,3 @@ def _run_brains(task: Task, brain: Brain | Mapping[str, Brain] | None, llm: Sequ
 def _launched(board: Blackboard) -> int:
     """Experiments a previous life of this run already sent to the sandbox (a resumed run's budget counts them)."""
     return sum(1 for e in board.experiments() if e.wall_time and e.status != "cached")
-
-
-def _events(stream: Iterator[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Flatten LangGraph's (namespace, {node: update}) stream into (node, update) pairs."""
-    for _namespace, update in stream:
-        if isinstance(update, dict):
-            for node, payload in update.items():
-                yield node, payload if isinstance(payload, dict) else {}

@@ -106,6 +106,16 @@ def _debug_steps(experiments: list[Experiment], tree: dict[str, list[Experiment]
     return []
 
 
+def _first_steps(experiments: list[Experiment], tree: dict[str, list[Experiment]], plan: dict, n: int,
+                 taken: set[tuple[str | None, str]], search: Greedy | MCTS, *, max_drafts: int | None = None) -> list[Step]:
+    """What comes before a strategy's own choice, for both: the opening, then a debug step when its roll says so."""
+    steps = _opening(experiments, plan, n, taken, search.seed, max_drafts)
+    if len(steps) < n:
+        steps += _debug_steps(experiments, tree, taken, probability=search.debug_probability,
+                              max_depth=search.max_debug_depth, seed=search.seed)
+    return steps
+
+
 class Greedy:
     """AIDE's policy: drafts first, then improve the best node; debug failed leaves with some probability.
 
@@ -123,11 +133,8 @@ class Greedy:
                    pending: Sequence[Step] = ()) -> list[Step]:
         taken = {s.key for s in pending}
         experiments = board.experiments()
-        steps = _opening(experiments, plan, n, taken, self.seed, self.max_drafts)
         tree = _children(experiments)
-        if len(steps) < n:
-            steps += _debug_steps(experiments, tree, taken, probability=self.debug_probability,
-                                  max_depth=self.max_debug_depth, seed=self.seed)
+        steps = _first_steps(experiments, tree, plan, n, taken, self, max_drafts=self.max_drafts)
         done = [e for e in experiments if e.status == "done" and e.score is not None]  # a cached copy is not expanded
         faster = {e.spec["speed_of"] for e in done if e.spec.get("speed_of")}
         done = [e for e in done if e.id not in faster]  # a kept speed variant is improved in its parent's place
@@ -166,11 +173,8 @@ class MCTS:
                    pending: Sequence[Step] = ()) -> list[Step]:
         taken = {s.key for s in pending}
         experiments = board.experiments()
-        steps = _opening(experiments, plan, n, taken, self.seed)
         tree = _children(experiments)
-        if len(steps) < n:
-            steps += _debug_steps(experiments, tree, taken, probability=self.debug_probability,
-                                  max_depth=self.max_debug_depth, seed=self.seed)
+        steps = _first_steps(experiments, tree, plan, n, taken, self)
         done = sorted((e for e in experiments if e.status in _FINISHED and e.score is not None),
                       key=lambda e: e.score if higher_is_better else -e.score)  # type: ignore[operator]
         reward = {e.id: (i + 1) / len(done) for i, e in enumerate(done)}
