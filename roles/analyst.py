@@ -24,6 +24,7 @@ class DataReport(Decision):
     text_columns: list[str] = Field(default_factory=list)
     drop_columns: list[str] = Field(default_factory=list, description="id-like and constant columns: no signal")
     leakage_suspects: list[str] = Field(default_factory=list, description="columns that alone predict the target")
+    missing_columns: list[str] = Field(default_factory=list, description="feature columns with missing train values")
     issues: list[str] = Field(default_factory=list, description="findings the modeler and reviewer must know")
 
     def summary(self) -> str:
@@ -83,6 +84,7 @@ class Analyst(Role):
             text_columns=profile.of_kind("text"),
             drop_columns=profile.of_kind("id", "constant"),
             leakage_suspects=list(profile.leakage_suspects),
+            missing_columns=[c.name for c in profile.columns if c.missing > 0],
             issues=issues,
         )
 

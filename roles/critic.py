@@ -3,7 +3,7 @@
 It estimates the experiment's wall time and peak memory (`crew.tools.cost`,
 learning from what finished on the blackboard), reads the code's syntax tree
 for rule breaks (`crew.tools.codecheck`), and then approves, approves a
-cheaper variant it proposes (fewer tuning trials, folds or estimators, a row
+cheaper variant it proposes (fewer tuning trials, bagged seeds, CV repeats, folds or estimators, a row
 subsample), or rejects with a reason the proposing role receives.
 """
 
@@ -25,12 +25,14 @@ from crew.tools.pipelines import PipelineSpec, cached_stages, render
 
 __all__ = ["KNOBS", "Critic", "Verdict", "apply_changes", "calibration", "history"]
 
-KNOBS = ("tune_trials", "folds", "estimators", "subsample")
+KNOBS = ("tune_trials", "bags", "repeats", "folds", "estimators", "subsample")
 """What a cheaper variant may change, in the order the expert gives them up."""
 
 _KNOB_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # knob -> (top-level constants, keyword / dict-key names)
     "tune_trials": (("TUNE_TRIALS", "N_TRIALS"), ("n_trials",)),
+    "bags": (("BAGS", "N_BAGS", "N_SEEDS"), ()),
+    "repeats": (("REPEATS", "N_REPEATS", "CV_REPEATS"), ("n_repeats",)),
     "folds": (("FOLDS", "N_FOLDS", "N_SPLITS", "NFOLDS", "K_FOLDS"), ("n_splits",)),
     "estimators": ((), ("n_estimators", "max_iter", "num_boost_round", "iterations", "num_iterations")),
     "subsample": (("SUBSAMPLE", "MAX_ROWS", "SAMPLE_ROWS"), ()),
@@ -45,7 +47,8 @@ class Verdict(Decision):
 
     verdict: Literal["approve", "approve_variant", "reject"]
     changes: dict[str, int] = Field(default_factory=dict,
-                                    description="for approve_variant: knob (tune_trials, folds, estimators, subsample) "
+                                    description="for approve_variant: knob (tune_trials, bags, repeats, folds, estimators, "
+                                                "subsample) "
                                                 "-> new value")
     reason: str = Field(default="", description="what the proposer must know; required for a variant or a rejection")
 
@@ -148,7 +151,7 @@ class Critic(Role):
     prompt: ClassVar[str] = (
         "A proposed experiment: {summary}\n\nCost estimate: {estimate}\n\nBudget left: {remaining}\n\n"
         "Rule findings from the code's syntax tree: {findings}\n\nApprove it, approve a cheaper variant "
-        "(changes: tune_trials, folds, estimators, subsample -> new values) that fits in {allowed_seconds} seconds and "
+        "(changes: tune_trials, bags, repeats, folds, estimators, subsample -> new values) that fits in {allowed_seconds} seconds and "
         "{allowed_memory} bytes, or reject it with a reason (always reject blocking findings)."
     )
 
@@ -233,7 +236,7 @@ class Critic(Role):
 
     @staticmethod
     def _cheaper(context: Mapping[str, Any]) -> dict[str, int] | None:
-        """Give up tuning trials, then folds, then estimators, then rows, until the estimate fits."""
+        """Give up tuning trials, bagged seeds, CV repeats, folds, estimators, then rows, until the estimate fits."""
         model: CostModel = context["cost_model"]
         work: Workload = context["estimate"].workload
         code = context["proposal"].get("code", "")
@@ -249,6 +252,10 @@ class Critic(Role):
         steps: list[tuple[str, list[int]]] = []
         if "tune_trials" in exposed and work.tune_trials:
             steps.append(("tune_trials", [max(0, work.tune_trials * k // 8) for k in range(7, -1, -1)]))
+        if "bags" in exposed and work.bags > 1:
+            steps.append(("bags", list(range(work.bags - 1, 0, -1))))
+        if "repeats" in exposed and work.repeats > 1:
+            steps.append(("repeats", list(range(work.repeats - 1, 0, -1))))
         if "folds" in exposed and work.folds > _MIN_FOLDS:
             steps.append(("folds", list(range(work.folds - 1, _MIN_FOLDS - 1, -1))))
         if "estimators" in exposed and work.estimators and work.estimators > _MIN_ESTIMATORS:

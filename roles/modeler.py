@@ -18,15 +18,31 @@ from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, T
 from crew._metrics import positive_label
 from crew.roles._util import add_proposed, as_task, tiny_task
 from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
+from crew.tools.sizing import scale
 from crew.tools.speed import ran_params
 
-__all__ = ["IMPROVEMENTS", "Design", "Modeler", "debug_depth", "stage_of"]
+__all__ = ["IMPROVEMENTS", "Design", "Modeler", "applies", "debug_depth", "stage_of"]
 
 IMPROVEMENTS = ("tune", "more_estimators", "regularize", "missing_indicators", "seed_bag", *FEATURES)
 """Insights the expert knows how to add to a parent's design."""
 
 _BOOSTERS = ("lightgbm", "xgboost", "hist_gradient_boosting")
 _FORESTS = ("random_forest", "extra_trees")
+_SEEDED = ("lightgbm", "xgboost", *_FORESTS)
+"""Families whose fit depends on the seed (row or column sampling): the ones a seed bag averages."""
+
+
+def applies(insight: str, model: str | None, plan: Mapping[str, Any]) -> bool:
+    """Whether adding `insight` to a `model` pipeline can change its predictions at all. An insight that cannot
+    (more trees for a linear model, seeds for a deterministic one, missing-value indicators on complete data)
+    would spend one of the run's experiments on a copy of its parent and a noisy score."""
+    if insight == "more_estimators":
+        return model in (*_BOOSTERS, *_FORESTS)
+    if insight == "seed_bag":
+        return model in _SEEDED
+    if insight == "missing_indicators":
+        return insight in plan.get("search_space", {}).get("preprocessing", [])
+    return True
 
 
 def stage_of(insight: str) -> str:
@@ -84,8 +100,10 @@ class Design(Decision):
     preprocessing: list[str] = Field(default_factory=list)
     features: list[str] = Field(default_factory=list)
     folds: int = Field(default=5, ge=2, le=20)
+    repeats: int = Field(default=1, ge=1, le=10)
     tune_trials: int = Field(default=0, ge=0)
     tune_timeout: float = Field(default=0.0, ge=0)
+    bags: int = Field(default=1, ge=1, description="models per fold on consecutive seeds, averaged")
     subsample: int | None = None
     seed: int = 0
     insight: str = Field(description="the one new idea this experiment tests, relative to its parent")
@@ -145,7 +163,8 @@ class Modeler(Role):
                 found = blackboard.experiment(step["parent"])
                 parent = {"id": found.id, "spec": found.spec, "insights": found.insights, "score": found.score,
                           "status": found.status, "error": (found.error or "")[-2000:],
-                          "params": ran_params(found.spec, found.metrics)}
+                          "params": ran_params(found.spec, found.metrics),
+                          "timings": dict(found.metrics.get("timings") or {}), "wall_time": found.wall_time}
                 parent_code = found.code
                 depth = debug_depth(found, {e.id: e for e in experiments})
             memory = _memory(experiments, task.metric_info.higher_is_better, self.memory_size)
@@ -179,6 +198,7 @@ class Modeler(Role):
             return Design(rationale=f"{phase}: {model} with default settings", model=model,
                           params=default_params(model, rows=rows, regression=regression),
                           preprocessing=preprocessing, folds=int(plan.get("cv_folds", 5)),
+                          repeats=int(plan.get("cv_repeats", 1)),
                           seed=int(step.get("seed", 0)), insight=insight or model)
         spec = dict(parent["spec"])
         if spec.get("model") not in MODELS:  # a chat model's own script: the expert falls back to a catalogue family
@@ -188,21 +208,32 @@ class Modeler(Role):
         params = parent.get("params") if own and parent.get("params") else spec.get("params", {})
         design = Design(rationale="", model=spec["model"], params=dict(params),
                         preprocessing=list(spec.get("preprocessing", [])), features=list(spec.get("features", [])),
-                        folds=int(spec.get("folds", plan.get("cv_folds", 5))), seed=int(spec.get("seed", 0)),
-                        subsample=spec.get("subsample"), insight=insight or "seed_bag")
+                        folds=int(spec.get("folds", plan.get("cv_folds", 5))),
+                        repeats=int(spec.get("repeats", plan.get("cv_repeats", 1))), seed=int(spec.get("seed", 0)),
+                        subsample=spec.get("subsample"), bags=int(spec.get("bags", 1)), insight=insight or "seed_bag")
         if phase == "debug":
             return self._debug(design, parent, rows, regression)
-        return self._improve(design, rows)
+        return self._improve(design, rows, parent, step.get("share"))
 
     @staticmethod
-    def _improve(design: Design, rows: int) -> Design:
+    def _improve(design: Design, rows: int, parent: Mapping[str, Any], share: float | None) -> Design:
+        """The parent's design plus the insight. Tuning and seed bags grow with the step's `share` of the run
+        (`crew.tools.sizing`): when many seconds are left per remaining experiment, one experiment does more."""
         insight, params, model = design.insight, design.params, design.model
+        timings = parent.get("timings") or {}
+        cv_seconds = (float(timings.get("cross_validate") or parent.get("wall_time") or 0.0)
+                      / max(1, design.bags) / max(1, design.repeats))  # one pass over the folds, one seed
         if insight in FEATURES and insight not in design.features:
             design.features.append(insight)
         elif insight == "missing_indicators" and insight not in design.preprocessing:
             design.preprocessing.append(insight)
         elif insight == "tune":
-            design.tune_trials = 40 if rows < 20_000 else 15
+            trials = 40 if rows < 20_000 else 15
+            trial_seconds = cv_seconds * min(design.folds, 3) / design.folds  # a trial: 3 folds, one seed
+            factor = scale(share, trials * trial_seconds + cv_seconds * design.bags * design.repeats)
+            design.tune_trials = trials * factor
+            if factor > 1:  # sized from measured times: a time box keeps a misjudged size inside the share
+                design.tune_timeout = round(0.8 * float(share or 0.0), 1)
         elif insight == "more_estimators":
             for key in ("n_estimators", "max_iter"):
                 if key in params:
@@ -232,7 +263,9 @@ class Modeler(Role):
                 params["n_neighbors"] = params.get("n_neighbors", 15) * 2
             elif model == "svm":
                 params["C"] = params.get("C", 1.0) / 4
-        else:  # seed_bag and anything unknown: the same design on another seed, for the ensemble's diversity
+        elif insight == "seed_bag":  # several seeds per fold, averaged: less variance on the same folds
+            design.bags = design.bags * max(2, scale(share, cv_seconds * design.bags * design.repeats, headroom=0.8))
+        else:  # anything unknown: the same design on another seed, for the ensemble's diversity
             design.seed += 1
         design.rationale = f"improve {model}: add {insight}"
         return design
@@ -262,9 +295,11 @@ class Modeler(Role):
         step = context["step"]
         report = context["data_report"]
         spec = spec_from_report(decision.model, report, params=decision.params, preprocessing=decision.preprocessing,
-                                features=decision.features, folds=decision.folds, seed=decision.seed,
+                                features=decision.features, folds=decision.folds, repeats=decision.repeats,
+                                seed=decision.seed,
                                 subsample=decision.subsample, tune_trials=decision.tune_trials,
-                                tune_timeout=decision.tune_timeout, threads=int(step.get("threads", 1))) \
+                                tune_timeout=decision.tune_timeout, bags=decision.bags,
+                                threads=int(step.get("threads", 1))) \
             if decision.model in MODELS else None
         code = decision.code or (render(spec, TaskInfo.from_task(task)) if spec else "")
         parent = context["parent"]

@@ -28,10 +28,13 @@ class Plan(Decision):
     search_space: dict[str, list[str]] = Field(description="stage -> candidate insights")
     schedule: list[PlanStep]
     cv_folds: int = Field(ge=2, le=20)
+    cv_repeats: int = Field(default=1, ge=1, le=10, description="times the folds are redrawn; more repeats make "
+                                                                  "small-data scores less noisy")
 
     def summary(self) -> str:
         phases = " -> ".join(f"{s.phase}({', '.join(s.insights) or '-'})" for s in self.schedule)
-        return f"plan: {self.cv_folds}-fold CV; {phases}"
+        repeats = f" x{self.cv_repeats}" if self.cv_repeats > 1 else ""
+        return f"plan: {self.cv_folds}-fold CV{repeats}; {phases}"
 
 
 class Planner(Role):
@@ -62,6 +65,8 @@ class Planner(Role):
         rows = int(task["rows"])
         classification = task["target_type"] != "regression"
         preprocessing = ["impute_median", "scale_numeric"]
+        if report.get("missing_columns"):
+            preprocessing.append("missing_indicators")
         if report.get("categorical_columns"):
             preprocessing += ["one_hot_low_cardinality", "ordinal_high_cardinality"]
         if report.get("drop_columns"):
@@ -84,21 +89,25 @@ class Planner(Role):
         if rows > 200_000:  # forests over a few hundred thousand rows eat the budget for little gain
             models = [m for m in models if m not in ("extra_trees", "random_forest")]
         folds = 10 if rows < 1_000 else 5 if rows < 100_000 else 3
-        evaluation = [f"{'stratified_' if classification else ''}kfold_{folds}"]
+        # On small data one split's CV is noisy enough to crown the wrong "best"; redrawn splits cost little there.
+        repeats = 3 if rows < 2_000 else 2 if rows < 10_000 else 1
+        evaluation = [f"{'stratified_' if classification else ''}kfold_{folds}" + (f"_x{repeats}" if repeats > 1 else "")]
         baseline = "lightgbm" if rows > 50_000 else linear
         schedule = [
             PlanStep(phase="baseline", insights=[baseline], share=0.05),
             PlanStep(phase="draft", insights=[m for m in models if m != baseline], share=0.40),
-            PlanStep(phase="improve", insights=["tune_best_two", *features[1:]], share=0.40),
+            PlanStep(phase="improve", insights=["tune_best_three", *features[1:]], share=0.40),
             PlanStep(phase="ensemble", insights=["weighted_blend_of_top_oof"], share=0.10),
         ]
         return Plan(
-            rationale=f"{rows} rows, {task['target_type']} target: {folds}-fold CV; a {baseline} baseline first, "
+            rationale=f"{rows} rows, {task['target_type']} target: {folds}-fold CV"
+                      + (f" repeated {repeats} times" if repeats > 1 else "") + f"; a {baseline} baseline first, "
                       f"then {len(models) - 1} diverse drafts, tuning and a blend",
             search_space={"eda": ["analyst_profile"], "preprocessing": preprocessing, "feature_engineering": features,
                           "model": models, "evaluation": evaluation},
             schedule=schedule,
             cv_folds=folds,
+            cv_repeats=repeats,
         )
 
     def act(self, decision: Decision, context: Mapping[str, Any], blackboard: Blackboard) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def test_readme_python_example_runs(monkeypatch, capsys):
     exec(compile(core, "README.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in out][-3:] == ["analyst", "analyst", "planner"]
-    assert out[-1].startswith("planner: plan: 10-fold CV; baseline(linear)")
+    assert out[-1].startswith("planner: plan: 10-fold CV x3; baseline(linear)")
 
 
 def test_doctor_reports_each_limit(cli):

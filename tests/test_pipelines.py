@@ -94,3 +94,34 @@ def test_every_family_tunes_from_its_default_parameters(task: Task, tmp_path: Pa
     assert result.reason == "ok", result.stderr_tail
     metrics = json.loads((Path(result.workdir) / "metrics.json").read_text())
     assert metrics["tune_trials"] == 2
+
+
+def test_a_seed_bag_averages_models_on_the_same_folds(task: Task, tmp_path: Path) -> None:
+    """Bags fit one model per seed in every fold and average them: the folds stay those of one seed, so the
+    bag's CV compares with the single model's, and its predictions differ from any single seed's."""
+    executor = LocalExecutor(root=tmp_path / "experiments")
+    limits = Limits(wall_time=120, memory=2 * 1024**3)
+    params = {"n_estimators": 5, "min_samples_leaf": 1, "max_features": "sqrt"}
+    runs = {}
+    for name, bags in (("one", 1), ("three", 3)):
+        code = render(_spec(task, model="extra_trees", params=params, bags=bags), task)
+        assert f"BAGS = {bags}" in code
+        result = executor.run(Launch(id=name, code=code, data_dir=str(task.root), limits=limits))
+        assert result.reason == "ok", result.stderr_tail
+        runs[name] = pd.read_csv(Path(result.workdir) / "oof.csv").drop(columns=task.id_column or "row").to_numpy()
+    assert runs["one"].shape == runs["three"].shape
+    assert abs(runs["one"] - runs["three"]).max() > 1e-6
+    assert runs["three"].sum(axis=1) == pytest.approx(1.0)  # still probabilities
+
+
+def test_repeated_folds_give_every_row_one_averaged_prediction(task: Task, tmp_path: Path) -> None:
+    code = render(_spec(task, model="linear", repeats=2), task)
+    assert "REPEATS = 2" in code
+    result = LocalExecutor(root=tmp_path / "experiments").run(Launch(code=code, data_dir=str(task.root)))
+    assert result.reason == "ok", result.stderr_tail
+    metrics = json.loads((Path(result.workdir) / "metrics.json").read_text())
+    assert len(metrics["folds"]) == 2 * 3  # 3 folds, drawn twice
+    oof = pd.read_csv(Path(result.workdir) / "oof.csv")
+    train = pd.read_csv(task.path(task.data.train))
+    assert len(oof) == len(train) and oof.drop(columns=task.id_column or "row").sum(axis=1).to_numpy() == \
+        pytest.approx(1.0)

@@ -17,7 +17,9 @@ def test_small_classification_plan():
     assert [s.phase for s in plan.schedule] == ["baseline", "draft", "improve", "ensemble"]
     assert plan.schedule[0].insights == ["linear"] and plan.cv_folds == 10
     assert sum(s.share for s in plan.schedule) <= 1.0
-    assert plan.search_space["evaluation"] == ["stratified_kfold_10"]
+    assert plan.search_space["evaluation"] == ["stratified_kfold_10_x3"] and plan.cv_repeats == 3
+    assert "missing_indicators" not in plan.search_space["preprocessing"]
+    assert "missing_indicators" in Planner().expert(_context(300, missing_columns=["a"])).search_space["preprocessing"]
 
 
 def test_plan_follows_the_data_report():
@@ -26,10 +28,10 @@ def test_plan_follows_the_data_report():
     assert {"datetime_parts", "text_tfidf", "frequency_encoding"} <= set(plan.search_space["feature_engineering"])
     assert {"drop_leakage_suspects", "drop_id_and_constant_columns", "one_hot_low_cardinality"} <= set(
         plan.search_space["preprocessing"])
-    assert plan.schedule[0].insights == ["linear"] and plan.search_space["evaluation"] == ["kfold_5"]
+    assert plan.schedule[0].insights == ["linear"] and plan.search_space["evaluation"] == ["kfold_5_x2"]
 
 
 def test_large_data_skips_forests_and_starts_with_boosting():
     plan = Planner().expert(_context(300_000))
-    assert "random_forest" not in plan.search_space["model"] and plan.cv_folds == 3
+    assert "random_forest" not in plan.search_space["model"] and (plan.cv_folds, plan.cv_repeats) == (3, 1)
     assert plan.schedule[0].insights == ["lightgbm"]

@@ -155,3 +155,14 @@ def test_a_refusal_for_the_critics_wall_margin_counts_towards_the_streak(tmp_pat
     board.add_experiment(Experiment(id="big", code="big", status="rejected",  # too big for experiment_time, not wall
                                     estimate={"seconds": 90.0, "wall_allowed": 400.0}))
     assert not _out_of_time_streak(board, 2, seconds_left=500.0)
+
+
+def test_final_selection_weighs_the_best_of_every_family_not_only_the_top():
+    from crew import Experiment
+    from crew.workflows.solve import _TOP_K, _candidates
+
+    ranked = [Experiment(id=f"lgb{i}", insights=["lightgbm"], code="x", spec={"model": "lightgbm"})
+              for i in range(_TOP_K + 3)]
+    ranked += [Experiment(id=f"lin{i}", insights=["linear"], code="x", spec={"model": "linear"}) for i in range(2)]
+    chosen = [e.id for e in _candidates(ranked)]
+    assert chosen == [f"lgb{i}" for i in range(_TOP_K)] + ["lin0"]

@@ -42,6 +42,8 @@ _ESTIMATOR_KEYS = ("n_estimators", "max_iter", "num_boost_round", "iterations", 
 _FOLD_CONSTANTS = ("FOLDS", "N_FOLDS", "N_SPLITS", "NFOLDS", "K_FOLDS")
 _TRIAL_CONSTANTS = ("TUNE_TRIALS", "N_TRIALS")
 _SUBSAMPLE_CONSTANTS = ("SUBSAMPLE", "MAX_ROWS", "SAMPLE_ROWS")
+_BAG_CONSTANTS = ("BAGS", "N_BAGS", "N_SEEDS")
+_REPEAT_CONSTANTS = ("REPEATS", "N_REPEATS", "CV_REPEATS")
 _BOOSTERS = {"hist_gradient_boosting", "lightgbm", "xgboost", "gradient_boosting", "catboost"}
 MiB = 1024**2
 
@@ -95,6 +97,8 @@ class Workload(BaseModel):
     folds: int = 1
     tune_trials: int = 0
     tune_folds: int = 3
+    repeats: int = 1
+    bags: int = 1
     subsample: int | None = None
     rows: int = 0
     test_rows: int = 0
@@ -111,7 +115,7 @@ class Workload(BaseModel):
 
     @property
     def fits(self) -> int:
-        return self.folds + self.tune_trials * min(self.folds, self.tune_folds)
+        return self.folds * self.repeats * self.bags + self.tune_trials * min(self.folds, self.tune_folds)
 
     @property
     def rows_per_fit(self) -> int:
@@ -172,6 +176,7 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
     estimators: list[int] = []
     folds: int | None = None
     trials = 0
+    bags = repeats = 1
     subsample: int | None = None
     splitter_seen = False
     for node in ast.walk(tree):
@@ -183,6 +188,10 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
                 trials = value
             elif name in _SUBSAMPLE_CONSTANTS and isinstance(value, int):
                 subsample = value
+            elif name in _BAG_CONSTANTS and isinstance(value, int) and value >= 1:
+                bags = value
+            elif name in _REPEAT_CONSTANTS and isinstance(value, int) and value >= 1:
+                repeats = value
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
                 if isinstance(key, ast.Constant) and key.value in _ESTIMATOR_KEYS and isinstance(_constant(value), int):
@@ -207,10 +216,12 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
                     folds = value
                 elif keyword.arg == "n_trials" and isinstance(value, int) and not trials:
                     trials = value
+                elif keyword.arg == "n_repeats" and isinstance(value, int) and value >= 1 and repeats == 1:
+                    repeats = value
     if folds is None:
         folds = 5 if splitter_seen else 1
     return Workload(families=families, estimators=max(estimators) if estimators else None, folds=max(1, folds),
-                    tune_trials=trials, subsample=subsample, rows=rows, test_rows=test_rows, columns=columns,
+                    tune_trials=trials, repeats=repeats, bags=bags, subsample=subsample, rows=rows, test_rows=test_rows, columns=columns,
                     classes=classes, threads=threads)
 
 

@@ -4,7 +4,7 @@ An experiment is a standalone script (DESIGN.md): someone can read it, copy
 it and run it without crew. So `render` does not emit calls into crew; it
 writes plain pandas + scikit-learn (+ LightGBM / XGBoost / Optuna when
 asked) code, one block per SELA stage, with the knobs the critic may turn
-(`FOLDS`, `SUBSAMPLE`, `PARAMS`, `TUNE_TRIALS`) as top-level constants.
+(`FOLDS`, `REPEATS`, `BAGS`, `SUBSAMPLE`, `PARAMS`, `TUNE_TRIALS`) as top-level constants.
 """
 
 from __future__ import annotations
@@ -129,14 +129,19 @@ class PipelineSpec(BaseModel):
     text: list[str] = Field(default_factory=list)
     drop: list[str] = Field(default_factory=list)
     folds: int = Field(default=5, ge=2)
+    repeats: int = Field(default=1, ge=1, description="times the k-fold split is redrawn; out-of-fold predictions "
+                                                       "are averaged over them")
     seed: int = 0
     subsample: int | None = Field(default=None, description="largest number of training rows a fold fits on")
     tune_trials: int = Field(default=0, ge=0)
     tune_timeout: float = Field(default=0.0, ge=0)
+    bags: int = Field(default=1, ge=1, description="models per fold, on seeds SEED, SEED+1, ...; predictions averaged")
     threads: int = Field(default=1, ge=1)
 
     def insights(self) -> list[str]:
         extra = [f"tune_{self.tune_trials}_trials"] if self.tune_trials else []
+        extra += [f"bag_of_{self.bags}"] if self.bags > 1 else []
+        extra += [f"cv_{self.repeats}x{self.folds}"] if self.repeats > 1 else []
         return [*self.preprocessing, *self.features, self.model, *extra]
 
 
@@ -160,19 +165,21 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, RepeatedKFold, RepeatedStratifiedKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 TASK = {task}
 COLUMNS = {columns}
 FOLDS = {folds}
+REPEATS = {repeats}
 SEED = {seed}
 SUBSAMPLE = {subsample}
 THREADS = {threads}
 PARAMS = {params}
 TUNE_TRIALS = {tune_trials}
 TUNE_TIMEOUT = {tune_timeout}
+BAGS = {bags}
 STAGE_KEYS = {stage_keys}
 TIMINGS = {{}}
 STAGE_CACHE = {{}}
@@ -306,7 +313,7 @@ _ALWAYS = '''    for c in COLUMNS["text"]:
 _MODEL = '''
 
 # ---- stage: model ----
-def make_model(params):
+def make_model(params, seed=SEED):
     """{doc}"""
 {body}
 '''
@@ -315,35 +322,35 @@ _MODEL_BODIES = {
     ("linear", "classification"): '''    from sklearn.linear_model import LogisticRegression
     return LogisticRegression(C=params.get("C", 1.0), max_iter=2000)''',
     ("linear", "regression"): '''    from sklearn.linear_model import Ridge
-    return Ridge(alpha=params.get("alpha", 1.0), random_state=SEED)''',
+    return Ridge(alpha=params.get("alpha", 1.0), random_state=seed)''',
     ("knn", "classification"): '''    from sklearn.neighbors import KNeighborsClassifier
     return KNeighborsClassifier(n_neighbors=params["n_neighbors"], weights="distance", n_jobs=THREADS)''',
     ("knn", "regression"): '''    from sklearn.neighbors import KNeighborsRegressor
     return KNeighborsRegressor(n_neighbors=params["n_neighbors"], weights="distance", n_jobs=THREADS)''',
     ("svm", "classification"): '''    from sklearn.svm import SVC
-    return SVC(C=params["C"], probability=True, random_state=SEED)''',
+    return SVC(C=params["C"], probability=True, random_state=seed)''',
     ("svm", "regression"): '''    from sklearn.svm import SVR
     return SVR(C=params["C"])''',
     ("random_forest", "classification"): '''    from sklearn.ensemble import RandomForestClassifier
-    return RandomForestClassifier(**params, n_jobs=THREADS, random_state=SEED)''',
+    return RandomForestClassifier(**params, n_jobs=THREADS, random_state=seed)''',
     ("random_forest", "regression"): '''    from sklearn.ensemble import RandomForestRegressor
-    return RandomForestRegressor(**{**params, "max_features": 1.0 if params.get("max_features") == "sqrt" else params.get("max_features")}, n_jobs=THREADS, random_state=SEED)''',
+    return RandomForestRegressor(**{**params, "max_features": 1.0 if params.get("max_features") == "sqrt" else params.get("max_features")}, n_jobs=THREADS, random_state=seed)''',
     ("extra_trees", "classification"): '''    from sklearn.ensemble import ExtraTreesClassifier
-    return ExtraTreesClassifier(**params, n_jobs=THREADS, random_state=SEED)''',
+    return ExtraTreesClassifier(**params, n_jobs=THREADS, random_state=seed)''',
     ("extra_trees", "regression"): '''    from sklearn.ensemble import ExtraTreesRegressor
-    return ExtraTreesRegressor(**{**params, "max_features": 1.0 if params.get("max_features") == "sqrt" else params.get("max_features")}, n_jobs=THREADS, random_state=SEED)''',
+    return ExtraTreesRegressor(**{**params, "max_features": 1.0 if params.get("max_features") == "sqrt" else params.get("max_features")}, n_jobs=THREADS, random_state=seed)''',
     ("hist_gradient_boosting", "classification"): '''    from sklearn.ensemble import HistGradientBoostingClassifier
-    return HistGradientBoostingClassifier(**params, early_stopping=False, random_state=SEED)''',
+    return HistGradientBoostingClassifier(**params, early_stopping=False, random_state=seed)''',
     ("hist_gradient_boosting", "regression"): '''    from sklearn.ensemble import HistGradientBoostingRegressor
-    return HistGradientBoostingRegressor(**params, early_stopping=False, random_state=SEED)''',
+    return HistGradientBoostingRegressor(**params, early_stopping=False, random_state=seed)''',
     ("lightgbm", "classification"): '''    from lightgbm import LGBMClassifier
-    return LGBMClassifier(**params, n_jobs=THREADS, random_state=SEED, verbose=-1)''',
+    return LGBMClassifier(**params, n_jobs=THREADS, random_state=seed, verbose=-1)''',
     ("lightgbm", "regression"): '''    from lightgbm import LGBMRegressor
-    return LGBMRegressor(**params, n_jobs=THREADS, random_state=SEED, verbose=-1)''',
+    return LGBMRegressor(**params, n_jobs=THREADS, random_state=seed, verbose=-1)''',
     ("xgboost", "classification"): '''    from xgboost import XGBClassifier
-    return XGBClassifier(**params, n_jobs=THREADS, random_state=SEED, tree_method="hist", verbosity=0)''',
+    return XGBClassifier(**params, n_jobs=THREADS, random_state=seed, tree_method="hist", verbosity=0)''',
     ("xgboost", "regression"): '''    from xgboost import XGBRegressor
-    return XGBRegressor(**params, n_jobs=THREADS, random_state=SEED, tree_method="hist", verbosity=0)''',
+    return XGBRegressor(**params, n_jobs=THREADS, random_state=seed, tree_method="hist", verbosity=0)''',
 }
 
 _SEARCH_SPACES = {
@@ -384,7 +391,11 @@ def score(y, raw):
 
 
 def splitter(y):
-    if TASK["target_type"] != "regression" and np.bincount(y).min() >= FOLDS:
+    stratify = TASK["target_type"] != "regression" and np.bincount(y).min() >= FOLDS
+    if REPEATS > 1:
+        kind = RepeatedStratifiedKFold if stratify else RepeatedKFold
+        return kind(n_splits=FOLDS, n_repeats=REPEATS, random_state=SEED)
+    if stratify:
         return StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
     return KFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
 
@@ -408,29 +419,41 @@ def target_back(values):
     return np.expm1(values) if LOG_TARGET else values
 
 
-def cross_validate(X, y, X_test, numeric, categorical, params, folds=None):
-    """Fit one pipeline per fold; out-of-fold predictions for the train set, fold-averaged ones for test."""
+def values(raw):
+    """Predictions on the target's own scale (a log-target model's back-transformed), ready to average."""
+    return target_back(raw) if TASK["target_type"] == "regression" else raw
+
+
+def cross_validate(X, y, X_test, numeric, categorical, params, folds=None, bags=None):
+    """Fit `bags` pipelines per fold (seeds SEED, SEED+1, ...; their predictions averaged, a seed bag);
+    out-of-fold predictions for the train set (averaged over the REPEATS redrawn splits), fold-averaged ones
+    for test. `folds` keeps only the first splits (tuning's quick estimate)."""
+    bags = bags or BAGS
     rng = np.random.default_rng(SEED)
     width = len(TASK["classes"]) if TASK["target_type"] != "regression" else None
     oof = np.zeros((len(y), width) if width else len(y))
     test_pred = np.zeros((len(X_test), width) if width else len(X_test)) if X_test is not None else None
     fold_scores, train_scores = [], []
     splits = list(splitter(y).split(X, y))
+    repeats = len(splits) // FOLDS if not folds else 1
     for train_idx, valid_idx in splits[:folds] if folds else splits:
         if SUBSAMPLE and len(train_idx) > SUBSAMPLE:
             train_idx = rng.choice(train_idx, SUBSAMPLE, replace=False)
-        model = make_pipeline(preprocessor(numeric, categorical), make_model(params))
         fit_y = target_forward(y[train_idx]) if TASK["target_type"] == "regression" else y[train_idx]
-        model.fit(X.iloc[train_idx], fit_y)
-        valid = predict_raw(model, X.iloc[valid_idx])
-        oof[valid_idx] = target_back(valid) if TASK["target_type"] == "regression" else valid
-        fold_scores.append(score(y[valid_idx], oof[valid_idx]))
         seen = train_idx[:2000]
-        fitted = predict_raw(model, X.iloc[seen])
-        train_scores.append(score(y[seen], target_back(fitted) if TASK["target_type"] == "regression" else fitted))
+        valid, fitted, pred = 0.0, 0.0, 0.0
+        for bag in range(bags):
+            model = make_pipeline(preprocessor(numeric, categorical), make_model(params, seed=SEED + bag))
+            model.fit(X.iloc[train_idx], fit_y)
+            valid = valid + values(predict_raw(model, X.iloc[valid_idx])) / bags
+            fitted = fitted + values(predict_raw(model, X.iloc[seen])) / bags
+            if X_test is not None:
+                pred = pred + values(predict_raw(model, X_test)) / bags
+        oof[valid_idx] += valid / repeats
+        fold_scores.append(score(y[valid_idx], valid))
+        train_scores.append(score(y[seen], fitted))
         if X_test is not None:
-            pred = predict_raw(model, X_test)
-            test_pred += (target_back(pred) if TASK["target_type"] == "regression" else pred) / len(splits)
+            test_pred += pred / len(splits)
     return oof, test_pred, fold_scores, train_scores
 
 
@@ -443,7 +466,8 @@ def tune(X, y, numeric, categorical):
 {space}
 
     def objective(trial):
-        _, _, scores, _ = cross_validate(X, y, None, numeric, categorical, space(trial), folds=min(FOLDS, 3))
+        _, _, scores, _ = cross_validate(X, y, None, numeric, categorical, space(trial), folds=min(FOLDS, 3),
+                                         bags=1)
         return float(np.mean(scores))
 
     study = optuna.create_study(direction="maximize" if TASK["higher_is_better"] else "minimize",
@@ -597,10 +621,11 @@ def render(spec: PipelineSpec, info: TaskInfo | Task) -> str:
     keys = {"features": features_key}
     if spec.tune_trials:
         keys["tune"] = _digest(features_key, blocks["preprocessing"], blocks["model"], blocks["evaluation"], params_text,
-                               spec.folds, spec.subsample, spec.tune_trials, spec.tune_timeout)
-    header = _HEADER.format(title=title, task=task, columns=columns_text, folds=spec.folds,
+                               spec.folds, spec.repeats, spec.subsample, spec.tune_trials, spec.tune_timeout)
+    header = _HEADER.format(title=title, task=task, columns=columns_text, folds=spec.folds, repeats=spec.repeats,
                             seed=spec.seed, subsample=spec.subsample, threads=spec.threads, params=params_text,
-                            tune_trials=spec.tune_trials, tune_timeout=spec.tune_timeout, stage_keys=_py(keys))
+                            tune_trials=spec.tune_trials, tune_timeout=spec.tune_timeout, bags=spec.bags,
+                            stage_keys=_py(keys))
     return header + "".join(blocks.values())
 
 

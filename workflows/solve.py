@@ -35,7 +35,7 @@ from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
 from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory
-from crew.tools import ensemble
+from crew.tools import ensemble, sizing
 from crew.tools.speed import variants_left
 from crew.workflows._run import events, remaining
 from crew.workflows.optimize import optimize, score_log
@@ -215,7 +215,9 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
             return "finalize"
         base = {"task": state["task"], "blackboard": state["blackboard"], "data_report": state["data_report"],
                 "plan": state["plan"], "remaining": remaining(budget, reserve), "stage_cache": str(stage_cache)}
-        return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": threads}}) for step in steps]
+        share = round(sizing.share(left.wall_time - reserve, left.experiments, workers), 1)
+        return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": threads, "share": share}})
+                for step in steps]
 
     def finalize(state: SolveState) -> dict[str, Any]:
         final = {**_finalize(board, task, run_dir, output, higher, seed), "speed": speed_report(board)}
@@ -305,8 +307,20 @@ def _write_best(board: Blackboard, task: Task, output: Path, higher: bool) -> No
         board.set_meta("best_written", best[0].id)
 
 
+def _candidates(ranked: list[Any]) -> list[Any]:
+    """What final selection weighs: the `_TOP_K` best, plus the best of every other model family. The top of a
+    long search is often one family's near-copies; an ensemble gains from models that err differently."""
+    chosen = ranked[:_TOP_K]
+    families = {e.spec.get("model") for e in chosen}
+    for exp in ranked[_TOP_K:]:
+        if exp.spec.get("model") not in families:
+            chosen.append(exp)
+            families.add(exp.spec.get("model"))
+    return chosen
+
+
 def _finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher: bool, seed: int) -> dict[str, Any]:
-    accepted = _accepted(board, higher)[:_TOP_K]
+    accepted = _candidates(_accepted(board, higher))
     if not accepted:
         return {"kind": "constant", "rationale": "no experiment passed review; the constant-prediction submission "
                                                  "stands", "experiments": []}

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from crew import Blackboard, Experiment
-from crew.roles.modeler import IMPROVEMENTS, debug_depth
+from crew.roles.modeler import IMPROVEMENTS, applies, debug_depth
 
 __all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "improvements_for"]
 
@@ -44,12 +44,14 @@ class Strategy(Protocol):
 
 
 def improvements_for(plan: dict, experiment: Experiment) -> list[str]:
-    """Insights that may still be added to `experiment`: the plan's feature ideas first, then model-stage ones."""
+    """Insights that may still be added to `experiment`, and can change it: the plan's feature ideas first, then
+    model-stage ones."""
     planned = [i for i in plan.get("search_space", {}).get("feature_engineering", []) if i in IMPROVEMENTS]
     ordered = [*planned, "tune", "regularize", "more_estimators", "missing_indicators", "seed_bag"]
     used = set(experiment.insights)
     features = set(experiment.spec.get("features", []))
-    return [i for i in dict.fromkeys(ordered) if i not in used and i not in features]
+    model = experiment.spec.get("model")
+    return [i for i in dict.fromkeys(ordered) if i not in used and i not in features and applies(i, model, plan)]
 
 
 def _baseline_and_drafts(plan: dict) -> tuple[str, list[str]]:
@@ -116,8 +118,38 @@ def _first_steps(experiments: list[Experiment], tree: dict[str, list[Experiment]
     return steps
 
 
+def _tune_families(plan: dict) -> int:
+    """How many model families the plan has tuned before the search narrows to the best (`tune_best_<k>`)."""
+    words = {"one": 1, "two": 2, "three": 3, "four": 4}
+    for step in plan.get("schedule", []):
+        for insight in step.get("insights", []):
+            if insight.startswith("tune_best_"):
+                count = insight.removeprefix("tune_best_")
+                return int(count) if count.isdigit() else words.get(count, 0)
+    return 0
+
+
+def _tune_runners_up(ranked: list[Experiment], experiments: list[Experiment], plan: dict, n: int,
+                     taken: set[tuple[str | None, str]], seed: int) -> list[Step]:
+    """The plan's `tune_best_<k>`: the best experiment of each of the k best families is tuned once, so that the
+    final ensemble has strong members that err differently, not only near-copies of one family's winner."""
+    families: list[str] = []
+    for exp in ranked:
+        if exp.spec.get("model") not in families:
+            families.append(exp.spec.get("model"))
+    tuned = {e.spec.get("model") for e in experiments if "tune" in e.insights}
+    steps = []
+    for family in families[:_tune_families(plan)]:
+        best = next(e for e in ranked if e.spec.get("model") == family)
+        if len(steps) < n and family not in tuned and (best.id, "tune") not in taken and "tune" in improvements_for(plan, best):
+            steps.append(Step(phase="improve", parent=best.id, model=family, insight="tune", seed=seed))
+            taken.add((best.id, "tune"))
+    return steps
+
+
 class Greedy:
-    """AIDE's policy: drafts first, then improve the best node; debug failed leaves with some probability.
+    """AIDE's policy: drafts first, then improve the best node; debug failed leaves with some probability. The
+    plan's `tune_best_<k>` tunes the best of the k best families first (the first of them is the best node).
 
     `max_drafts` caps the drafts after the baseline (AIDE's `num_drafts`); None drafts every planned family.
     """
@@ -139,6 +171,7 @@ class Greedy:
         faster = {e.spec["speed_of"] for e in done if e.spec.get("speed_of")}
         done = [e for e in done if e.id not in faster]  # a kept speed variant is improved in its parent's place
         ranked = sorted(done, key=lambda e: e.score if higher_is_better else -e.score, reverse=True)  # type: ignore[operator]
+        steps += _tune_runners_up(ranked, experiments, plan, n - len(steps), taken, self.seed)
         for exp in ranked:
             if len(steps) >= n:
                 break
