@@ -11,7 +11,7 @@ def test_help_lists_exactly_the_working_commands(cli):
     result = cli("--help")
     assert result.exit_code == 0
     listed = set(re.findall(r"^│ (\w[\w-]*)\s", result.stdout, re.MULTILINE)) - {"-"}
-    assert listed == {"validate", "grade", "doctor", "solve"}
+    assert listed == {"validate", "grade", "doctor", "solve", "report", "runs", "graph"}
 
 
 def test_no_arguments_shows_help(cli):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+from pathlib import Path
 
 from tests.conftest import EXAMPLE_ANSWERS, EXAMPLE_TASK, REPO
 
@@ -52,3 +53,52 @@ def test_the_prefix_sum_scorer_gives_a_wrong_or_broken_candidate_nothing(tmp_pat
     for candidate, error in ((off_by_one, "wrong output"), (broken, "boom")):
         result = _score(candidate, "--n", "20000")
         assert result["valid"] is False and result["score"] is None and error in result["error"]
+
+
+def _example(name: str) -> dict:
+    return runpy.run_path(str(REPO / "examples" / f"{name}.py"), run_name=f"example_{name}")
+
+
+def test_embed_roles_reviews_the_users_own_model(tmp_path, capsys):
+    final = _example("embed_roles")["main"]([str(EXAMPLE_TASK / "task.yaml"), "--out", str(tmp_path)])
+    review = final["review"]
+    assert review["accepted"] is True and 0.9 < review["score"] <= 1.0
+    assert review["checks"]["cv_recomputed"].startswith("pass") and review["checks"]["rules"].startswith("pass")
+    assert (tmp_path / "data_report.md").is_file()
+    assert "reviewer: accepted" in capsys.readouterr().out
+
+
+def test_the_solve_team_runs_as_one_node_of_a_bigger_graph(tmp_path):
+    final = _example("team_as_subgraph")["main"]([str(EXAMPLE_TASK / "task.yaml"), "--budget", "40",
+                                                  "--max-experiments", "3", "--out", str(tmp_path)])
+    assert final["checked"].startswith("breast-cancer") and final["final"]["kind"] in ("single", "ensemble")
+    assert "passed review" in final["summary"] and (tmp_path / "submission.csv").is_file()
+
+
+def test_human_in_the_loop_pauses_before_every_launch(tmp_path, capsys):
+    from crew import Blackboard
+
+    answers = _example("human_in_the_loop")["main"]([str(EXAMPLE_TASK / "task.yaml"), "--experiments", "3",
+                                                     "--auto", "alternate", "--out", str(tmp_path)])
+    assert [a for _, a in answers] == [True, False, True]
+    status = {e.id: e.status for e in Blackboard(tmp_path / "blackboard.sqlite").experiments()}
+    assert [status[exp_id] for exp_id, _ in answers] == ["done", "rejected", "done"]
+    assert capsys.readouterr().out.count("the critic says") == 3
+
+
+def test_the_teaching_demo_prints_the_conversation_and_explains_it(tmp_path, capsys):
+    printed = _example("teaching_demo")["main"]([str(EXAMPLE_TASK / "task.yaml"), "--explain", "--budget", "40",
+                                                "--max-experiments", "3", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert len(printed) >= 8 and out.count("] ") >= len(printed)
+    for role in ("analyst", "planner", "modeler", "critic", "reviewer"):
+        assert f"== {role} joins:" in out
+    assert "^ The verdict: only accepted experiments" in out
+
+
+def test_every_example_script_is_documented_in_the_readme_and_run_here():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    source = Path(__file__).read_text(encoding="utf-8")
+    for script in sorted((REPO / "examples").glob("*.py")):
+        assert f"`{script.name}" in readme or script.name in readme, script.name
+        assert f'"{script.stem}"' in source or script.name in source, f"no test runs examples/{script.name}"

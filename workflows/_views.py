@@ -1,0 +1,100 @@
+"""`crew report`, `crew runs` and `crew graph`: seeing what a run did, which runs exist, and how the team is wired."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crew import CrewError
+from crew._cli import _fail as fail
+
+__all__ = ["register"]
+
+
+def _is_run(folder: Path) -> bool:
+    return (folder / "blackboard.sqlite").is_file()
+
+
+def runs_in(folder: Path) -> list[Path]:
+    """Run folders at `folder` itself or up to three levels below it (`runs/<run>`, `bench/<task>/crew/run`)."""
+    if _is_run(folder):
+        return [folder]
+    found = [p.parent for depth in range(1, 4) for p in folder.glob("*/" * depth + "blackboard.sqlite")]
+    return sorted(set(found))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `crew report`, `crew runs` and `crew graph` (found through the `crew.commands` entry point)."""
+
+    @app.command("report")
+    def report_command(
+        run_dir: Annotated[Path, typer.Argument(help="a run folder written by crew solve")],
+        *,
+        out: Annotated[Path | None, typer.Option(help="where to write the page (default RUN_DIR/report.html)")] = None,
+    ) -> None:
+        """Write one self-contained HTML page of a run: scores, experiment tree, leaderboard, roles, costs."""
+        from crew.workflows.report import report
+
+        if not _is_run(run_dir):
+            fail(CrewError(f"{run_dir}: not a crew run folder (no blackboard.sqlite); fix: pass the folder "
+                           "`crew solve` wrote, e.g. runs/<task>-<time>"))
+        path = report(run_dir, out=out)
+        Console(soft_wrap=True).print(f"report: {path}", highlight=False)
+
+    @app.command("runs")
+    def runs_command(
+        folder: Annotated[Path, typer.Argument(help="where runs live (default ./runs)")] = Path("runs"),
+    ) -> None:
+        """List the runs in a folder: task, best score, status and duration."""
+        from crew.workflows.report import run_summary
+
+        if not folder.is_dir():
+            fail(CrewError(f"{folder}: no such folder; fix: pass the folder holding your run folders "
+                           "(crew solve writes them under ./runs by default)"))
+        table = Table(title=f"runs in {folder}")
+        for column in ("run", "task", "metric", "best", "status", "duration", "experiments"):
+            table.add_column(column, justify="right" if column in ("best", "duration", "experiments") else "left")
+        rows = 0
+        for run in runs_in(folder):
+            try:
+                s = run_summary(run)
+            except Exception as exc:  # a torn or foreign database: listed, not fatal
+                table.add_row(str(run.relative_to(folder)) if run != folder else run.name, "?", "", "",
+                              f"unreadable ({type(exc).__name__})", "", "")
+                rows += 1
+                continue
+            best = "" if s["best"] is None else f"{s['best']:.5g}"
+            table.add_row(str(run.relative_to(folder)) if run != folder else run.name, s["task"],
+                          str(s["metric"] or ("score" if s["kind"] == "kernel" else "")), best, s["status"],
+                          f"{s['elapsed']:.0f}s", str(s["experiments"]))
+            rows += 1
+        console = Console(soft_wrap=True)
+        if not rows:
+            console.print(f"no runs in {folder}", highlight=False)
+            return
+        console.print(table)
+
+    @app.command("graph")
+    def graph_command(
+        name: Annotated[str, typer.Argument(help="the workflow: solve or optimize")] = "solve",
+        *,
+        out: Annotated[Path | None, typer.Option(help="draw to an .svg or .png (needs Graphviz); default: print "
+                                                      "Mermaid")] = None,
+    ) -> None:
+        """Print a workflow as Mermaid, or draw it to an SVG or PNG."""
+        from crew.workflows import diagram
+
+        if name not in diagram.GRAPHS:
+            fail(CrewError(f"crew graph: unknown workflow {name!r}; fix: use one of {', '.join(diagram.GRAPHS)}"))
+        if out is None:
+            typer.echo(diagram.mermaid(name), nl=False)
+            return
+        try:
+            path = diagram.render(name, out)
+        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            fail(CrewError(f"--out: {exc}"))
+        Console(soft_wrap=True).print(f"graph: {path}", highlight=False)
