@@ -60,15 +60,15 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, justify="right" if column in ("best", "duration", "experiments") else "left")
         rows = 0
         for run in runs_in(folder):
+            name = str(run.relative_to(folder)) if run != folder else run.name
             try:
                 s = run_summary(run)
             except Exception as exc:  # a torn or foreign database: listed, not fatal
-                table.add_row(str(run.relative_to(folder)) if run != folder else run.name, "?", "", "",
-                              f"unreadable ({type(exc).__name__})", "", "")
+                table.add_row(name, "?", "", "", f"unreadable ({type(exc).__name__})", "", "")
                 rows += 1
                 continue
             best = "" if s["best"] is None else f"{s['best']:.5g}"
-            table.add_row(str(run.relative_to(folder)) if run != folder else run.name, s["task"],
+            table.add_row(name, s["task"],
                           str(s["metric"] or ("score" if s["kind"] == "kernel" else "")), best, s["status"],
                           f"{s['elapsed']:.0f}s", str(s["experiments"]))
             rows += 1

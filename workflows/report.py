@@ -29,39 +29,35 @@ _STATUS_COLOUR = {"failed": "#d62728", "rejected": "#7f7f7f", "proposed": "#bcbd
 _ROLE_ORDER = ("workflow", "analyst", "planner", "modeler", "optimizer", "critic", "sandbox", "reviewer")
 
 
-def _start(board: Blackboard, experiments: Sequence[Experiment], messages: Sequence[Message]) -> float:
+def _start(experiments: Sequence[Experiment], messages: Sequence[Message]) -> float:
     times = [m.created_at for m in messages] + [e.created_at for e in experiments]
     return min(times) if times else time.time()
-
-
-def _higher_is_better(board: Blackboard) -> bool:
-    spec = board.task() or {}
-    metric = (spec.get("spec") or spec).get("metric") if isinstance(spec, dict) else None
-    info = METRICS.get(metric) if metric else None
-    return info.higher_is_better if info else True
 
 
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
     """What `crew runs` lists and the report's header shows: task, metric, best score, status, duration."""
     run_dir = Path(run_dir)
     board = Blackboard(run_dir / "blackboard.sqlite")
+    return _summary(board, run_dir, board.experiments())
+
+
+def _summary(board: Blackboard, run_dir: Path, experiments: Sequence[Experiment]) -> dict[str, Any]:
     task = board.task() or {}
-    spec = task.get("spec", task) if isinstance(task, dict) else {}
-    experiments = board.experiments()
-    higher = _higher_is_better(board)
-    scored = [e.score for e in experiments if e.status == "done" and e.score is not None]
-    final = board.get_meta("final")
-    scores = board.scores()
+    spec = task.get("spec", {})
+    metric = spec.get("metric")
+    higher = METRICS[metric].higher_is_better if metric in METRICS else True  # a kernel's score: higher is better
     if spec.get("kind") == "kernel":
-        valid = [s.score for s in scores if s.valid and s.score is not None]
-        best = (max(valid) if higher else min(valid)) if valid else None
+        valid = [s.score for s in board.scores() if s.valid and s.score is not None]
+        best = max(valid) if valid else None
     else:
-        best = (max(scored) if higher else min(scored)) if scored else None
+        leader = board.best(1, higher_is_better=higher)
+        best = leader[0].score if leader else None
     counts: dict[str, int] = {}
     for e in experiments:
         counts[e.status] = counts.get(e.status, 0) + 1
+    final = board.get_meta("final")
     return {"run": run_dir.name, "path": str(run_dir), "task": task.get("name") or spec.get("name") or "?",
-            "kind": spec.get("kind", "tabular"), "metric": spec.get("metric"), "higher_is_better": higher,
+            "kind": spec.get("kind", "tabular"), "metric": metric, "higher_is_better": higher,
             "best": best, "final": final or {}, "status": "finished" if final else "incomplete",
             "elapsed": float(board.get_meta("elapsed", 0.0) or 0.0), "experiments": len(experiments),
             "counts": counts}
@@ -88,11 +84,8 @@ def experiment_tree_layout(experiments: Sequence[Experiment]) -> dict[str, tuple
         position[node.id] = (float(depth), y)
         return y
 
-    stack_guard = set()
     for root in children.get(None, []):
-        if root.id not in stack_guard:
-            stack_guard.add(root.id)
-            place(root, 0)
+        place(root, 0)
     return position
 
 
@@ -272,11 +265,9 @@ th { background: #f6f6f6; position: sticky; top: 0; }
 """
 
 _CLICK_SCRIPT = """
-document.querySelectorAll('.js-plotly-plot[data-tree]').forEach(function (plot) {
-  plot.on('plotly_click', function (event) {
-    var id = event.points && event.points[0] && event.points[0].customdata;
-    if (id) { window.open('experiments/' + id + '/code.py', '_blank'); }
-  });
+document.getElementById('crew-tree').on('plotly_click', function (event) {
+  var id = event.points && event.points[0] && event.points[0].customdata;
+  if (id) { window.open('experiments/' + id + '/code.py', '_blank'); }
 });
 """
 
@@ -287,10 +278,10 @@ def report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
     if not (run_dir / "blackboard.sqlite").exists():
         raise FileNotFoundError(f"{run_dir}: no blackboard.sqlite here; pass a run folder written by `crew solve`")
     board = Blackboard(run_dir / "blackboard.sqlite")
-    summary = run_summary(run_dir)
     experiments = board.experiments()
+    summary = _summary(board, run_dir, experiments)
     messages = board.messages()
-    start = _start(board, experiments, messages)
+    start = _start(experiments, messages)
     higher = summary["higher_is_better"]
     kernel = summary["kind"] == "kernel"
     run_json = run_dir / "run.json"
@@ -298,12 +289,8 @@ def report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
     figures = [("score", _score_figure(board, experiments, start, higher, budget, kernel)),
                ("tree", _tree_figure(experiments, higher)),
                ("timeline", _timeline_figure(messages, start))]
-    divs = {}
-    for name, fig in figures:
-        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"crew-{name}",
-                          config={"displaylogo": False, "responsive": True})
-        divs[name] = div.replace('class="plotly-graph-div"', 'class="plotly-graph-div"'
-                                 + (" data-tree" if name == "tree" else ""), 1)
+    divs = {name: fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"crew-{name}",
+                              config={"displaylogo": False, "responsive": True}) for name, fig in figures}
     final = summary["final"]
     best = summary["best"]
     header = (f"<h1>crew run: {html.escape(summary['task'])}</h1><p class='sub'>{html.escape(str(run_dir))} · "

@@ -39,7 +39,7 @@ from crew.tools import ensemble, sizing
 from crew.tools.speed import variants_left
 from crew.workflows._run import events, remaining
 from crew.workflows.optimize import optimize, score_log
-from crew.workflows.strategies import STRATEGIES, Step, Strategy
+from crew.workflows.strategies import STRATEGIES, Step, Strategy, family_leaders
 
 __all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve", "speed_report"]
 
@@ -213,9 +213,10 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         steps += search.next_steps(board, state["plan"], workers - len(steps), higher_is_better=higher, pending=steps)
         if not steps:
             return "finalize"
+        left_now = remaining(budget, reserve)
         base = {"task": state["task"], "blackboard": state["blackboard"], "data_report": state["data_report"],
-                "plan": state["plan"], "remaining": remaining(budget, reserve), "stage_cache": str(stage_cache)}
-        share = round(sizing.share(left.wall_time - reserve, left.experiments, workers), 1)
+                "plan": state["plan"], "remaining": left_now, "stage_cache": str(stage_cache)}
+        share = round(sizing.share(left_now["wall_time"], left_now["experiments"], workers), 1)
         return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": threads, "share": share}})
                 for step in steps]
 
@@ -311,12 +312,8 @@ def _candidates(ranked: list[Any]) -> list[Any]:
     """What final selection weighs: the `_TOP_K` best, plus the best of every other model family. The top of a
     long search is often one family's near-copies; an ensemble gains from models that err differently."""
     chosen = ranked[:_TOP_K]
-    families = {e.spec.get("model") for e in chosen}
-    for exp in ranked[_TOP_K:]:
-        if exp.spec.get("model") not in families:
-            chosen.append(exp)
-            families.add(exp.spec.get("model"))
-    return chosen
+    ids = {e.id for e in chosen}
+    return chosen + [e for e in family_leaders(ranked) if e.id not in ids]
 
 
 def _finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher: bool, seed: int) -> dict[str, Any]:

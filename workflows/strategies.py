@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
 from crew import Blackboard, Experiment
 from crew.roles.modeler import IMPROVEMENTS, applies, debug_depth
 
-__all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "improvements_for"]
+__all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "family_leaders", "improvements_for"]
 
 Phase = Literal["baseline", "draft", "improve", "debug", "speed"]
 _FINISHED = ("done", "cached")
@@ -129,18 +129,22 @@ def _tune_families(plan: dict) -> int:
     return 0
 
 
+def family_leaders(ranked: Sequence[Experiment]) -> list[Experiment]:
+    """The best experiment of each model family, in the order of `ranked` (best first)."""
+    leaders: dict[Any, Experiment] = {}
+    for exp in ranked:
+        leaders.setdefault(exp.spec.get("model"), exp)
+    return list(leaders.values())
+
+
 def _tune_runners_up(ranked: list[Experiment], experiments: list[Experiment], plan: dict, n: int,
                      taken: set[tuple[str | None, str]], seed: int) -> list[Step]:
     """The plan's `tune_best_<k>`: the best experiment of each of the k best families is tuned once, so that the
     final ensemble has strong members that err differently, not only near-copies of one family's winner."""
-    families: list[str] = []
-    for exp in ranked:
-        if exp.spec.get("model") not in families:
-            families.append(exp.spec.get("model"))
     tuned = {e.spec.get("model") for e in experiments if "tune" in e.insights}
     steps = []
-    for family in families[:_tune_families(plan)]:
-        best = next(e for e in ranked if e.spec.get("model") == family)
+    for best in family_leaders(ranked)[:_tune_families(plan)]:
+        family = best.spec.get("model")
         if len(steps) < n and family not in tuned and (best.id, "tune") not in taken and "tune" in improvements_for(plan, best):
             steps.append(Step(phase="improve", parent=best.id, model=family, insight="tune", seed=seed))
             taken.add((best.id, "tune"))
