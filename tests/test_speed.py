@@ -142,3 +142,18 @@ def test_solve_runs_the_speed_pass_and_reports_what_it_bought(tmp_path, monkeypa
         assert gap <= PREDICTION_TOLERANCE
     speed_messages = board.messages(sent_from="optimizer")
     assert speed_messages and all(m.cause_by == "optimizer.decide" for m in speed_messages)
+
+
+def test_the_speed_pass_waits_for_the_opening(tmp_path):
+    """Whether a draft took 8 s depends on the machine's load; before the drafts are all out, no speed step, so
+    a seeded run's experiments do not depend on it."""
+    board = Blackboard(tmp_path / "bb.sqlite")
+    spec = {"model": "extra_trees", "params": {"n_estimators": 300}}
+    board.add_experiment(Experiment(id="slow", insights=["extra_trees"], code="a", spec=spec, status="done",
+                                    score=0.95, wall_time=30.0, artifacts={"predictions.csv": "p.csv"}))
+    plan = {"schedule": [{"phase": "baseline", "insights": ["extra_trees"]},
+                         {"phase": "draft", "insights": ["linear"]}]}
+    assert solve_module._speed_step(board, plan, True, 0, max_drafts=None) is None
+    assert solve_module._speed_step(board, plan, True, 0, max_drafts=0).insight.startswith("speed:")
+    board.add_experiment(Experiment(id="lin", insights=["linear"], code="b", spec={"model": "linear"}))
+    assert solve_module._speed_step(board, plan, True, 0, max_drafts=None).parent == "slow"

@@ -484,11 +484,11 @@ def submission_frame(ids, raw):
         frame[TASK["target"]] = values
     elif TASK["submission"] == "label":
         frame[TASK["target"]] = np.asarray(TASK["classes"], dtype=object)[raw.argmax(axis=1)]
-    elif TASK["target_type"] == "binary":
-        frame[TASK["target"]] = raw[:, TASK["classes"].index(TASK["positive"])]
+    elif TASK["target_type"] == "binary":  # averaged folds, repeats and seeds may sum to 1 + 2e-16: clip
+        frame[TASK["target"]] = np.clip(raw[:, TASK["classes"].index(TASK["positive"])], 0, 1)
     else:
         for i, label in enumerate(TASK["classes"]):
-            frame[label] = raw[:, i]
+            frame[label] = np.clip(raw[:, i], 0, 1)
     return frame
 
 

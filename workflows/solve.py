@@ -39,7 +39,7 @@ from crew.tools import ensemble, sizing
 from crew.tools.speed import variants_left
 from crew.workflows._run import events, remaining
 from crew.workflows.optimize import optimize, score_log
-from crew.workflows.strategies import STRATEGIES, Step, Strategy, family_leaders
+from crew.workflows.strategies import STRATEGIES, Step, Strategy, family_leaders, opening_done
 
 __all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve", "speed_report"]
 
@@ -208,7 +208,7 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
             return "finalize"  # not even the cheapest experiment so far would fit
         if _out_of_time_streak(board, 2 * workers, left.wall_time - reserve):
             return "finalize"  # the last proposals were all refused for time, and less time is left now
-        speed = _speed_step(board, task, higher, seed)
+        speed = _speed_step(board, state["plan"], higher, seed, max_drafts=getattr(search, "max_drafts", None))
         steps = [speed] if speed else []
         steps += search.next_steps(board, state["plan"], workers - len(steps), higher_is_better=higher, pending=steps)
         if not steps:
@@ -244,10 +244,14 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
     return graph.compile(checkpointer=checkpointer)
 
 
-def _speed_step(board: Blackboard, task: Task, higher: bool, seed: int) -> Step | None:
+def _speed_step(board: Blackboard, plan: dict, higher: bool, seed: int, *, max_drafts: int | None) -> Step | None:
     """The speed pass: the best experiment, when it is slow enough to matter and has variants left, goes to the
-    optimizer (one variant in flight at a time, at most `_SPEED_TRIES` per winner)."""
+    optimizer (one variant in flight at a time, at most `_SPEED_TRIES` per winner). It waits for the opening: while
+    drafts are still to come the winner is provisional, and whether a draft took `_SPEED_MIN_SECONDS` depends on how
+    busy the machine was, which would make a seeded run's experiments depend on the load."""
     experiments = board.experiments()
+    if not opening_done(experiments, plan, max_drafts=max_drafts):
+        return None
     if any(e.spec.get("speed_of") and e.status in ("proposed", "running") for e in experiments):
         return None
     best = _accepted(board, higher)

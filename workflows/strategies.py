@@ -17,7 +17,8 @@ from pydantic import BaseModel
 from crew import Blackboard, Experiment
 from crew.roles.modeler import IMPROVEMENTS, applies, debug_depth
 
-__all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "family_leaders", "improvements_for"]
+__all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "family_leaders", "improvements_for",
+           "opening_done"]
 
 Phase = Literal["baseline", "draft", "improve", "debug", "speed"]
 _FINISHED = ("done", "cached")
@@ -73,6 +74,11 @@ def _opening(experiments: list[Experiment], plan: dict, n: int, taken: set[tuple
             steps.append(Step(phase="baseline" if i == 0 else "draft", model=model, insight=model, seed=seed))
             taken.add((None, model))
     return steps
+
+
+def opening_done(experiments: list[Experiment], plan: dict, *, max_drafts: int | None = None) -> bool:
+    """Whether the baseline and every planned draft (the first `max_drafts`, when given) have been proposed."""
+    return not _opening(experiments, plan, 1, set(), 0, max_drafts)
 
 
 def _children(experiments: list[Experiment]) -> dict[str, list[Experiment]]:
