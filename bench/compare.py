@@ -46,6 +46,9 @@ from typing import Any
 
 import numpy as np
 
+# the suite's estimators: one NS and one dummy for `crew bench` and this comparison
+from crew.workflows.suite import dummy_raw, dummy_score, normalized_score  # noqa: F401  (dummy_raw: for tests)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TASKS = REPO.parent / "shared" / "tasks"
 EXAMPLE_TASK = REPO / "examples" / "tasks" / "breast-cancer"
@@ -118,21 +121,6 @@ def balanced_accuracy_loss(X_val: Any, y_val: Any, estimator: Any, labels: Any, 
 
 def _same(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def normalized_score(crew: float | None, flaml: float | None, dummy: float) -> float | None:
-    """NS = (crew - dummy) / (FLAML - dummy); None where undefined.
-
-    Direction-free: for a lower-is-better metric both differences are negative
-    when both beat the dummy, so the ratio is positive as for higher-is-better.
-    An invalid crew submission (None) counts as the dummy's score (NS 0). An
-    invalid FLAML submission, or FLAML scoring exactly the dummy, leaves NS
-    undefined (a division by zero).
-    """
-    crew_score = dummy if crew is None else crew
-    if flaml is None or _same(flaml, dummy):
-        return None
-    return (crew_score - dummy) / (flaml - dummy)
 
 
 def crew_at_least_as_good(crew: float | None, flaml: float | None, higher_is_better: bool) -> bool:
@@ -252,29 +240,6 @@ def discover_tasks() -> dict[str, tuple[Path, Path]]:
     if (EXAMPLE_TASK / "task.yaml").is_file() and EXAMPLE_ANSWERS.is_file():
         found[EXAMPLE_TASK.name] = (EXAMPLE_TASK, EXAMPLE_ANSWERS)
     return found
-
-
-def dummy_raw(task: Any, y: np.ndarray, n_test: int) -> np.ndarray:
-    """The dummy's raw predictions: class priors for classification (argmax: the majority class), train mean otherwise."""
-    if task.target_type == "regression":
-        return np.full(n_test, float(np.mean(np.asarray(y, dtype=float))))
-    labels = np.asarray(y, dtype=object)
-    priors = np.array([np.mean(labels == c) for c in task.classes], dtype=float)
-    return np.tile(priors, (n_test, 1))
-
-
-def dummy_score(task: Any, answers: Path, workdir: Path) -> float:
-    from crew import grade
-    from crew.tools.ensemble import submission_frame, task_rows
-
-    rows = task_rows(task)
-    frame = submission_frame(task, rows.test_ids, dummy_raw(task, rows.y, len(rows.test_ids)))
-    path = workdir / "dummy_submission.csv"
-    frame.to_csv(path, index=False)
-    report = grade(task, path, answers)
-    if report.score is None:
-        raise RuntimeError(f"{task.name}: the dummy submission did not grade: {report.error}")
-    return float(report.score)
 
 
 # -- the two sides --------------------------------------------------------------------------------

@@ -142,7 +142,9 @@ class LocalExecutor:
     def run(self, launch: Launch) -> Result:
         """Run `launch` to completion or to its limit; never raises for anything the experiment does."""
         limits = launch.limits
-        workdir = Path(self.root) / launch.id
+        # absolute: the launcher chdirs after mounting a private /tmp, and a relative path would then resolve
+        # from the old cwd, under the covered (read-only) tree instead of the writable bind of the work folder
+        workdir = (Path(self.root) / launch.id).resolve()
         (workdir / "tmp").mkdir(parents=True, exist_ok=True)
         (workdir / "code.py").write_text(launch.code, encoding="utf-8")
         uid, gid, user_note = self._identity()

@@ -172,7 +172,7 @@ def test_dummy_raw_priors_and_mean():
 def test_dummy_score_on_the_example_task(tmp_path):
     task = Task.load(EXAMPLE_TASK / "task.yaml")
     assert compare.dummy_score(task, EXAMPLE_ANSWERS, tmp_path) == pytest.approx(0.5)  # a constant: roc_auc 0.5
-    assert grade(task, tmp_path / "dummy_submission.csv", EXAMPLE_ANSWERS).valid_submission
+    assert grade(task, tmp_path / "dummy-breast-cancer.csv", EXAMPLE_ANSWERS).valid_submission
 
 
 def test_dummy_score_regression_and_label_metric(shared_tasks, tmp_path):
@@ -180,7 +180,7 @@ def test_dummy_score_regression_and_label_metric(shared_tasks, tmp_path):
         task = Task.load(shared_tasks / name / "task.yaml")
         score = compare.dummy_score(task, shared_tasks / name / "grading" / "answers.csv", tmp_path)
         assert math.isfinite(score)
-    frame = pd.read_csv(tmp_path / "dummy_submission.csv")
+    frame = pd.read_csv(tmp_path / "dummy-penguins-species.csv")
     assert frame["species"].nunique() == 1  # the majority class
 
 

@@ -49,6 +49,14 @@ def test_ok_experiment_reports_output_files_and_isolation(executor):
     assert set(result.isolation) >= {"memory", "processes", "network", "tmp", "user", "output"}
 
 
+def test_a_relative_root_is_still_the_writable_work_folder(tmp_path, monkeypatch):
+    # `crew solve --out run` gives the executor a relative root; under a private /tmp the launcher's chdir
+    # once resolved it against the covered, read-only tree, and every experiment failed writing oof.csv
+    monkeypatch.chdir(tmp_path)
+    result = LocalExecutor(root="experiments").run(Launch(code="open('oof.csv', 'w').write('1')\nprint('ok')"))
+    assert result.reason == "ok" and result.files == {"oof.csv": 1}, result
+
+
 def test_error_keeps_the_traceback(executor):
     result = executor.run(Launch(code="raise ValueError('broken pipeline')"))
     assert result.reason == "error" and result.exit_code == 1 and "broken pipeline" in result.stderr_tail

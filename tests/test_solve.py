@@ -84,6 +84,20 @@ def _done_count(board_path: Path) -> int:
         return 0
 
 
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
+    # killed between writing run.json and LangGraph's first checkpoint: --resume once failed with EmptyInputError
+    from crew.roles._util import tiny_task
+
+    task = tiny_task(tmp_path / "task")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"task": str(task), "strategy": "greedy", "seed": 0, "workers": 1,
+                                              "wall_time": 40, "max_experiments": 2, "llm": [], "llm_spend": None}))
+    out = solve(None, resume=run)  # type: ignore[arg-type]
+    assert out["experiments"] >= 1 and (run / "submission.csv").exists()
+    assert Blackboard(run / "blackboard.sqlite").task()["name"] == "tiny"
+
+
 def test_a_killed_run_resumes_without_rerunning_finished_experiments(shared_tasks, tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "crew", "solve", str(_task(shared_tasks, "cars-mpg")), "--out", str(run),

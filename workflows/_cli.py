@@ -119,17 +119,25 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same run offline")] = 0,
         resume: Annotated[Path | None, typer.Option(help="continue a killed run from its folder")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="log lines instead of the live display")] = False,
+        mlflow: Annotated[bool, typer.Option(
+            "--mlflow", help="when done, log every experiment to MLflow ($MLFLOW_TRACKING_URI, else "
+                             "./mlflow.db); needs crew[mlflow]")] = False,
     ) -> None:
         """Solve a task with the team: analyse, plan, search under the critic's eye, ensemble, submit."""
         try:
-            _solve_command(task, out, llm or [], llm_budget, strategy, workers, budget, seed, resume, quiet)
+            _solve_command(task, out, llm or [], llm_budget, strategy, workers, budget, seed, resume, quiet, mlflow)
         except CrewError as exc:
             fail(exc)
 
 
 def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budget: float | None, strategy: str,
-                   workers: int | None, budget: str | None, seed: int, resume: Path | None, quiet: bool) -> None:
+                   workers: int | None, budget: str | None, seed: int, resume: Path | None, quiet: bool,
+                   mlflow: bool) -> None:
     console = Console(soft_wrap=True)
+    if mlflow:
+        from crew.workflows.mlflow_export import require_mlflow
+
+        require_mlflow()  # a missing extra is said before the run, not after it
     if strategy not in STRATEGIES:
         raise CrewError(f"--strategy: unknown strategy {strategy!r}; fix: use one of {', '.join(STRATEGIES)}")
     if task is None and resume is None:
@@ -157,6 +165,16 @@ def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budg
             view.live = live
             summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded)
             live.update(view.table())
+    _print_outcome(console, summary, kernel)
+    if mlflow:
+        from crew.workflows.mlflow_export import export_mlflow
+
+        logged = export_mlflow(summary["run_dir"])
+        console.print(f"mlflow: {logged['logged']} experiments logged to {logged['tracking_uri']} (experiment "
+                      f"{logged['experiment']!r}, run {logged['parent_run_id']})", highlight=False)
+
+
+def _print_outcome(console: Console, summary: dict[str, Any], kernel: bool) -> None:
     final = summary["final"]
     if kernel:
         console.print(describe_log(summary["score_log"]), highlight=False, markup=False)

@@ -1,4 +1,4 @@
-"""`crew report`, `crew runs` and `crew graph`: seeing what a run did, which runs exist, and how the team is wired."""
+"""`crew report`, `crew runs`, `crew export-mlflow` and `crew graph`: seeing what a run did, which runs exist, and how the team is wired."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def runs_in(folder: Path) -> list[Path]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `crew report`, `crew runs` and `crew graph` (found through the `crew.commands` entry point)."""
+    """Add `crew report`, `crew runs`, `crew export-mlflow` and `crew graph` (found through the `crew.commands` entry point)."""
 
     @app.command("report")
     def report_command(
@@ -77,6 +77,26 @@ def register(app: typer.Typer) -> None:
             console.print(f"no runs in {folder}", highlight=False)
             return
         console.print(table)
+
+    @app.command("export-mlflow")
+    def export_mlflow_command(
+        run_dir: Annotated[Path, typer.Argument(help="a run folder written by crew solve")],
+        *,
+        tracking_uri: Annotated[str | None, typer.Option(
+            help="the MLflow store (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")] = None,
+        experiment: Annotated[str | None, typer.Option(help="MLflow experiment name (default crew/<task>)")] = None,
+    ) -> None:
+        """Log a run to MLflow: the run as a parent, each experiment as a child with params, metrics and code."""
+        from crew.workflows.mlflow_export import export_mlflow
+
+        try:
+            logged = export_mlflow(run_dir, tracking_uri=tracking_uri, experiment_name=experiment)
+        except CrewError as exc:
+            fail(exc)
+        console = Console(soft_wrap=True)
+        console.print(f"mlflow: {logged['logged']} experiments logged, {logged['skipped']} already there or unfinished; "
+                      f"experiment {logged['experiment']!r}, run {logged['parent_run_id']}", highlight=False)
+        console.print(f"view: mlflow ui --backend-store-uri {logged['tracking_uri']}", highlight=False)
 
     @app.command("graph")
     def graph_command(

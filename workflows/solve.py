@@ -382,8 +382,9 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
                     llm_spend=None if spend is None else max(0.0, spend - board.llm_spend()))
     brain = _run_brains(task, brain, list(llm), budget, model_kwargs)
     workers = 1 if task.kind == "kernel" else _workers(workers, task)  # a kernel is timed on the whole machine
-    if resume is None:
+    if resume is None or board.task() is None:
         board.set_task(task.name, task.model_dump(mode="json"))
+    if resume is None:
         (run_dir / "run.json").write_text(json.dumps({"task": str(task.root / "task.yaml"),
                                                       "strategy": _strategy_name(strategy),
                                                       "seed": seed, "workers": workers, "wall_time": budget_wall,
@@ -402,8 +403,10 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
                                   workers=workers, seed=seed, executor=executor,
                                   checkpointer=SqliteSaver(connection))
         config = {"configurable": {"thread_id": "solve"}, "recursion_limit": 10_000}
-        start = None if resume is not None else {"task": str(task.root / "task.yaml"), "run_dir": str(run_dir),
-                                                 "blackboard": str(board.path), "finished": []}
+        # a run killed before its first checkpoint has nothing to continue: it starts over in its folder
+        fresh = resume is None or not graph.get_state(config).values
+        start = {"task": str(task.root / "task.yaml"), "run_dir": str(run_dir), "blackboard": str(board.path),
+                 "finished": []} if fresh else None
         for kind, payload in events(graph.stream(start, config, stream_mode="updates", subgraphs=True)):
             if on_event:
                 on_event(kind, payload)

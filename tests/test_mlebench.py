@@ -1,0 +1,189 @@
+"""`crew import-mlebench`: competitions in MLE-bench's prepared layout become tasks, or are refused with the reason;
+and crew's medal and above-median decisions equal MLE-bench's rule at every bracket boundary."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from crew import CrewError, Task, get_metric, grade, place_on_leaderboard
+from crew.workflows.mlebench import detect_metric, import_mlebench
+
+EVALUATION = {
+    "roc_auc": "Submissions are evaluated on area under the ROC curve between the predicted probability and the "
+               "observed target.",
+    "log_loss": "Submissions are evaluated using the multi-class logarithmic loss.",
+    "rmsle": "Submissions are evaluated on the Root Mean Squared Logarithmic Error (RMSLE).",
+}
+
+
+def _competition(root: Path, kind: str, evaluation: str | None = None) -> Path:
+    """A competition folder as MLE-bench prepares it: <id>/prepared/public and <id>/prepared/private."""
+    rng = np.random.default_rng(0)
+    public, private = root / kind / "prepared" / "public", root / kind / "prepared" / "private"
+    public.mkdir(parents=True)
+    private.mkdir(parents=True)
+    n, m = 120, 30
+    x = rng.normal(size=n + m)
+    frame = pl.DataFrame({"PassengerId": [f"p{i:04d}" for i in range(n + m)], "Age": rng.integers(1, 80, n + m),
+                          "Fare": np.round(np.abs(x) * 30, 2), "Deck": rng.choice(["A", "B", "C"], n + m)})
+    text = evaluation or EVALUATION.get(kind, "")
+    (public / "description.md").write_text(f"# Overview\n\nA toy competition.\n\n## Evaluation\n\n{text}\n\n"
+                                           "## Submission File\n\nSee sample_submission.csv. Accuracy matters to us!\n")
+    if kind == "log_loss":
+        label = pl.Series("species", rng.choice(["Adelie", "Gentoo", "Chinstrap"], n + m))
+        full = frame.rename({"PassengerId": "id"}).with_columns(label)
+        full[:n].write_csv(public / "train.csv")
+        full[n:].drop("species").write_csv(public / "test.csv")
+        classes = ["Adelie", "Chinstrap", "Gentoo"]
+        pl.DataFrame({"id": full[n:]["id"], **{c: [1 / 3] * m for c in classes}}).write_csv(public / "sample_submission.csv")
+        pl.DataFrame({"id": full[n:]["id"], **{c: (full[n:]["species"] == c).cast(pl.Int64) for c in classes}}) \
+            .write_csv(private / "test.csv")
+        return public
+    target = ("Transported", (x > 0).astype(int)) if kind != "rmsle" else ("Price", np.round(np.exp(x) * 10, 2))
+    full = frame.with_columns(pl.Series(target[0], target[1]))
+    full[:n].write_csv(public / "train.csv")
+    full[n:].drop(target[0]).write_csv(public / "test.csv")
+    pl.DataFrame({"PassengerId": full[n:]["PassengerId"], target[0]: [0.5] * m}).write_csv(public / "sampleSubmission.csv")
+    full[n:].select("PassengerId", target[0]).write_csv(private / "test.csv")
+    return public
+
+
+def test_a_binary_auc_competition_becomes_a_valid_gradable_task_with_a_leaderboard(tmp_path, cli):
+    public = _competition(tmp_path, "roc_auc")
+    (tmp_path / "leaderboard.csv").write_text("teamName,score\n" + "".join(f"t{i},{0.99 - i / 100}\n" for i in range(50)))
+    out = tmp_path / "task"
+    result = cli("import-mlebench", public, "--out", out, "--private", public.parent / "private",
+                 "--leaderboard", tmp_path / "leaderboard.csv")
+    assert result.exit_code == 0, result.output
+    task = Task.load(out)
+    assert (task.name, task.target, task.id_column, task.metric) == ("roc-auc", "Transported", "PassengerId", "roc_auc")
+    assert "area under the ROC curve" in task.description
+    answers = pl.read_csv(out / "grading" / "answers.csv")
+    assert answers.columns == ["PassengerId", "Transported"] and answers.height == 30
+    perfect = tmp_path / "perfect.csv"
+    answers.with_columns(pl.col("Transported").cast(pl.Float64)).write_csv(perfect)
+    report = grade(task, perfect, out / "grading" / "answers.csv")
+    assert report.score == 1.0 and report.leaderboard is not None and report.leaderboard.medal == "gold"
+    assert cli("validate", out).exit_code == 0
+
+
+def test_per_class_probability_columns_become_one_label_target_scored_by_log_loss(tmp_path):
+    public = _competition(tmp_path, "log_loss")
+    path = import_mlebench(public, out=tmp_path / "task", private_dir=public.parent / "private")
+    task = Task.load(path)
+    assert (task.target, task.metric, sorted(task.classes)) == ("species", "log_loss", ["Adelie", "Chinstrap", "Gentoo"])
+    answers = pl.read_csv(tmp_path / "task" / "grading" / "answers.csv")
+    assert answers.columns == ["id", "species"] and set(answers["species"]) <= {"Adelie", "Chinstrap", "Gentoo"}
+    uniform = grade(task, public / "sample_submission.csv", tmp_path / "task" / "grading" / "answers.csv")
+    assert uniform.valid_submission and uniform.score == pytest.approx(np.log(3))
+
+
+def test_a_regression_competition_without_train_ids_gets_train_ids_of_its_own(tmp_path):
+    public = _competition(tmp_path, "rmsle")
+    train = pl.read_csv(public / "train.csv").drop("PassengerId")
+    train.write_csv(public / "train.csv")
+    task = Task.load(import_mlebench(public, out=tmp_path / "task", name="House Prices!"))
+    assert (task.name, task.metric, task.target) == ("house-prices", "rmsle", "Price")
+    ids = pl.read_csv(tmp_path / "task" / "data" / "train.csv")["PassengerId"]
+    assert ids[0] == "train-0" and ids.n_unique() == train.height
+
+
+@pytest.mark.parametrize(
+    ("description", "error"),
+    [("Submissions are scored by the quadratic weighted kappa.", "quadratic weighted kappa, which crew does not grade"),
+     ("We will look at your submissions carefully.", "no metric recognised.*fix: pass --metric"),
+     ("Scored by RMSE for the first stage and by MAE for the second.", r"several metrics \(rmse, mae\)")],
+)
+def test_a_metric_it_cannot_tell_is_an_error_naming_the_flag(tmp_path, description, error):
+    public = _competition(tmp_path, "roc_auc", evaluation=description)
+    with pytest.raises(CrewError, match=error):
+        import_mlebench(public, out=tmp_path / "task")
+    assert Task.load(import_mlebench(public, out=tmp_path / "task", metric="roc_auc")).metric == "roc_auc"
+
+
+def test_the_evaluation_section_decides_and_specific_phrases_win():
+    assert detect_metric("# Evaluation\nRoot Mean Squared Logarithmic Error.\n# Prizes\nAccuracy counts") == "rmsle"
+    assert detect_metric("## Evaluation\nThe macro F1 score.") == "f1_macro"
+    assert detect_metric("## Evaluation\nbalanced accuracy over the classes") == "balanced_accuracy"
+
+
+def test_image_and_multi_target_competitions_are_refused_not_mangled(tmp_path):
+    images = tmp_path / "cactus" / "prepared" / "public"
+    (images / "train").mkdir(parents=True)
+    for i in range(3):
+        (images / "train" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff")
+    (images / "train.csv").write_text("id,has_cactus\n0.jpg,1\n")
+    with pytest.raises(CrewError, match=r"holds 3 \.jpg files: not a tabular competition"):
+        import_mlebench(images, out=tmp_path / "task")
+    public = _competition(tmp_path, "roc_auc")
+    sample = pl.read_csv(public / "sampleSubmission.csv").with_columns(pl.lit(0.5).alias("Other"))
+    sample.write_csv(public / "sampleSubmission.csv")
+    with pytest.raises(CrewError, match="several targets, which crew does not solve"):
+        import_mlebench(public, out=tmp_path / "task2")
+    with pytest.raises(CrewError, match="no such folder"):
+        import_mlebench(tmp_path / "nowhere", out=tmp_path / "task3")
+
+
+# -- grader parity with MLE-bench ---------------------------------------------------------------------------
+
+
+def mlebench_rank(score: float, leaderboard: list[float]) -> dict[str, bool]:
+    """MLE-bench's rule as it documents it (grade_helpers.Grader.rank_score), written out independently of
+    crew: the leaderboard in Kaggle's order (best first), direction read from its first and last scores,
+    thresholds at kaggle.com/progression's positions, a medal for a score at least as good as the threshold,
+    above-median strictly better than the median."""
+    lower = leaderboard[0] < leaderboard[-1]
+    n = len(leaderboard)
+    if n < 100:
+        positions = (max(1, int(n * 0.1)), max(1, int(n * 0.2)), max(1, int(n * 0.4)))
+    elif n < 250:
+        positions = (10, max(1, int(n * 0.2)), max(1, int(n * 0.4)))
+    elif n < 1000:
+        positions = (10 + int(n * 0.002), 50, 100)
+    else:
+        positions = (10 + int(n * 0.002), max(1, int(n * 0.05)), max(1, int(n * 0.1)))
+    gold_t, silver_t, bronze_t = (leaderboard[p - 1] for p in positions)
+    median = float(np.median(leaderboard))
+
+    def ok(threshold: float) -> bool:
+        return score <= threshold if lower else score >= threshold
+
+    gold = ok(gold_t)
+    silver = not gold and ok(silver_t)
+    bronze = not gold and not silver and ok(bronze_t)
+    return {"gold": gold, "silver": silver, "bronze": bronze, "above_median": score < median if lower else score > median}
+
+
+@pytest.mark.parametrize("n", [99, 100, 249, 250, 999, 1000])
+@pytest.mark.parametrize("higher", [True, False])
+def test_medals_and_above_median_match_mlebench_at_every_bracket_boundary_with_ties(n, higher):
+    metric = get_metric("roc_auc" if higher else "rmse")
+    rng = random.Random(n * 2 + higher)
+    # coarse scores make ties everywhere, including across the medal positions
+    values = [round(rng.uniform(0, 1), 2) for _ in range(n)]
+    board = sorted(values, reverse=higher)  # Kaggle's order: best first
+    probes = set(board)  # every score on the board: ties with thresholds
+    probes |= {v + d for v in board for d in (-0.005, 0.005)}  # just either side of each
+    probes |= {float(np.median(board)), board[0] + 0.1, board[-1] - 0.1}
+    checked = 0
+    for score in sorted(probes):
+        want = mlebench_rank(score, board)
+        got = place_on_leaderboard(score, list(reversed(board)), metric)  # crew sorts: the order it gets is free
+        assert got.above_median == want["above_median"], (n, higher, score)
+        medal = next((m for m in ("gold", "silver", "bronze") if want[m]), None)
+        assert got.medal == medal, (n, higher, score)
+        checked += 1
+    assert len(set(board)) < n and checked >= 2 * len(set(board))  # ties exist; each score and its sides probed
+
+
+def test_ties_at_the_gold_position_give_every_tied_score_gold_as_mlebench_does():
+    metric = get_metric("accuracy")
+    board = [0.9] * 15 + [0.5] * 85  # N=100: gold at position 10, inside a 15-way tie
+    assert mlebench_rank(0.9, board)["gold"] and place_on_leaderboard(0.9, board, metric).medal == "gold"
+    assert json.loads(place_on_leaderboard(0.5, board, metric).model_dump_json())["above_median"] is False
