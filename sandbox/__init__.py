@@ -5,6 +5,7 @@ from crew.sandbox._cgroup import cgroup_support
 from crew.sandbox._gpu import NVML, GPUDevice, GPUSlots, GPUSource, SimulatedGPUs
 from crew.sandbox._local import Launch, Limits, LocalExecutor, Result
 from crew.sandbox._pool import Executor, Pool, available_memory
+from crew.sandbox._ray import RayExecutor, require_ray
 
 __all__ = ["NVML", "Executor", "GPUDevice", "GPUSlots", "GPUSource", "Launch", "Limits", "LocalExecutor", "Pool",
-           "Result", "SimulatedGPUs", "available_memory", "cgroup_support"]
+           "RayExecutor", "Result", "SimulatedGPUs", "available_memory", "cgroup_support", "require_ray"]

@@ -22,6 +22,8 @@ MS_BIND = 0x1000
 MS_REMOUNT = 0x20
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
+SIGKILL = 9
 
 
 def _libc():
@@ -103,6 +105,12 @@ def main():
     if cpus:
         os.sched_setaffinity(0, cpus)
     os.chdir(config["cwd"])
+    # the experiment dies with whatever launched it (a killed crew, a lost Ray worker) instead of running on
+    # unwatched past its limits; set last, because a change of user clears it
+    parent = os.getppid()
+    libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the launching process died before the signal was armed
+        os._exit(137)
     try:
         os.write(3, json.dumps(status).encode())
         os.close(3)  # the parent reads until EOF: closing here means "about to exec"

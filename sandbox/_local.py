@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -55,6 +55,8 @@ class Launch(BaseModel):
     cpus: list[int] = Field(default_factory=list)
     shared_dir: str | None = Field(default=None, description="a folder the experiments of one run share (the stage "
                                    "cache), writable, given as $CREW_SHARED")
+    estimate: dict[str, Any] = Field(default_factory=dict, description="the critic's approved estimate (seconds, "
+                                     "memory): what a cluster executor reserves for it")
 
 
 class Result(BaseModel):
@@ -74,6 +76,8 @@ class Result(BaseModel):
     gpus: list[int] = Field(default_factory=list)
     isolation: dict[str, str] = Field(default_factory=dict)
     workdir: str
+    lost: list[str] = Field(default_factory=list, description="workers lost under it before it ended (cluster "
+                            "executors retry elsewhere)")
 
 
 def _kept_paths(workdir: Path, data_dir: str | None, shared_dir: str | None = None) -> list[str]:
@@ -202,6 +206,10 @@ class LocalExecutor:
                "CREW_EXPERIMENT_ID": launch.id, "CUDA_VISIBLE_DEVICES": ",".join(map(str, launch.gpus)),
                "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "MPLBACKEND": "Agg"}  # PCI order: CUDA numbers GPUs as NVML does
         env.update({var: str(launch.limits.threads) for var in _THREAD_VARS})
+        # OpenMP threads that spin while waiting turn any CPU contention (crew's own process, a second worker,
+        # Ray's daemons, the user's editor) into 3-8x slower LightGBM fits; sleeping waiters cost ~1.5x only on
+        # tiny data (bench: the same 40-row LightGBM fit, 4.2s idle / 27-78s loaded spinning, 6.5s / 9-11s sleeping)
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
         if launch.data_dir:
             env["CREW_DATA"] = str(Path(launch.data_dir).resolve())
         if launch.shared_dir:

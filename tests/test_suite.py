@@ -159,3 +159,17 @@ def test_a_bench_killed_with_sigkill_resumes_without_rerunning_finished_runs(tmp
     assert "--resume" not in (out / "alpha" / "run-0" / "solve.log").read_text()
     assert (out / "alpha" / "run-1" / "solve.log").stat().st_size > 0 and records[1].run_dir.endswith("run-1")
     assert math.isclose(json.loads((out / "summary.json").read_text())["tasks"][0]["valid_rate"], 1.0)
+
+
+def test_bench_runs_tasks_in_parallel_on_one_ray_instance(tmp_path, cli):
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()  # the module's instance is down: the bench starts (and stops) its own
+    root = _suite(tmp_path / "suite", leaderboard=None)
+    out = tmp_path / "out"
+    result = cli("bench", root, "--out", out, "--executor", "ray", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["valid_rate"] for r in summary["tasks"]] == [1.0, 1.0]
+    logs = [(out / name / "run-0" / "solve.log").read_text() for name in ("alpha", "beta")]
+    assert all("final" in log for log in logs)
+    assert not ray.is_initialized()

@@ -119,21 +119,34 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same run offline")] = 0,
         resume: Annotated[Path | None, typer.Option(help="continue a killed run from its folder")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="log lines instead of the live display")] = False,
+        executor: Annotated[str, typer.Option(help="where experiments run: local (this machine's sandbox) or ray "
+                                                   "(a Ray cluster; needs crew[ray])")] = "local",
+        address: Annotated[str | None, typer.Option(help="with --executor ray: auto or ray://host:port to join a "
+                                                         "cluster (default: start a local Ray instance)")] = None,
         mlflow: Annotated[bool, typer.Option(
             "--mlflow", help="when done, log every experiment to MLflow ($MLFLOW_TRACKING_URI, else "
                              "./mlflow.db); needs crew[mlflow]")] = False,
     ) -> None:
         """Solve a task with the team: analyse, plan, search under the critic's eye, ensemble, submit."""
         try:
-            _solve_command(task, out, llm or [], llm_budget, strategy, workers, budget, seed, resume, quiet, mlflow)
+            _solve_command(task, out, llm or [], llm_budget, strategy, workers, budget, seed, resume, quiet, mlflow,
+                           executor, address)
         except CrewError as exc:
             fail(exc)
 
 
 def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budget: float | None, strategy: str,
                    workers: int | None, budget: str | None, seed: int, resume: Path | None, quiet: bool,
-                   mlflow: bool) -> None:
+                   mlflow: bool, executor: str = "local", address: str | None = None) -> None:
     console = Console(soft_wrap=True)
+    if executor not in ("local", "ray"):
+        raise CrewError(f"--executor: unknown executor {executor!r}; fix: use local or ray")
+    if address is not None and executor != "ray":
+        raise CrewError("--address joins a Ray cluster; fix: add --executor ray, or drop --address")
+    if executor == "ray":
+        from crew.sandbox import require_ray
+
+        require_ray()  # a missing extra is said before the run, not after it
     if mlflow:
         from crew.workflows.mlflow_export import require_mlflow
 
@@ -159,11 +172,12 @@ def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budg
     view = _View((run_dir or Path("runs")) / "blackboard.sqlite", wall or shown.budget.wall_time,
                  "score" if kernel else shown.metric or "", kernel or shown.metric_info.higher_is_better, quiet, console)
     if quiet:
-        summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded)
+        summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded, executor, address)
     else:
         with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
             view.live = live
-            summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded)
+            summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded, executor,
+                           address)
             live.update(view.table())
     _print_outcome(console, summary, kernel)
     if mlflow:
@@ -192,9 +206,17 @@ def _print_outcome(console: Console, summary: dict[str, Any], kernel: bool) -> N
 
 def _run(task: Path | None, out: Path | None, llm: list[str], llm_budget: float | None, strategy: str,
          workers: int | None, wall: float | None, seed: int, resume: Path | None, view: _View,
-         loaded: Task | None) -> dict[str, Any]:
+         loaded: Task | None, executor: str = "local", address: str | None = None) -> dict[str, Any]:
     if out is None and resume is None and loaded is not None:
         out = default_run_dir(loaded)
         view.board_path = out / "blackboard.sqlite"
-    return solve(task or Path("."), out=out, llm=llm, llm_spend=llm_budget, strategy=strategy, workers=workers,
-                 wall_time=wall, seed=seed, resume=resume, on_event=view)
+    if executor != "ray":
+        return solve(task or Path("."), out=out, llm=llm, llm_spend=llm_budget, strategy=strategy, workers=workers,
+                     wall_time=wall, seed=seed, resume=resume, on_event=view)
+    from crew.sandbox import RayExecutor
+
+    run_dir = resume or out
+    assert run_dir is not None
+    with RayExecutor(root=run_dir / "experiments", address=address) as cluster:
+        return solve(task or Path("."), out=out, llm=llm, llm_spend=llm_budget, strategy=strategy, workers=workers,
+                     wall_time=wall, seed=seed, resume=resume, on_event=view, executor=cluster)

@@ -140,8 +140,12 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         budget.charge(experiments=1)
         board.update_experiment(exp_id, status="running")
         launch = Launch(id=exp_id, code=verdict["code"], data_dir=str(task.root), hide=hidden, shared_dir=str(stage_cache),
-                        limits=Limits(wall_time=wall, memory=left.memory, threads=threads))
+                        limits=Limits(wall_time=wall, memory=left.memory, threads=threads),
+                        estimate=verdict.get("estimate") or {})
         result = executor.run(launch)
+        for loss in result.lost:  # a cluster worker died under it and it was run again elsewhere
+            board.post(Message(content=f"{exp_id}: lost ({loss}); retried", sent_from="sandbox", send_to=["reviewer"],
+                               cause_by="sandbox.lost", payload={"experiment": exp_id, "lost": loss}))
         board.update_experiment(exp_id, wall_time=result.wall_time, peak_memory=result.peak_memory,
                                 finished_at=time.time(), gpu=result.gpus)
         board.post(Message(content=f"{exp_id}: {result.reason} in {result.wall_time:.1f}s"

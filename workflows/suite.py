@@ -19,8 +19,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from crew import CrewError, Task, grade
+from crew.sandbox import require_ray
 
 __all__ = ["RunRecord", "SuiteTask", "bench", "discover", "dummy_raw", "dummy_score", "normalized_score", "pass_at_k",
            "read_baseline", "render", "summarize"]
@@ -182,7 +185,7 @@ def _die_with_parent() -> None:
 
 
 def _solve(item: SuiteTask, run_dir: Path, seed: int, budget: float, *, workers: int | None,
-           llm: Sequence[str]) -> tuple[str, float, str | None]:
+           llm: Sequence[str], address: str | None = None) -> tuple[str, float, str | None]:
     """Run one `crew solve` (or resume it) in its own process; (status, wall seconds, error)."""
     resume = (run_dir / "run.json").is_file()
     cmd = [sys.executable, "-m", "crew", "solve", "--quiet"]
@@ -193,6 +196,8 @@ def _solve(item: SuiteTask, run_dir: Path, seed: int, budget: float, *, workers:
             cmd += ["--workers", str(workers)]
         for spec in llm:
             cmd += ["--llm", spec]
+    if address:
+        cmd += ["--executor", "ray", "--address", address]
     run_dir.mkdir(parents=True, exist_ok=True)
     limit = budget * (1 + _SLACK) + 60
     start = time.monotonic()
@@ -210,6 +215,17 @@ def _solve(item: SuiteTask, run_dir: Path, seed: int, budget: float, *, workers:
         tail = (run_dir / "solve.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
         return "crashed", wall, f"exit status {code}: " + " | ".join(tail)[-400:]
     return "ok", wall, None
+
+
+def _cluster(executor: str, address: str | None) -> tuple[str | None, bool]:
+    """The Ray address the runs join, and whether the bench started that instance (and must stop it)."""
+    if executor != "ray":
+        return None, False
+    ray = require_ray()
+    if address:
+        return address, False
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return ray.get_runtime_context().gcs_address, True
 
 
 def _grade(item: SuiteTask, run_dir: Path) -> dict[str, Any]:
@@ -249,11 +265,22 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 def bench(suite_dir: str | Path, *, out: str | Path, runs: int = 1, workers: int | None = None,
           budget: float | None = None, llm: Sequence[str] = (), seed: int = 0, answers_root: str | Path | None = None,
-          baseline: str | Path | None = None, tasks: Sequence[str] = (), on_record: Callable[[RunRecord, bool], None] | None = None) -> dict[str, Any]:
+          baseline: str | Path | None = None, tasks: Sequence[str] = (), parallel: int = 1, executor: str = "local",
+          address: str | None = None, on_record: Callable[[RunRecord, bool], None] | None = None) -> dict[str, Any]:
     """Solve every task `runs` times (run k with seed `seed + k`), grade, write `summary.md` and `summary.json`
-    into `out`, and return the summary. Started again on the same `out`, it resumes."""
+    into `out`, and return the summary. Started again on the same `out`, it resumes.
+
+    `parallel` runs go at once. With `executor="ray"` their experiments all run on one Ray cluster: the one at
+    `address`, else a local instance the bench starts for them and stops at the end.
+    """
     if runs < 1:
         raise CrewError(f"--runs: {runs}; fix: give 1 or more runs per task")
+    if parallel < 1:
+        raise CrewError(f"--parallel: {parallel}; fix: give 1 or more runs at once")
+    if executor not in ("local", "ray"):
+        raise CrewError(f"--executor: unknown executor {executor!r}; fix: use local or ray")
+    if address is not None and executor != "ray":
+        raise CrewError("--address joins a Ray cluster; fix: add --executor ray, or drop --address")
     items = discover(suite_dir, answers_root=answers_root, only=tasks)
     baselines = read_baseline(baseline) if baseline else {}
     out = Path(out)
@@ -262,19 +289,25 @@ def bench(suite_dir: str | Path, *, out: str | Path, runs: int = 1, workers: int
                           "llm": list(llm), "seed": seed, "tasks": [i.name for i in items]})
     results = out / "results.jsonl"
     records = {(r.task, r.run): r for r in _load_records(results)}
-    for k in range(runs):  # run 1 of every task before run 2 of any: a bench cut short still covers the suite
-        for item in items:
-            if (item.name, k) in records:
-                if on_record:
+    # run 1 of every task before run 2 of any: a bench cut short still covers the suite
+    pending = [(item, k) for k in range(runs) for item in items if (item.name, k) not in records]
+    if on_record:
+        for k in range(runs):
+            for item in items:
+                if (item.name, k) in records:
                     on_record(records[(item.name, k)], True)
-                continue
-            run_dir = out / item.name / f"run-{k}"
-            wall_budget = budget or item.budget
-            status, wall, error = _solve(item, run_dir, seed + k, wall_budget, workers=workers, llm=llm)
-            # a crashed or killed run may have left a submission behind; it still counts invalid
-            graded = _grade(item, run_dir) if status == "ok" else {"valid": False, "error": error}
-            record = RunRecord(task=item.name, run=k, seed=seed + k, status=status, wall_s=round(wall, 2),
-                               budget_s=wall_budget, run_dir=str(run_dir), **graded)
+    lock = threading.Lock()
+
+    def one(item: SuiteTask, k: int) -> None:
+        run_dir = out / item.name / f"run-{k}"
+        wall_budget = budget or item.budget
+        status, wall, error = _solve(item, run_dir, seed + k, wall_budget, workers=workers, llm=llm,
+                                     address=cluster)
+        # a crashed or killed run may have left a submission behind; it still counts invalid
+        graded = _grade(item, run_dir) if status == "ok" else {"valid": False, "error": error}
+        record = RunRecord(task=item.name, run=k, seed=seed + k, status=status, wall_s=round(wall, 2),
+                           budget_s=wall_budget, run_dir=str(run_dir), **graded)
+        with lock:
             with results.open("a", encoding="utf-8") as handle:
                 handle.write(record.model_dump_json() + "\n")
                 handle.flush()
@@ -282,6 +315,19 @@ def bench(suite_dir: str | Path, *, out: str | Path, runs: int = 1, workers: int
             records[(item.name, k)] = record
             if on_record:
                 on_record(record, False)
+
+    cluster, started = _cluster(executor, address) if pending else (None, False)
+    try:
+        if parallel <= 1:
+            for item, k in pending:
+                one(item, k)
+        else:
+            with ThreadPoolExecutor(max_workers=parallel) as pool:
+                for future in [pool.submit(one, item, k) for item, k in pending]:
+                    future.result()
+    finally:
+        if started:
+            require_ray().shutdown()
     dummies = {}
     for item in items:
         if item.name in baselines:

@@ -1,0 +1,226 @@
+"""`RayExecutor`: each experiment a Ray task sized by the critic's estimate, sandboxed on the worker as locally.
+
+Why Ray: when one machine is not enough, Ray already schedules CPUs,
+memory and GPUs across a cluster, notices dead workers and moves data; crew
+only has to say what each experiment needs. The worker runs the very same
+`LocalExecutor` (time, memory, process, network and output limits), so an
+experiment is contained the same way on a cluster as on a laptop.
+
+What travels:
+- the task's data go once per run into Ray's object store as a tar of the
+  data folder *without* the launch's hidden paths (the answers), and are
+  unpacked once per node under a content hash; a worker never sees a path
+  of the driver's machine;
+- the stage cache is per node (a cache: a miss costs time, never a result);
+- the experiment's work folder (code, metrics, out-of-fold and test
+  predictions, logs) comes back as a tar with the `Result` and is unpacked
+  where a local run would have left it, so the driver, which alone writes
+  the blackboard, reads it as if it ran here.
+
+A worker or node that dies mid-experiment makes the task fail with a Ray
+system error; the experiment is then marked lost (`Result.lost`) and run
+once more with Ray's SPREAD placement, so it lands elsewhere when the
+cluster has elsewhere. A second loss ends it as `killed`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from crew.errors import CrewError
+from crew.sandbox._local import Launch, LocalExecutor, Result
+
+__all__ = ["RayExecutor", "require_ray"]
+
+_NODE_ROOT = Path(tempfile.gettempdir()) / "crew-ray"
+_SKIP = {"tmp"}  # the experiment's scratch folder stays on the worker
+
+
+def require_ray() -> Any:
+    """The ray module, or a CrewError naming the extra to install."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise CrewError("--executor ray needs Ray; fix: pip install 'crew[ray]' (or pick --executor local)") from exc
+    return ray
+
+
+def _pack(folder: Path, *, exclude: tuple[Path, ...] = (), skip_top: set[str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    excluded = tuple(p.resolve() for p in exclude)
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=3) as tar:
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder)
+            if skip_top and rel.parts[0] in skip_top:
+                continue
+            if any(path.resolve() == e or e in path.resolve().parents for e in excluded):
+                continue  # the answers: never packed, so never on a worker
+            if path.is_file() and not path.is_symlink():
+                tar.add(path, arcname=str(rel), recursive=False)
+    return buffer.getvalue()
+
+
+def _unpack(blob: bytes, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        tar.extractall(target, filter="data")
+
+
+def _node_data(blob: bytes, digest: str) -> Path:
+    """The task data unpacked on this node, once, whoever asks first (a file lock orders concurrent tasks)."""
+    target = _NODE_ROOT / "data" / digest
+    done = target.parent / f"{digest}.complete"  # beside, not inside: the experiment sees the task folder as is
+    if done.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            _unpack(blob, target)
+            done.write_text("", encoding="utf-8")
+    return target
+
+
+def _on_worker(launch_json: str, data: bytes | None, digest: str | None, run_key: str) -> tuple[str, bytes]:
+    """Runs inside the Ray task: the same LocalExecutor as a local run, on node-local paths; returns the Result
+    and the packed work folder."""
+    launch = Launch.model_validate_json(launch_json)
+    node = _NODE_ROOT / "runs" / run_key
+    updates: dict[str, Any] = {"hide": [], "shared_dir": str(node / "stage_cache")}
+    if data is not None and digest is not None:
+        updates["data_dir"] = str(_node_data(data, digest))
+    local = launch.model_copy(update=updates)
+    result = LocalExecutor(root=node / "experiments").run(local)
+    workdir = Path(result.workdir)
+    return result.model_dump_json(), _pack(workdir, skip_top=_SKIP)
+
+
+class RayExecutor:
+    """Runs launches as Ray tasks: `num_cpus` = the launch's threads, `memory` = the critic's estimate (with
+    headroom, at most the hard limit), `num_gpus` = the GPUs it asks for.
+
+    `address`: None starts a local Ray instance (`num_cpus` CPUs, default all; `object_store_memory` bytes,
+    default Ray's) that `close()` stops, unless this process already runs one, which is then used as is;
+    "auto", "host:port" or "ray://host:port" joins a running cluster. `root`: where work folders land on the
+    driver.
+    """
+
+    def __init__(self, *, root: str | os.PathLike[str], address: str | None = None, num_cpus: int | None = None,
+                 object_store_memory: int | None = None, retries: int = 1, memory_headroom: float = 1.25) -> None:
+        self.root = root
+        self.address = address
+        self.num_cpus = num_cpus
+        self.object_store_memory = object_store_memory
+        self.retries = retries
+        self.memory_headroom = memory_headroom
+        self._lock = threading.Lock()
+        self._started = False
+        self._remote: Any = None
+        self._data: dict[str, tuple[Any, str]] = {}  # data_dir -> (object ref, digest)
+
+    # -- the cluster ------------------------------------------------------------------------------
+
+    def _ray(self) -> Any:
+        ray = require_ray()
+        with self._lock:
+            if self._remote is None:
+                if not ray.is_initialized():
+                    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                              "configure_logging": False}
+                    if self.address:
+                        ray.init(address=self.address, **kwargs)
+                    else:
+                        ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, **kwargs)
+                        self._started = True
+                # max_retries=0: a lost worker is crew's to count and retry, so the blackboard can say so
+                self._remote = ray.remote(max_retries=0)(_on_worker)
+        return ray
+
+    def close(self) -> None:
+        """Stop the local Ray instance this executor started (a joined cluster is left running)."""
+        ray = require_ray()
+        with self._lock:
+            if self._started and ray.is_initialized():
+                ray.shutdown()
+            self._started = False
+            self._remote = None
+            self._data.clear()
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _data_ref(self, ray: Any, launch: Launch) -> tuple[Any, str | None]:
+        if not launch.data_dir:
+            return None, None
+        key = str(Path(launch.data_dir).resolve()) + "|" + "|".join(sorted(launch.hide))
+        with self._lock:
+            if key not in self._data:
+                blob = _pack(Path(launch.data_dir), exclude=tuple(Path(h) for h in launch.hide))
+                self._data[key] = (ray.put(blob), hashlib.sha256(blob).hexdigest()[:20])
+            return self._data[key]
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def resources(self, launch: Launch) -> dict[str, Any]:
+        """What the Ray task asks the scheduler for, from the critic's estimate and the launch's limits."""
+        estimate = launch.estimate or {}
+        memory = int(min(launch.limits.memory, max(64 * 1024**2, float(estimate.get("memory") or 0)
+                                                   * self.memory_headroom))) if estimate.get("memory") \
+            else int(launch.limits.memory)
+        return {"num_cpus": max(1, launch.limits.threads), "memory": memory,
+                "num_gpus": int(estimate.get("gpus") or len(launch.gpus) or 0)}
+
+    def run(self, launch: Launch) -> Result:
+        """Run `launch` on the cluster and bring its work folder home; never raises for what the experiment does."""
+        ray = self._ray()
+        from ray.exceptions import NodeDiedError, OwnerDiedError, RayTaskError, WorkerCrashedError
+
+        data, digest = self._data_ref(ray, launch)
+        run_key = hashlib.sha256(str(Path(self.root).resolve()).encode()).hexdigest()[:16]
+        body = launch.model_copy(update={"gpus": []}).model_dump_json()
+        lost: list[str] = []
+        started = time.monotonic()
+        for attempt in range(self.retries + 1):
+            options = self.resources(launch)
+            if attempt:
+                options["scheduling_strategy"] = "SPREAD"
+            ref = self._remote.options(**options).remote(body, data, digest, run_key)
+            try:
+                result_json, files = ray.get(ref, timeout=launch.limits.wall_time + 300)
+            except (WorkerCrashedError, NodeDiedError, OwnerDiedError) as exc:
+                lost.append(f"attempt {attempt + 1}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                continue
+            except RayTaskError as exc:  # crew's own code failed on the worker: not the experiment's doing
+                return self._failed(launch, "error", f"the Ray task failed: {str(exc).splitlines()[0][:300]}",
+                                    started, lost)
+            except ray.exceptions.GetTimeoutError:
+                ray.cancel(ref, force=True)
+                return self._failed(launch, "timeout", f"no answer from the cluster {launch.limits.wall_time + 300:.0f}s "
+                                    "after launch", started, lost)
+            result = Result.model_validate_json(result_json)
+            workdir = Path(self.root).resolve() / launch.id
+            _unpack(files, workdir)
+            detail = result.detail
+            if lost:
+                detail = (detail + "; " if detail else "") + f"lost {len(lost)} worker(s), retried elsewhere"
+            return result.model_copy(update={"workdir": str(workdir), "lost": lost, "detail": detail})
+        return self._failed(launch, "killed", f"lost {len(lost)} times: " + "; ".join(lost), started, lost)
+
+    def _failed(self, launch: Launch, reason: str, detail: str, started: float, lost: list[str]) -> Result:
+        workdir = Path(self.root).resolve() / launch.id
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "code.py").write_text(launch.code, encoding="utf-8")
+        return Result(id=launch.id, reason=reason, detail=detail, wall_time=time.monotonic() - started, cpu_time=0.0,
+                      peak_memory=None, workdir=str(workdir), lost=lost, isolation={"executor": "ray"})
