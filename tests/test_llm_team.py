@@ -166,7 +166,7 @@ def test_solve_through_langchain_openai_against_a_loopback_server(tmp_path, monk
 
     with ScriptedChatServer(respond=respond, prompt_tokens=1000, completion_tokens=200) as server:
         out = tmp_path / "run"
-        result = cli("solve", EXAMPLE_TASK / "task.yaml", "--out", out, "--budget", "30s", "--quiet", "--workers", "1",
+        result = cli("solve", EXAMPLE_TASK / "task.yaml", "--out", out, "--budget", "45s", "--quiet", "--workers", "1",
                      "--llm", f"modeler={server.base_url}#gpt-4o-mini", "--llm", "reviewer=offline",
                      "--llm-budget", "0.0006")
     assert result.exit_code == 0, result.output

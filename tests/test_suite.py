@@ -84,7 +84,7 @@ def test_crashed_and_timed_out_runs_count_invalid_and_never_vanish(tmp_path, mon
     outcomes = {("alpha", 0): ("crashed", "exit status -9: Killed"), ("beta", 0): ("timeout", "killed after 97s")}
     calls = []
 
-    def fake_solve(item, run_dir, seed, budget, *, workers, llm):
+    def fake_solve(item, run_dir, seed, budget, *, workers, llm, address=None):
         calls.append((item.name, seed))
         run_dir.mkdir(parents=True)
         status, error = outcomes[(item.name, seed)]
