@@ -39,7 +39,7 @@ from typing import Any
 from crew.errors import CrewError
 from crew.sandbox._local import Launch, LocalExecutor, Result
 
-__all__ = ["RayExecutor", "require_ray"]
+__all__ = ["RayExecutor", "check_executor", "require_ray"]
 
 _NODE_ROOT = Path(tempfile.gettempdir()) / "crew-ray"
 _SKIP = {"tmp"}  # the experiment's scratch folder stays on the worker
@@ -54,6 +54,17 @@ def require_ray() -> Any:
     return ray
 
 
+def check_executor(executor: str, address: str | None) -> None:
+    """The `--executor`/`--address` pair as `crew solve` and `crew bench` take it; a missing Ray is said before
+    anything runs, not after."""
+    if executor not in ("local", "ray"):
+        raise CrewError(f"--executor: unknown executor {executor!r}; fix: use local or ray")
+    if address is not None and executor != "ray":
+        raise CrewError("--address joins a Ray cluster; fix: add --executor ray, or drop --address")
+    if executor == "ray":
+        require_ray()
+
+
 def _pack(folder: Path, *, exclude: tuple[Path, ...] = (), skip_top: set[str] | None = None) -> bytes:
     buffer = io.BytesIO()
     excluded = tuple(p.resolve() for p in exclude)
@@ -62,7 +73,8 @@ def _pack(folder: Path, *, exclude: tuple[Path, ...] = (), skip_top: set[str] | 
             rel = path.relative_to(folder)
             if skip_top and rel.parts[0] in skip_top:
                 continue
-            if any(path.resolve() == e or e in path.resolve().parents for e in excluded):
+            real = path.resolve()
+            if any(real == e or e in real.parents for e in excluded):
                 continue  # the answers: never packed, so never on a worker
             if path.is_file() and not path.is_symlink():
                 tar.add(path, arcname=str(rel), recursive=False)
@@ -192,11 +204,10 @@ class RayExecutor:
         body = launch.model_copy(update={"gpus": []}).model_dump_json()
         lost: list[str] = []
         started = time.monotonic()
+        options = self.resources(launch)
         for attempt in range(self.retries + 1):
-            options = self.resources(launch)
-            if attempt:
-                options["scheduling_strategy"] = "SPREAD"
-            ref = self._remote.options(**options).remote(body, data, digest, run_key)
+            placement = {"scheduling_strategy": "SPREAD"} if attempt else {}
+            ref = self._remote.options(**options, **placement).remote(body, data, digest, run_key)
             try:
                 result_json, files = ray.get(ref, timeout=launch.limits.wall_time + 300)
             except (WorkerCrashedError, NodeDiedError, OwnerDiedError) as exc:

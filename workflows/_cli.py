@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from crew import Blackboard, CrewError, Task
 from crew._brain import team_brains
 from crew._cli import _fail as fail
 from crew._units import parse_duration
+from crew.sandbox import RayExecutor, check_executor
 from crew.workflows.optimize import describe_log
 from crew.workflows.solve import default_run_dir, solve
 from crew.workflows.strategies import STRATEGIES
@@ -139,14 +141,7 @@ def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budg
                    workers: int | None, budget: str | None, seed: int, resume: Path | None, quiet: bool,
                    mlflow: bool, executor: str = "local", address: str | None = None) -> None:
     console = Console(soft_wrap=True)
-    if executor not in ("local", "ray"):
-        raise CrewError(f"--executor: unknown executor {executor!r}; fix: use local or ray")
-    if address is not None and executor != "ray":
-        raise CrewError("--address joins a Ray cluster; fix: add --executor ray, or drop --address")
-    if executor == "ray":
-        from crew.sandbox import require_ray
-
-        require_ray()  # a missing extra is said before the run, not after it
+    check_executor(executor, address)
     if mlflow:
         from crew.workflows.mlflow_export import require_mlflow
 
@@ -210,13 +205,10 @@ def _run(task: Path | None, out: Path | None, llm: list[str], llm_budget: float 
     if out is None and resume is None and loaded is not None:
         out = default_run_dir(loaded)
         view.board_path = out / "blackboard.sqlite"
-    if executor != "ray":
-        return solve(task or Path("."), out=out, llm=llm, llm_spend=llm_budget, strategy=strategy, workers=workers,
-                     wall_time=wall, seed=seed, resume=resume, on_event=view)
-    from crew.sandbox import RayExecutor
-
     run_dir = resume or out
     assert run_dir is not None
-    with RayExecutor(root=run_dir / "experiments", address=address) as cluster:
+    # None under a null context: solve's own local sandbox
+    place = RayExecutor(root=run_dir / "experiments", address=address) if executor == "ray" else nullcontext()
+    with place as cluster:
         return solve(task or Path("."), out=out, llm=llm, llm_spend=llm_budget, strategy=strategy, workers=workers,
                      wall_time=wall, seed=seed, resume=resume, on_event=view, executor=cluster)

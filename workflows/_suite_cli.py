@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
         baseline: Annotated[Path | None, typer.Option(help="CSV task,score[,dummy] or JSON {task: score}: adds the "
                                                            "normalized score")] = None,
         tasks: Annotated[str | None, typer.Option(help="only these tasks, comma-separated")] = None,
-        parallel: Annotated[int, typer.Option(help="runs at once (default 1; with --executor ray, every task at "
-                                                   "once)")] = 0,
+        parallel: Annotated[int | None, typer.Option(help="runs at once (default 1; with --executor ray, every task "
+                                                          "at once)")] = None,
         executor: Annotated[str, typer.Option(help="where experiments run: local or ray (one cluster for all "
                                                    "runs)")] = "local",
         address: Annotated[str | None, typer.Option(help="with --executor ray: the cluster to join (default: a "
@@ -58,16 +58,16 @@ def register(app: typer.Typer) -> None:
             wall = parse_duration(budget) if budget else None
         except ValueError as exc:
             fail(CrewError(f"--budget: {exc}; fix: write a positive duration like 90s, 2m or 1h"))
-        only = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else []
-        at_once = parallel or (max(1, len(only) or len(list(suite.glob("*/task.yaml")))) if executor == "ray" else 1)
+        folder = out or Path("bench-runs") / suite.resolve().name
         try:
-            summary = bench(suite, out=out or Path("bench-runs") / suite.resolve().name, runs=runs, workers=workers,
-                            budget=wall, llm=llm or [], seed=seed, answers_root=answers_root, baseline=baseline,
-                            tasks=only, parallel=at_once, executor=executor, address=address, on_record=show)
+            summary = bench(suite, out=folder, runs=runs, workers=workers, budget=wall, llm=llm or [], seed=seed,
+                            answers_root=answers_root, baseline=baseline,
+                            tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else (),
+                            parallel=parallel, executor=executor, address=address, on_record=show)
         except CrewError as exc:
             fail(exc)
         console.print(render(summary), highlight=False, markup=False)
-        console.print(f"summary: {(out or Path('bench-runs') / suite.resolve().name) / 'summary.md'}", highlight=False)
+        console.print(f"summary: {folder / 'summary.md'}", highlight=False)
 
     @app.command("import-mlebench")
     def import_mlebench_command(

@@ -121,12 +121,12 @@ def export_mlflow(run_dir: str | Path, *, tracking_uri: str | None = None,
     from mlflow.exceptions import MlflowException
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    from crew.workflows.report import run_summary
+    from crew.workflows.report import _summary  # the header `crew report` shows, from the experiments read here
 
     uri = tracking_uri or default_tracking_uri()
     board = Blackboard(run_dir / "blackboard.sqlite")
-    summary = run_summary(run_dir)
     experiments = board.experiments()
+    summary = _summary(board, run_dir, experiments)
     metric = summary["metric"] or "score"
     run_key = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
     name = experiment_name or f"crew/{summary['task']}"

@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from crew import CrewError, Task, grade
-from crew.sandbox import require_ray
+from crew.sandbox import check_executor, require_ray
 
 __all__ = ["RunRecord", "SuiteTask", "bench", "discover", "dummy_raw", "dummy_score", "normalized_score", "pass_at_k",
            "read_baseline", "render", "summarize"]
@@ -45,7 +45,11 @@ class SuiteTask(BaseModel):
     name: str
     task: Path
     answers: Path
-    budget: float
+    loaded: Task  # read and checked once, by discover: loading reads the data files
+
+    @property
+    def budget(self) -> float:
+        return float(self.loaded.budget.wall_time)
 
 
 class RunRecord(BaseModel):
@@ -166,7 +170,7 @@ def discover(suite_dir: str | Path, *, answers_root: str | Path | None = None,
         if answers is None:
             raise CrewError(f"{folder}: no answers at {candidates[0]}; fix: put the test answers there or pass "
                             "--answers-root DIR holding <task>/answers.csv")
-        found.append(SuiteTask(name=folder.name, task=yaml, answers=answers, budget=float(task.budget.wall_time)))
+        found.append(SuiteTask(name=folder.name, task=yaml, answers=answers, loaded=task))
     if not found:
         raise CrewError(f"{suite}: no <task>/task.yaml folders here" + (f" named {', '.join(only)}" if only else "")
                         + "; fix: pass the suite's folder (e.g. ../shared/tasks)")
@@ -229,7 +233,7 @@ def _cluster(executor: str, address: str | None) -> tuple[str | None, bool]:
 
 
 def _grade(item: SuiteTask, run_dir: Path) -> dict[str, Any]:
-    task = Task.load(item.task)
+    task = item.loaded
     submission = run_dir / task.output_name
     if not submission.is_file():
         return {"valid": False, "error": f"no {task.output_name} in {run_dir}"}
@@ -265,23 +269,23 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 def bench(suite_dir: str | Path, *, out: str | Path, runs: int = 1, workers: int | None = None,
           budget: float | None = None, llm: Sequence[str] = (), seed: int = 0, answers_root: str | Path | None = None,
-          baseline: str | Path | None = None, tasks: Sequence[str] = (), parallel: int = 1, executor: str = "local",
+          baseline: str | Path | None = None, tasks: Sequence[str] = (), parallel: int | None = None, executor: str = "local",
           address: str | None = None, on_record: Callable[[RunRecord, bool], None] | None = None) -> dict[str, Any]:
     """Solve every task `runs` times (run k with seed `seed + k`), grade, write `summary.md` and `summary.json`
     into `out`, and return the summary. Started again on the same `out`, it resumes.
 
-    `parallel` runs go at once. With `executor="ray"` their experiments all run on one Ray cluster: the one at
-    `address`, else a local instance the bench starts for them and stops at the end.
+    `parallel` runs go at once (default: 1, or every task with `executor="ray"`). With `executor="ray"` their
+    experiments all run on one Ray cluster: the one at `address`, else a local instance the bench starts for
+    them and stops at the end.
     """
     if runs < 1:
         raise CrewError(f"--runs: {runs}; fix: give 1 or more runs per task")
-    if parallel < 1:
+    if parallel is not None and parallel < 1:
         raise CrewError(f"--parallel: {parallel}; fix: give 1 or more runs at once")
-    if executor not in ("local", "ray"):
-        raise CrewError(f"--executor: unknown executor {executor!r}; fix: use local or ray")
-    if address is not None and executor != "ray":
-        raise CrewError("--address joins a Ray cluster; fix: add --executor ray, or drop --address")
+    check_executor(executor, address)
     items = discover(suite_dir, answers_root=answers_root, only=tasks)
+    if parallel is None:  # on a cluster every task at once; on this machine one run at a time
+        parallel = len(items) if executor == "ray" else 1
     baselines = read_baseline(baseline) if baseline else {}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -333,7 +337,7 @@ def bench(suite_dir: str | Path, *, out: str | Path, runs: int = 1, workers: int
         if item.name in baselines:
             dummies[item.name] = baselines[item.name].get("dummy")
             if dummies[item.name] is None:
-                dummies[item.name] = dummy_score(Task.load(item.task), item.answers, out / "dummies")
+                dummies[item.name] = dummy_score(item.loaded, item.answers, out / "dummies")
     summary = summarize([records[(i.name, k)] for k in range(runs) for i in items], items, runs,
                         {k: v["score"] for k, v in baselines.items() if "score" in v}, dummies)
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
@@ -358,7 +362,7 @@ def summarize(records: Sequence[RunRecord], items: Sequence[SuiteTask], runs: in
     per_task = []
     for item in items:
         rs = sorted((r for r in records if r.task == item.name), key=lambda r: r.run)
-        task = Task.load(item.task)
+        task = item.loaded
         higher = task.metric_info.higher_is_better
         boarded = any(r.above_median is not None for r in rs) or (item.task.parent / "leaderboard.csv").is_file()
         base, dummy = baselines.get(item.name), dummies.get(item.name)
@@ -370,12 +374,12 @@ def summarize(records: Sequence[RunRecord], items: Sequence[SuiteTask], runs: in
         else:
             criterion, passed = "valid submission", [r.valid for r in rs]
         scores = [r.score for r in rs]
-        valid_scores = [s for s in scores if s is not None]
+        mean, sd = _mean_sd([s for s in scores if s is not None])
         ns = [normalized_score(s, base, dummy) for s in scores] if base is not None and dummy is not None else []
         row: dict[str, Any] = {
             "task": item.name, "metric": task.metric, "higher_is_better": higher, "runs": len(rs),
             "scores": scores, "statuses": [r.status for r in rs], "errors": [r.error for r in rs],
-            "mean": _mean_sd(valid_scores)[0], "sd": _mean_sd(valid_scores)[1],
+            "mean": mean, "sd": sd,
             "valid_rate": sum(r.valid for r in rs) / len(rs) if rs else None,
             "wall_over_budget": [round(r.wall_s / r.budget_s, 3) for r in rs],
             "pass_criterion": criterion,
