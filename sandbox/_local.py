@@ -9,6 +9,7 @@ import pwd
 import select
 import signal
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -25,10 +26,10 @@ __all__ = ["Launch", "Limits", "LocalExecutor", "Result"]
 _LAUNCHER = Path(__file__).with_name("_launch.py")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
-_PRIVATE_DIRS = ["/tmp", "/var/tmp", "/dev/shm"]
 _OWN_FILES = {"code.py", "stdout.txt", "stderr.txt"}
+_DISK_POLL = 0.25  # seconds between looks at an experiment's disk use
 
-Reason = Literal["ok", "error", "timeout", "memory", "killed"]
+Reason = Literal["ok", "error", "timeout", "memory", "disk", "killed"]
 
 
 class Limits(BaseModel):
@@ -39,6 +40,8 @@ class Limits(BaseModel):
     threads: int = Field(default=1, ge=1)
     max_processes: int = Field(default=256, ge=1)
     output_bytes: int = Field(default=512 * 1024**2, gt=0, description="largest file it may write, stdout included")
+    disk: int = Field(default=4 * 1024**3, gt=0, description="bytes its work folder may hold on disk in all")
+    max_files: int = Field(default=50_000, ge=16, description="files and folders its work folder may hold")
     tail_bytes: int = Field(default=8192, gt=0)
 
 
@@ -49,12 +52,14 @@ class Launch(BaseModel):
     code: str
     limits: Limits = Field(default_factory=Limits)
     data_dir: str | None = None
+    data_files: list[str] | None = Field(default=None, description="the only files of data_dir (relative paths) the "
+                                         "experiment sees; None: all of data_dir but `hide`")
     hide: list[str] = Field(default_factory=list, description="paths made unreadable inside the sandbox (answers)")
     env: dict[str, str] = Field(default_factory=dict)
     gpus: list[int] = Field(default_factory=list)
     cpus: list[int] = Field(default_factory=list)
     shared_dir: str | None = Field(default=None, description="a folder the experiments of one run share (the stage "
-                                   "cache), writable, given as $CREW_SHARED")
+                                   "cache), read-only to them, given as $CREW_SHARED")
     estimate: dict[str, Any] = Field(default_factory=dict, description="the critic's approved estimate (seconds, "
                                      "memory): what a cluster executor reserves for it")
 
@@ -80,23 +85,100 @@ class Result(BaseModel):
                             "executors retry elsewhere)")
 
 
-def _kept_paths(workdir: Path, data_dir: str | None, shared_dir: str | None = None) -> list[str]:
-    """Folders under the private tmp dirs that the experiment still needs: the interpreter, its packages,
-    crew's own folders, the data (all bound back read-only) and its work folder (bound back writable).
+_SYSTEM = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
+_ETC = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone",
+        "/etc/alternatives", "/etc/mime.types"]
+_DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
+_STAGING = "/tmp"  # where the launcher assembles the new root, inside its own mount namespace
+_RUNTIMES: dict[str, list[str]] = {}
+_RUNTIME_LOCK = threading.Lock()
 
-    Parents come before children so that each bind lands on top of the one it lives in.
-    """
-    needed = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent), *filter(None, sys.path)}
-    for name in ("crew", "crew.roles", "crew.tools", "crew.workflows", "crew.sandbox"):
-        spec = importlib.util.find_spec(name)
-        needed |= set(spec.submodule_search_locations or []) if spec else set()
-    if data_dir:
-        needed.add(data_dir)
-    resolved = sorted({str(Path(p).resolve()) for p in needed if Path(p).is_dir()}, key=len)
-    private = [d.rstrip("/") + "/" for d in _PRIVATE_DIRS]
-    under = [p for p in resolved if any(p.startswith(d) for d in private)]
-    outermost = [p for p in under if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in under)]
-    return outermost + [str(workdir.resolve())] + ([str(Path(shared_dir).resolve())] if shared_dir else [])
+
+def _runtime_paths(python: str) -> list[str]:
+    """The folders the experiment's interpreter imports from: its prefixes, its sys.path (site-packages and what
+    .pth files add) and crew's own packages. Asked of the interpreter itself, once per process."""
+    with _RUNTIME_LOCK:
+        if python not in _RUNTIMES:
+            probe = subprocess.run([python, "-I", "-c", "import json, sys; print(json.dumps([sys.prefix, "
+                                    "sys.base_prefix, sys.exec_prefix, *sys.path]))"],
+                                   capture_output=True, text=True, timeout=60, env={"PATH": os.defpath})
+            found = json.loads(probe.stdout) if probe.returncode == 0 else [sys.prefix, sys.base_prefix, *sys.path]
+            found.append(str(Path(python).resolve().parent))
+            for name in ("crew", "crew.roles", "crew.tools", "crew.workflows", "crew.sandbox"):
+                spec = importlib.util.find_spec(name)
+                found.extend((spec.submodule_search_locations or []) if spec else [])
+            _RUNTIMES[python] = _outermost(str(Path(p).resolve()) for p in found if p and Path(p).is_dir())
+        return list(_RUNTIMES[python])
+
+
+def _outermost(paths: Any) -> list[str]:
+    unique = sorted(set(paths), key=len)
+    return [p for p in unique if not any(p != q and _inside(p, q) for q in unique)]
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _sockets(folder: Path, limit: int = 20_000) -> list[str]:
+    """Unix sockets inside a folder bound into the sandbox (a socket on a read-only mount still connects)."""
+    found, seen = [], 0
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            seen += 1
+            try:
+                if stat.S_ISSOCK(os.lstat(os.path.join(top, name)).st_mode):
+                    found.append(os.path.join(top, name))
+            except OSError:
+                continue
+        if seen > limit:
+            break
+    return found
+
+
+def _view(launch: Launch, workdir: Path, python: str, uid: int, gid: int, user: str) -> dict[str, Any]:
+    """The experiment's whole filesystem, as an allow-list: each entry is bound at its own path, read-only unless
+    it is the work folder. Runtime folders that would expose the run or its data whole are left out."""
+    binds: list[dict[str, Any]] = []
+    symlinks: dict[str, str] = {}
+    for path in _SYSTEM:
+        if os.path.islink(path):
+            symlinks[path] = os.readlink(path)
+        elif os.path.isdir(path):
+            binds.append({"source": path, "target": path})
+    binds += [{"source": p, "target": p} for p in _ETC if os.path.exists(p)]
+    guarded = [str(workdir.parent.resolve())] + ([str(Path(launch.data_dir).resolve())] if launch.data_dir else [])
+    binds += [{"source": p, "target": p, "required": True} for p in _runtime_paths(python)
+              if not any(_inside(g, p) for g in guarded) and p != "/"]
+    binds += [{"source": p, "target": p, "device": True} for p in _DEVICES if os.path.exists(p)]
+    if launch.gpus:
+        binds += [{"source": str(p), "target": str(p), "device": True} for p in sorted(Path("/dev").glob("nvidia*"))]
+        binds.append({"source": "/sys", "target": "/sys"})
+    elif os.path.isdir("/sys/devices/system/cpu"):  # core counts for OpenMP, BLAS and joblib
+        binds.append({"source": "/sys/devices/system/cpu", "target": "/sys/devices/system/cpu"})
+    cover: list[str] = []
+    if launch.data_dir:
+        data = Path(launch.data_dir).resolve()
+        if launch.data_files is not None:
+            binds += [{"source": str(data / f), "target": str(data / f), "required": True} for f in launch.data_files]
+        else:
+            binds.append({"source": str(data), "target": str(data), "required": True})
+            cover += _sockets(data)
+    binds.append({"source": str(workdir), "target": str(workdir), "writable": True, "required": True})
+    if launch.shared_dir:
+        shared = str(Path(launch.shared_dir).resolve())
+        binds.append({"source": shared, "target": shared, "required": True})
+    cover += [str(Path(h).resolve()) for h in launch.hide]
+    tmpfs = [{"target": "/tmp", "size": "64m"}, {"target": "/var/tmp", "size": "64m"},
+             {"target": "/dev", "size": "1m", "mode": "0755"},
+             {"target": "/dev/shm", "size": str(launch.limits.memory)}]
+    symlinks.update({"/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1",
+                     "/dev/stderr": "/proc/self/fd/2"})
+    home = str(workdir)
+    files = {"/etc/passwd": f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+                            f"{user}:x:{uid}:{gid}:crew experiment:{home}:/usr/sbin/nologin\n",
+             "/etc/group": f"root:x:0:\n{user}:x:{gid}:\n"}
+    return {"staging": _STAGING, "binds": binds, "tmpfs": tmpfs, "symlinks": symlinks, "files": files, "cover": cover}
 
 
 def _reachable_by_others(path: Path) -> bool:
@@ -113,70 +195,71 @@ def _reachable_by_others(path: Path) -> bool:
 
 
 class LocalExecutor:
-    """Runs experiments as local subprocesses with hard limits.
+    """Runs experiments as local subprocesses with hard limits, each in a world of its own.
 
-    Memory and process count go through a per-experiment cgroup where this
-    machine lets us create one (v2, else v1), else through rlimits; network
-    and /tmp through new namespaces where permitted; root drops to `user`
-    when the interpreter is reachable by that user. `Result.isolation` says
-    which mechanism each limit really had.
+    Memory and process count go through a per-experiment cgroup where this machine lets us create one (v2, else
+    v1), else through rlimits. Where the kernel grants namespaces (always as root; through a user namespace
+    otherwise) the experiment gets its own pid, IPC, network and mount namespaces and an allow-list root: the
+    system libraries, the Python runtime, its data files and the stage cache read-only, its work folder writable,
+    nothing else; it runs as `user` (root) or as the invoking user without capabilities. Disk use of the work
+    folder is capped by a watcher. Where no namespace can be had, `require_isolation=True` refuses to run at all;
+    otherwise the experiment runs with what could be had, and `Result.isolation` (also `crew doctor`) says so.
+    After every run the work folder holds only plain files and folders: links, pipes, sockets and devices the
+    experiment left are removed before crew reads anything.
     """
 
     def __init__(self, *, root: str | os.PathLike[str], python: str | None = None, user: str = "nobody",
-                 isolate_network: bool = True):
+                 isolate_network: bool = True, require_isolation: bool = False):
         self.root = root
         self.python = python
         self.user = user
         self.isolate_network = isolate_network
+        self.require_isolation = require_isolation
 
-    # -- isolation facts --------------------------------------------------------------------
+    # -- identity -------------------------------------------------------------------------------------------------
 
-    def _identity(self) -> tuple[int | None, int | None, str]:
+    def _identity(self) -> tuple[int, int, str, int | None]:
+        """(uid, gid, name) the experiment runs as inside its own root, and the uid it may drop to without one."""
         if os.getuid() != 0:
-            return None, None, f"uid {os.getuid()} (not root)"
+            entry = _pwd_or_none(os.getuid())
+            return os.getuid(), os.getgid(), entry or f"uid{os.getuid()}", None
+        entry_ = pwd.getpwnam(self.user)
         python = Path(self.python or sys.executable)
-        stdlib = Path(os.__file__).parent
-        if not (_reachable_by_others(python) and _reachable_by_others(stdlib)):
-            return None, None, f"root: the interpreter ({python.resolve().parent}) is not reachable by {self.user!r}"
-        entry = pwd.getpwnam(self.user)
-        return entry.pw_uid, entry.pw_gid, f"uid {entry.pw_uid} ({self.user})"
+        reachable = _reachable_by_others(python) and _reachable_by_others(Path(os.__file__).parent)
+        return entry_.pw_uid, entry_.pw_gid, self.user, entry_.pw_uid if reachable else None
 
-    # -- running ----------------------------------------------------------------------------
+    # -- running --------------------------------------------------------------------------------------------------
 
     def run(self, launch: Launch) -> Result:
         """Run `launch` to completion or to its limit; never raises for anything the experiment does."""
         limits = launch.limits
-        # absolute: the launcher chdirs after mounting a private /tmp, and a relative path would then resolve
-        # from the old cwd, under the covered (read-only) tree instead of the writable bind of the work folder
         workdir = (Path(self.root) / launch.id).resolve()
         (workdir / "tmp").mkdir(parents=True, exist_ok=True)
         (workdir / "code.py").write_text(launch.code, encoding="utf-8")
-        uid, gid, user_note = self._identity()
+        python = self.python or sys.executable
+        uid, gid, name, fallback_uid = self._identity()
         shared = Path(launch.shared_dir).resolve() if launch.shared_dir else None
         if shared is not None:
             shared.mkdir(parents=True, exist_ok=True)
-        if uid is not None:
-            for path in [workdir, *workdir.rglob("*"), *([shared] if shared is not None else [])]:
+        if os.getuid() == 0:
+            for path in [workdir, *workdir.rglob("*")]:
                 os.chown(path, uid, gid)
         support = cgroup_support()
         group = Cgroup(f"crew-{launch.id}-{os.getpid()}", memory=limits.memory, max_processes=limits.max_processes,
-                       version=support) \
-            if support != "none" else None
-        rlimits = {"RLIMIT_FSIZE": limits.output_bytes, "RLIMIT_CORE": 0}
+                       version=support) if support != "none" else None
+        rlimits = {"RLIMIT_FSIZE": min(limits.output_bytes, limits.disk), "RLIMIT_CORE": 0}
         if group is None:
             rlimits["RLIMIT_AS"] = limits.memory
-            if uid is not None:
+            if os.getuid() == 0:
                 rlimits["RLIMIT_NPROC"] = limits.max_processes
         env = self._env(launch, workdir)
         status_r, status_w = os.pipe()
+        ending_r, ending_w = os.pipe()
         config = {
             "cgroup_procs": group.procs_files if group else [], "isolate_network": self.isolate_network,
-            "private_tmp": True, "private_tmp_dirs": _PRIVATE_DIRS, "hide": [str(Path(h).resolve()) for h in launch.hide],
-            "read_only_root": uid is None and os.getuid() == 0, "drop_capabilities": uid is None,
-            "writable": [str(workdir.resolve())] + ([str(shared)] if shared is not None else []),
-            "keep": _kept_paths(workdir, launch.data_dir, launch.shared_dir), "rlimits": rlimits,
-            "uid": uid, "gid": gid, "cpus": launch.cpus, "cwd": str(workdir), "status_fd": status_w,
-            "argv": [self.python or sys.executable, "code.py"], "env": env,
+            "require_namespaces": self.require_isolation, "view": _view(launch, workdir, python, uid, gid, name),
+            "rlimits": rlimits, "uid": uid, "gid": gid, "fallback_uid": fallback_uid, "cpus": launch.cpus,
+            "cwd": str(workdir), "argv": [python, "code.py"], "env": env,
         }
         started = time.monotonic()
         with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
@@ -184,21 +267,47 @@ class LocalExecutor:
                                  file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                                                (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
                                                (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
-                                               (os.POSIX_SPAWN_DUP2, status_w, 3)],
+                                               (os.POSIX_SPAWN_DUP2, status_w, 3),
+                                               (os.POSIX_SPAWN_DUP2, ending_w, 4)],
                                  setsid=True)
         os.close(status_w)
+        os.close(ending_w)
         status = self._read_status(status_r, limits.wall_time)
         outcome: dict[str, object] = {}
         waiter = threading.Thread(target=lambda: outcome.update(zip(("pid", "status", "rusage"), os.wait4(pid, 0), strict=True)),
                                   daemon=True)
         waiter.start()
-        waiter.join(max(0.0, limits.wall_time - (time.monotonic() - started)))
-        timed_out = waiter.is_alive()
+        over_disk = self._watch(waiter, workdir, limits, started)
+        timed_out = waiter.is_alive() and not over_disk
         leftovers = self._kill_tree(pid, group, launch.id)
         waiter.join(5.0)
+        ending = self._read_status(ending_r, 1.0)
+        leftovers = max(leftovers, int(ending.get("left", 0) or 0))  # type: ignore[call-overload]
         wall = time.monotonic() - started
+        removed = _sanitize(workdir)
         processes = f"cgroup {support}" if group else ("rlimit" if "RLIMIT_NPROC" in rlimits else "none")
-        return self._result(launch, workdir, group, status, outcome, timed_out, leftovers, wall, user_note, processes)
+        return self._result(launch, workdir, group, status, outcome, timed_out, over_disk, leftovers, wall, processes,
+                            removed)
+
+    @staticmethod
+    def _watch(waiter: threading.Thread, workdir: Path, limits: Limits, started: float) -> str:
+        """Wait for the experiment, checking its work folder against the disk quota; '' or why it was over."""
+        next_check = 0.0
+        while waiter.is_alive():
+            left = limits.wall_time - (time.monotonic() - started)
+            if left <= 0:
+                return ""
+            waiter.join(min(left, _DISK_POLL))
+            now = time.monotonic()
+            if waiter.is_alive() and now >= next_check:
+                used, entries = _disk_usage(workdir, limits.max_files + 1)
+                if used > limits.disk:
+                    return f"used {used / 1024**2:.0f} MiB of disk in its work folder, over its quota of " \
+                           f"{limits.disk / 1024**2:.0f} MiB"
+                if entries > limits.max_files:
+                    return f"created more than {limits.max_files} files in its work folder"
+                next_check = now + _DISK_POLL
+        return ""
 
     def _env(self, launch: Launch, workdir: Path) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"),
@@ -222,7 +331,7 @@ class LocalExecutor:
         chunks = b""
         deadline = time.monotonic() + min(timeout, 30.0)
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and len(chunks) < 65536:
                 ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
                 if not ready:
                     break
@@ -233,7 +342,8 @@ class LocalExecutor:
         finally:
             os.close(fd)
         try:
-            return json.loads(chunks) if chunks else {}
+            value = json.loads(chunks) if chunks else {}
+            return value if isinstance(value, dict) else {}
         except json.JSONDecodeError:
             return {}
 
@@ -247,7 +357,6 @@ class LocalExecutor:
         left = 0
         try:
             os.killpg(pid, signal.SIGKILL)
-            left += 1
         except (ProcessLookupError, PermissionError):
             pass
         marker = f"CREW_EXPERIMENT_ID={launch_id}".encode()
@@ -262,8 +371,8 @@ class LocalExecutor:
         return left
 
     def _result(self, launch: Launch, workdir: Path, group: Cgroup | None, status: dict[str, object],
-                outcome: dict[str, object], timed_out: bool, leftovers: int, wall: float, user_note: str,
-                processes: str) -> Result:
+                outcome: dict[str, object], timed_out: bool, over_disk: str, leftovers: int, wall: float,
+                processes: str, removed: list[str]) -> Result:
         limits = launch.limits
         raw = outcome.get("status")
         rusage = outcome.get("rusage")
@@ -275,11 +384,16 @@ class LocalExecutor:
         oom = group.oom_killed() if group else "MemoryError" in stderr
         reason: Reason
         detail = ""
-        if timed_out:
+        if status.get("setup_error"):
+            reason, detail = "error", f"the sandbox could not be set up, so the experiment did not run: " \
+                                      f"{status['setup_error']}"
+        elif over_disk:
+            reason, detail = "disk", over_disk
+        elif timed_out:
             reason, detail = "timeout", f"killed after its wall-time limit of {limits.wall_time:g}s"
         elif oom:
             reason, detail = "memory", f"killed at its memory limit of {limits.memory / 1024**2:.0f} MiB"
-        elif sig == signal.SIGXFSZ or _hit_output_cap(workdir, limits.output_bytes):
+        elif sig == signal.SIGXFSZ or _hit_output_cap(workdir, min(limits.output_bytes, limits.disk)):
             reason, detail = "killed", f"wrote a file up to the output limit of {limits.output_bytes / 1024**2:.0f} MiB"
         elif exit_code == 0:
             reason = "ok"
@@ -287,37 +401,114 @@ class LocalExecutor:
             reason, detail = "killed", f"ended by signal {signal.Signals(sig).name}"
         else:
             reason, detail = "error", f"exit status {exit_code}"
-        if leftovers and not timed_out:
+        if leftovers and not timed_out and not over_disk:
             detail = (detail + "; " if detail else "") + f"killed {leftovers} process(es) it left running"
+        if removed:
+            detail = (detail + "; " if detail else "") + f"removed {len(removed)} link(s) or special file(s) it left " \
+                                                         f"({', '.join(removed[:3])})"
         if group:
             group.remove()
-        isolation = {
-            "memory": f"cgroup {group.version}" if group else "rlimit (address space)",
-            "processes": processes,
-            "network": str(status.get("network", "none")) if self.isolate_network else "allowed",
-            "tmp": str(status.get("tmp", "shared")),
-            "user": str(status.get("user")) if status.get("user") not in (None, "same") else user_note,
-            "filesystem": str(status.get("filesystem", "unix permissions")),
-            "output": "rlimit",
-        }
+        isolation = _isolation(status, self.isolate_network, group, processes, limits)
         if launch.hide:
-            isolation["hidden"] = ", ".join(map(str, status.get("hidden", []))) or "none"
-        files = {str(p.relative_to(workdir)): p.stat().st_size for p in sorted(workdir.rglob("*"))
-                 if p.is_file() and p.name not in _OWN_FILES and "tmp" not in p.relative_to(workdir).parts[:1]}
+            isolation["hidden"] = ", ".join(map(str, status.get("hidden", []) or [])) or "none"  # type: ignore[call-overload]
+        files = {rel: size for rel, size in _plain_files(workdir).items()
+                 if Path(rel).name not in _OWN_FILES and Path(rel).parts[:1] != ("tmp",)}
         return Result(id=launch.id, reason=reason, detail=detail, exit_code=exit_code if sig is None else None, signal=sig,
                       wall_time=round(wall, 4), cpu_time=round(cpu, 4), peak_memory=peak, stdout_tail=stdout,
                       stderr_tail=stderr, files=files, gpus=launch.gpus, isolation=isolation, workdir=str(workdir))
 
 
+def _pwd_or_none(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def _isolation(status: dict[str, object], isolate_network: bool, group: Cgroup | None, processes: str,
+               limits: Limits) -> dict[str, str]:
+    """What each limit really had, from the launcher's own report; `confined` is the one-word verdict."""
+    confined = status.get("filesystem") == "allow-list root" and status.get("pid") == "namespace" \
+        and str(status.get("user", "")).startswith("uid") and not status.get("setup_error")
+    return {
+        "memory": f"cgroup {group.version}" if group else "rlimit (address space)",
+        "processes": processes,
+        "network": str(status.get("network", "none")) if isolate_network else "allowed",
+        "tmp": str(status.get("tmp", "shared")),
+        "user": str(status.get("user", "unknown")),
+        "pid": str(status.get("pid", "unknown")),
+        "filesystem": str(status.get("filesystem", "unknown")),
+        "proc": str(status.get("proc", "unknown")),
+        "sockets": "host sockets out of reach (own root and network namespace)" if confined
+                   and status.get("network") == "namespace" else "host sockets reachable",
+        "disk": f"{limits.disk / 1024**2:.0f} MiB quota, {limits.max_files} files (watched)",
+        "output": "rlimit",
+        "confined": "yes" if confined else "NO: " + str(status.get("namespace_error") or status.get("setup_error")
+                                                         or "the experiment sees the host"),
+    }
+
+
+def _disk_usage(folder: Path, limit: int) -> tuple[int, int]:
+    """Bytes on disk and entries under `folder`, links not followed; stops counting entries past `limit`."""
+    used, entries = 0, 0
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            entries += 1
+            try:
+                used += os.lstat(os.path.join(top, name)).st_blocks * 512
+            except OSError:
+                continue
+        if entries > limit:
+            break
+    return used, entries
+
+
+def _sanitize(workdir: Path) -> list[str]:
+    """Leave only plain files and folders, owned by crew and not writable by others: everything crew reads from the
+    work folder afterwards is data the experiment wrote, never a link to somewhere else or a pipe that blocks."""
+    removed = []
+    me, my_group = os.getuid(), os.getgid()
+    for top, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
+                if info.st_uid != me or info.st_mode & (stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH):
+                    os.lchown(path, me, my_group)
+                    os.chmod(path, info.st_mode & 0o755 | (0o700 if stat.S_ISDIR(info.st_mode) else 0o600))
+                continue
+            os.unlink(path)
+            removed.append(str(Path(path).relative_to(workdir)))
+        dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(top, d)) and not os.path.islink(os.path.join(top, d))]
+    return removed
+
+
+def _plain_files(workdir: Path) -> dict[str, int]:
+    out = {}
+    for top, _dirs, files in os.walk(workdir):
+        for name in files:
+            info = os.lstat(os.path.join(top, name))
+            if stat.S_ISREG(info.st_mode):
+                out[str(Path(top, name).relative_to(workdir))] = info.st_size
+    return dict(sorted(out.items()))
+
+
 def _hit_output_cap(workdir: Path, cap: int) -> bool:
     """Python ignores SIGXFSZ, so a capped write shows up as a file exactly at the cap (and EFBIG)."""
-    return any(p.is_file() and p.stat().st_size >= cap for p in workdir.rglob("*"))
+    return any(size >= cap for size in _plain_files(workdir).values())
 
 
 def _tail(path: Path, size: int) -> str:
     try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, path.stat().st_size - size))
-            return handle.read().decode("utf-8", errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return ""
+        handle.seek(max(0, info.st_size - size))
+        return handle.read(size).decode("utf-8", errors="replace")

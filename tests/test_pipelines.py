@@ -12,7 +12,7 @@ import pytest
 from crew import Task
 from crew.roles._util import tiny_task
 from crew.sandbox import Launch, Limits, LocalExecutor
-from crew.tools.pipelines import MODELS, PipelineSpec, cached_stages, render, stage_keys
+from crew.tools.pipelines import MODELS, PipelineSpec, cached_stages, promote_stages, render, rendered, stage_keys
 
 
 @pytest.fixture
@@ -47,34 +47,47 @@ def test_stage_keys_follow_the_code_that_feeds_each_stage(task: Task) -> None:
     assert stage_keys("x = 1") == {} and stage_keys("def (") == {}
 
 
-def test_a_repeated_stage_is_loaded_from_the_shared_cache_in_the_sandbox(task: Task, tmp_path: Path) -> None:
+def test_a_repeated_stage_is_loaded_from_the_promoted_cache_in_the_sandbox(task: Task, tmp_path: Path) -> None:
     executor = LocalExecutor(root=tmp_path / "experiments")
     shared = tmp_path / "stage_cache"
     first_code = render(_spec(task, model="lightgbm", tune_trials=2), task)
     limits = Limits(wall_time=120, memory=2 * 1024**3)
 
-    def run(code: str, exp_id: str) -> dict:
+    def run(code: str, exp_id: str) -> tuple[dict, Path]:
         result = executor.run(Launch(id=exp_id, code=code, data_dir=str(task.root), limits=limits, shared_dir=str(shared)))
         assert result.reason == "ok", result.stderr_tail
-        return json.loads((Path(result.workdir) / "metrics.json").read_text())
+        return json.loads((Path(result.workdir) / "metrics.json").read_text()), Path(result.workdir)
 
     assert cached_stages(first_code, shared) == []
-    first = run(first_code, "first")
+    first, first_dir = run(first_code, "first")
     assert first["stage_cache"] == {"features": "stored", "tune": "stored"}
+    assert cached_stages(first_code, shared) == []  # stored in its own folder: nothing is shared before review
+    assert sorted(promote_stages(first_code, first_dir, shared)) == ["features", "tune"]
     assert sorted(cached_stages(first_code, shared)) == ["features", "tune"]
+    assert promote_stages(first_code, first_dir, shared) == []  # never replaced
 
-    again = run(first_code.replace("crew experiment:", "crew experiment (again):"), "again")
+    again, again_dir = run(first_code.replace("crew experiment:", "crew experiment (again):"), "again")
     assert again["stage_cache"] == {"features": "hit", "tune": "hit"}
-    assert again["params"] == first["params"] and again["cv"] == pytest.approx(first["cv"])
+    assert again["params"] == first["params"] and again["cv"] == first["cv"]
+    assert (again_dir / "oof.csv").read_bytes() == (first_dir / "oof.csv").read_bytes()
     assert "load" not in again["timings"] and "tune" in again["timings"]
 
-    sibling = run(render(_spec(task, model="extra_trees"), task), "sibling")
+    sibling, _ = run(render(_spec(task, model="extra_trees"), task), "sibling")
     assert sibling["stage_cache"] == {"features": "hit"}
 
     key = stage_keys(first_code)["features"]
-    (shared / f"features-{key}.pkl").write_bytes(b"torn")
-    torn = run(first_code, "torn")
+    parquet = next((shared / f"features-{key}").glob("*.parquet"))
+    parquet.write_bytes(parquet.read_bytes()[:-10] + b"0123456789")  # anything but the promoted bytes
+    torn, _ = run(first_code, "torn")
     assert torn["stage_cache"]["features"].startswith("unreadable") and torn["cv"] == pytest.approx(first["cv"])
+
+
+def test_only_crews_own_scripts_qualify_for_the_cache(task: Task) -> None:
+    spec = _spec(task, model="lightgbm")
+    code = render(spec, task)
+    assert rendered(code, spec.model_dump(mode="json"), task)
+    assert not rendered(code.replace("FOLDS = 3", "FOLDS = 2"), spec.model_dump(mode="json"), task)
+    assert not rendered(code, {"model": "lightgbm", "own_code": True}, task)
 
 
 def test_without_a_shared_folder_the_script_computes_every_stage(task: Task, tmp_path: Path) -> None:

@@ -75,8 +75,8 @@ def test_the_answers_never_reach_a_worker_and_limits_still_hold(cluster, tmp_pat
 
 
 def test_a_worker_killed_mid_experiment_is_marked_lost_and_retried_once(cluster, tmp_path):
-    # the first attempt leaves a mark in the node's shared stage cache and waits; the retry finds it and finishes
-    code = ("import os, time\nmark = os.path.join(os.environ['CREW_SHARED'], 'first-attempt')\n"
+    # the first attempt leaves a mark in its node-local work folder and waits; the retry finds it and finishes
+    code = ("import os, time\nmark = 'first-attempt'\n"
             "if not os.path.exists(mark):\n    open(mark, 'w').close()\n    time.sleep(60)\n"
             "open('metrics.json', 'w').write('{}')\nprint('second attempt finished')\n")
     launch = Launch(code=code, limits=Limits(wall_time=90))

@@ -13,8 +13,11 @@ import ast
 import hashlib
 import json
 import os
+import re
+import shutil
 import textwrap
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -30,6 +33,8 @@ __all__ = [
     "PipelineSpec",
     "TaskInfo",
     "cached_stages",
+    "promote_stages",
+    "rendered",
     "default_params",
     "render",
     "spec_from_report",
@@ -158,7 +163,6 @@ test_pred.csv (the same for the test set) and predictions.csv (the submission).
 """
 import json
 import os
-import pickle
 import time
 
 import numpy as np
@@ -187,26 +191,77 @@ STAGE_CACHE = {{}}
 
 def cached_stage(stage, compute):
     """SELA's stage cache: a stage whose code, and the code before it, matches an earlier experiment's is
-    loaded from $CREW_SHARED instead of recomputed. Without $CREW_SHARED the script computes everything."""
+    loaded from $CREW_SHARED instead of recomputed. The cache is read-only here: this script writes what it
+    computed into stages/ of its own folder, and crew promotes it to the cache after review, with the hash of
+    every file. Nothing in it can run code on load (parquet, .npy without pickles, JSON)."""
     folder, key = os.environ.get("CREW_SHARED"), STAGE_KEYS.get(stage)
     if not folder or not key:
         return compute()
-    path = os.path.join(folder, f"{{stage}}-{{key}}.pkl")
-    if os.path.exists(path):
+    cached = os.path.join(folder, f"{{stage}}-{{key}}")
+    if os.path.exists(os.path.join(cached, "manifest.json")):
         try:
-            with open(path, "rb") as handle:
-                value = pickle.load(handle)
+            value = load_stage(cached)
             STAGE_CACHE[stage] = "hit"
             return value
-        except Exception as exc:  # a torn or foreign file: recompute and overwrite it
+        except Exception as exc:  # torn or foreign: recompute
             STAGE_CACHE[stage] = f"unreadable ({{type(exc).__name__}})"
     value = compute()
-    partial = f"{{path}}.{{os.getpid()}}.partial"
-    with open(partial, "wb") as handle:
-        pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(partial, path)
-    STAGE_CACHE.setdefault(stage, "stored")
+    try:
+        save_stage(value, os.path.join("stages", f"{{stage}}-{{key}}"))
+        STAGE_CACHE.setdefault(stage, "stored")
+    except Exception as exc:  # a value with no safe format is simply not cached
+        STAGE_CACHE.setdefault(stage, f"not stored ({{type(exc).__name__}})")
     return value
+
+
+def _plain(value):
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.floating):
+        return float(value)
+    raise TypeError(f"{{type(value).__name__}} has no safe cache format")
+
+
+def save_stage(value, folder):
+    os.makedirs(folder, exist_ok=True)
+    items = []
+    for i, item in enumerate(value if isinstance(value, tuple) else (value,)):
+        name = f"item{{i}}"
+        if isinstance(item, pd.DataFrame):
+            item.to_parquet(os.path.join(folder, name + ".parquet"))
+            items.append({{"kind": "frame", "file": name + ".parquet"}})
+        elif isinstance(item, pd.Series):
+            item.to_frame("value").to_parquet(os.path.join(folder, name + ".parquet"))
+            items.append({{"kind": "series", "file": name + ".parquet", "name": item.name}})
+        elif isinstance(item, np.ndarray):
+            np.save(os.path.join(folder, name + ".npy"), item, allow_pickle=False)
+            items.append({{"kind": "array", "file": name + ".npy"}})
+        else:
+            items.append({{"kind": "json", "value": json.loads(json.dumps(item, default=_plain))}})
+    with open(os.path.join(folder, "manifest.json"), "w") as handle:
+        json.dump({{"tuple": isinstance(value, tuple), "items": items}}, handle, default=_plain)
+
+
+def load_stage(folder):
+    import hashlib
+    with open(os.path.join(folder, "manifest.json")) as handle:
+        manifest = json.load(handle)
+    out = []
+    for item in manifest["items"]:
+        if item["kind"] == "json":
+            out.append(item["value"])
+            continue
+        path = os.path.join(folder, os.path.basename(item["file"]))
+        with open(path, "rb") as handle:
+            if hashlib.sha256(handle.read()).hexdigest() != manifest["sha256"][item["file"]]:
+                raise ValueError(f"{{item['file']}} does not match its hash")
+        if item["kind"] == "frame":
+            out.append(pd.read_parquet(path))
+        elif item["kind"] == "series":
+            out.append(pd.read_parquet(path)["value"].rename(item["name"]))
+        else:
+            out.append(np.load(path, allow_pickle=False))
+    return tuple(out) if manifest["tuple"] else out[0]
 '''
 
 _PREPROCESSING = '''
@@ -653,7 +708,62 @@ def cached_stages(code: str, folder: str | os.PathLike[str] | None) -> list[str]
     """Stages of `code` whose results already sit in the stage cache `folder`: they will be loaded, not run."""
     if not folder:
         return []
-    return [stage for stage, key in stage_keys(code).items() if os.path.exists(os.path.join(folder, f"{stage}-{key}.pkl"))]
+    return [stage for stage, key in stage_keys(code).items()
+            if os.path.exists(os.path.join(folder, f"{stage}-{key}", "manifest.json"))]
+
+
+_STAGE_FILE = re.compile(r"item\d{1,3}\.(parquet|npy)")
+_MANIFEST_BYTES = 4 * 1024**2
+
+
+def rendered(code: str, spec: Mapping[str, Any], info: TaskInfo | Task) -> bool:
+    """Whether `code` is exactly crew's own script for `spec`: the provenance the stage cache trusts."""
+    fields = {k: v for k, v in spec.items() if k in PipelineSpec.model_fields}
+    try:
+        return bool(code) and render(PipelineSpec(**fields), info) == code
+    except (ValueError, TypeError, KeyError):
+        return False
+
+
+def promote_stages(code: str, workdir: str | os.PathLike[str], cache: str | os.PathLike[str]) -> list[str]:
+    """Copy the stages an experiment computed (`stages/<stage>-<key>/` in its work folder) into the run's cache,
+    where later experiments read them; returns the stages promoted.
+
+    Call it only for an experiment that finished, passed review and whose code crew rendered itself (`render` of
+    its spec): the key names the code that computed the stage, and code crew did not write could claim any key.
+    The copy is bytes only (nothing is parsed but the small manifest), and the manifest crew writes records the
+    SHA-256 of every file, which the loading script checks. A stage already in the cache is never replaced.
+    """
+    promoted = []
+    for stage, key in stage_keys(code).items():
+        name = f"{stage}-{key}"
+        source, target = Path(workdir) / "stages" / name, Path(cache) / name
+        manifest_path = source / "manifest.json"
+        if target.exists() or not manifest_path.is_file() or manifest_path.is_symlink() \
+                or manifest_path.stat().st_size > _MANIFEST_BYTES:
+            continue
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            files = [item["file"] for item in manifest["items"] if item["kind"] != "json"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if not all(isinstance(f, str) and _STAGE_FILE.fullmatch(f) and (source / f).is_file()
+                   and not (source / f).is_symlink() for f in files):
+            continue
+        staging = Path(cache) / f".{name}.{os.getpid()}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        digests = {}
+        for file in files:
+            shutil.copyfile(source / file, staging / file, follow_symlinks=False)
+            digests[file] = hashlib.sha256((staging / file).read_bytes()).hexdigest()
+        (staging / "manifest.json").write_text(json.dumps({**manifest, "sha256": digests}), encoding="utf-8")
+        try:
+            staging.rename(target)
+            promoted.append(stage)
+        except OSError:  # a twin promoted it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return promoted
 
 
 def spec_from_report(model: str, report: Mapping[str, Any], **fields: Any) -> PipelineSpec:

@@ -36,6 +36,7 @@ from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
 from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory
 from crew.tools import ensemble, sizing
+from crew.tools.pipelines import promote_stages, rendered
 from crew.tools.speed import variants_left
 from crew.workflows._run import events, remaining
 from crew.workflows.optimize import optimize, score_log
@@ -120,6 +121,7 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
     higher = task.metric_info.higher_is_better
     output = run_dir / task.output_name
     hidden = [str(task.root / "grading")]
+    data_files = [f for f in (task.data.train, task.data.test, task.data.sample_submission) if f] if task.data else None
     stage_cache = run_dir / "stage_cache"
 
     # -- the experiment branch -------------------------------------------------------------
@@ -139,7 +141,8 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
             return {"result": {**base, "reason": "rejected", "detail": "no wall time left"}}
         budget.charge(experiments=1)
         board.update_experiment(exp_id, status="running")
-        launch = Launch(id=exp_id, code=verdict["code"], data_dir=str(task.root), hide=hidden, shared_dir=str(stage_cache),
+        launch = Launch(id=exp_id, code=verdict["code"], data_dir=str(task.root), data_files=data_files, hide=hidden,
+                        shared_dir=str(stage_cache),
                         limits=Limits(wall_time=wall, memory=left.memory, threads=threads),
                         estimate=verdict.get("estimate") or {})
         result = executor.run(launch)
@@ -161,6 +164,11 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
 
     def done(state: ExperimentState) -> dict[str, Any]:
         exp_id = state.get("proposal", {}).get("id")
+        workdir = (state.get("result") or {}).get("workdir")
+        if exp_id and workdir and (state.get("review") or {}).get("accepted"):
+            found = board.experiment(exp_id)  # only crew's own scripts may fill the cache later experiments trust
+            if rendered(found.code, found.spec, task):
+                promote_stages(found.code, workdir, stage_cache)
         return {"finished": [exp_id] if exp_id else []}
 
     def first(state: ExperimentState) -> str:
