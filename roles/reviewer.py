@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import stat
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +47,10 @@ ARTIFACTS = ("metrics.json", "predictions.csv", "oof.csv", "test_pred.csv")
 """The files an experiment leaves in its folder; all but test_pred.csv are required."""
 
 _REQUIRED = ("metrics.json", "predictions.csv", "oof.csv")
+_MAX_FOLDS = 1000          # fold scores read from metrics.json (folds x repeats of any real split is far fewer)
+_METRICS_BYTES = 1024**2   # metrics.json: a few KiB honestly
+_BYTES_PER_VALUE = 48      # a printed float or id is ~25 characters; twice that with separators
+_SLACK = 64 * 1024
 _CV_TOLERANCE = 1e-4        # |reported - recomputed| allowed, times max(1, |reported|): float noise, not a lie
 # Scores of the higher-is-better metrics all top out at 1, so gaps in them are measured in points; losses have no
 # natural scale, so gaps in them are measured relative to the CV.
@@ -330,7 +335,7 @@ def audit(task: Task | str | Path, result: Mapping[str, Any], data_report: Mappi
         _check_rules(out, task, result, None, None, None)
         return out
 
-    metrics, submission, oof, test_pred = _check_files(out, workdir)
+    metrics, submission, oof, test_pred = _check_files(out, task, workdir)
     aligned = _check_submission(out, task, submission) if submission is not None else None
     if submission is None:
         out.skip("submission", "predictions.csv could not be read")
@@ -342,7 +347,27 @@ def audit(task: Task | str | Path, result: Mapping[str, Any], data_report: Mappi
     return out
 
 
-def _check_files(out: Audit, workdir: Path) -> tuple[dict[str, Any] | None, pl.DataFrame | None,
+def _size(path: Path) -> int:
+    try:
+        info = path.lstat()
+    except OSError:
+        return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0
+
+
+def _size_limits(task: Task) -> dict[str, Any]:
+    """The largest artifact an honest experiment writes for this task: a generous number of bytes per value (ids,
+    labels and probabilities printed in full), never the sandbox's 512 MiB per-file cap that crew would parse."""
+    shapes = task.shapes
+    train, test = shapes.get("train", (0, 0))[0], shapes.get("test", (0, 0))[0]
+    columns = 2 + len(task.classes)
+    per_row = _BYTES_PER_VALUE * columns
+    return {"metrics.json": _METRICS_BYTES, "oof.csv": _SLACK + per_row * train,
+            "predictions.csv": _SLACK + per_row * test, "test_pred.csv": _SLACK + per_row * test,
+            "rows_metrics.json": "its", "rows_oof.csv": train, "rows_predictions.csv": test, "rows_test_pred.csv": test}
+
+
+def _check_files(out: Audit, task: Task, workdir: Path) -> tuple[dict[str, Any] | None, pl.DataFrame | None,
                                                      pl.DataFrame | None, pl.DataFrame | None]:
     fails: list[str] = []
     if not workdir.is_dir():
@@ -351,20 +376,28 @@ def _check_files(out: Audit, workdir: Path) -> tuple[dict[str, Any] | None, pl.D
     missing = [name for name in _REQUIRED if not (workdir / name).is_file()]
     if missing:
         fails.append(f"missing {', '.join(missing)}: the script must write them in its working folder")
+    limits = _size_limits(task)
+    oversized = {name: size for name in ARTIFACTS if (size := _size(workdir / name)) > limits[name]}
+    for name, size in oversized.items():  # never parse more than an honest file for this task could hold
+        fails.append(f"{name} is {size / 1024**2:.1f} MiB; for {limits['rows_' + name]} rows an honest one is at "
+                     f"most {limits[name] / 1024**2:.1f} MiB, so it was not read")
     metrics = None
-    if (workdir / "metrics.json").is_file():
+    if (workdir / "metrics.json").is_file() and "metrics.json" not in oversized:
         try:
             metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             fails.append(f"metrics.json is not valid JSON ({str(exc)[:120]})")
         else:
             if not isinstance(metrics, dict):
                 fails.append("metrics.json must hold an object ({\"metric\": ..., \"cv\": ..., ...})")
                 metrics = None
+            elif isinstance(metrics.get("folds"), list) and len(metrics["folds"]) > _MAX_FOLDS:
+                fails.append(f"metrics.json lists {len(metrics['folds'])} fold scores; at most {_MAX_FOLDS} are read")
+                metrics = {**metrics, "folds": []}
     tables: dict[str, pl.DataFrame | None] = {}
     for name in ("predictions.csv", "oof.csv", "test_pred.csv"):
         tables[name] = None
-        if (workdir / name).is_file():
+        if (workdir / name).is_file() and name not in oversized:
             try:
                 tables[name] = read_table(workdir / name)
             except TableError as exc:
@@ -438,9 +471,11 @@ def _check_folds(out: Audit, metric: Metric, metrics: dict[str, Any] | None) -> 
         out.skip("folds", "needs at least 3 fold scores in metrics.json's `folds`")
         return
     worst: tuple[float, int, float, float] | None = None
-    for i, value in enumerate(folds):
-        others = np.asarray(folds[:i] + folds[i + 1:])
-        mean, std = float(others.mean()), float(others.std())
+    values = np.asarray(folds, dtype=float)
+    n, total, squares = len(values), float(values.sum()), float((values**2).sum())
+    for i, value in enumerate(folds):  # leave-one-out mean and spread from running sums: linear in the folds
+        mean = (total - value) / (n - 1)
+        std = math.sqrt(max(0.0, (squares - value**2) / (n - 1) - mean**2))
         spread = _FOLD_POINTS if metric.higher_is_better else _FOLD_RELATIVE * abs(mean)
         limit = max(_FOLD_STDS * std, spread, 1e-9)
         ratio = abs(value - mean) / limit

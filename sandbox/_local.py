@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import select
+import shutil
 import signal
 import stat
 import subprocess
@@ -285,6 +286,7 @@ class LocalExecutor:
         leftovers = max(leftovers, int(ending.get("left", 0) or 0))  # type: ignore[call-overload]
         wall = time.monotonic() - started
         removed = _sanitize(workdir)
+        _restore(workdir / "code.py", launch.code)  # what crew launched, not what the experiment left in its place
         processes = f"cgroup {support}" if group else ("rlimit" if "RLIMIT_NPROC" in rlimits else "none")
         return self._result(launch, workdir, group, status, outcome, timed_out, over_disk, leftovers, wall, processes,
                             removed)
@@ -484,6 +486,12 @@ def _sanitize(workdir: Path) -> list[str]:
             removed.append(str(Path(path).relative_to(workdir)))
         dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(top, d)) and not os.path.islink(os.path.join(top, d))]
     return removed
+
+
+def _restore(path: Path, text: str) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    path.write_text(text, encoding="utf-8")
 
 
 def _plain_files(workdir: Path) -> dict[str, int]:

@@ -203,3 +203,11 @@ def test_answers_anywhere_outside_the_data_files_are_not_in_its_world(executor, 
     _confined(result)
     assert "found []" in result.stdout_tail, result.stdout_tail
     assert "data ['test.csv', 'train.csv']" in result.stdout_tail and "refused" in result.stdout_tail
+
+
+def test_a_rewritten_code_file_is_restored_after_the_run(executor):
+    # attack: replace code.py with innocent-looking code so the reviewer's leakage check reads the wrong script;
+    # expected: contained — the work folder's code.py is what crew launched
+    code = "open('code.py', 'w').write('print(1)')\n# the real experiment"
+    result = executor.run(Launch(code=code))
+    assert (Path(result.workdir) / "code.py").read_text() == code

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import polars as pl
@@ -237,3 +238,32 @@ def test_a_task_without_ids_aligns_by_row(tmp_path):
     assert found.failures == [] and found.score == pytest.approx(cv)
     pl.DataFrame({"y": (2 * x[30:] + 1)[::-1]}).write_csv(run / "predictions.csv")
     assert "do not come from the model's output" in audit(task, result, {}).failures[0]
+
+
+def test_ninety_thousand_fold_scores_are_refused_in_linear_time(run_dir, tmp_path):
+    # attack: a metrics.json listing 90,000 fold scores made the review quadratic (211 s); expected: caught, fast
+    _edit_metrics(run_dir, folds=[0.9] * 90_000)
+    started = time.monotonic()
+    review = _review(run_dir, tmp_path)
+    assert time.monotonic() - started < 10
+    assert review["accepted"] is False and any("90000 fold scores" in issue for issue in review["issues"])
+
+
+def test_an_oversized_artifact_is_not_parsed(run_dir, tmp_path):
+    # attack: a 200 MB oof.csv (the sandbox allows 512 MiB per file) to make crew's own process balloon;
+    # expected: caught by its size alone, before any parsing
+    with open(run_dir / "oof.csv", "a") as handle:
+        handle.truncate(200 * 1024**2)
+    started = time.monotonic()
+    review = _review(run_dir, tmp_path)
+    assert time.monotonic() - started < 10
+    assert review["accepted"] is False and any("oof.csv is 200.0 MiB" in issue for issue in review["issues"])
+
+
+def test_the_linear_fold_check_agrees_with_leaving_each_fold_out(run_dir, tmp_path):
+    folds = [0.91, 0.93, 0.92, 0.90, 0.55]
+    _edit_metrics(run_dir, folds=folds)
+    review = _review(run_dir, tmp_path)
+    others = np.asarray(folds[:4])
+    warning = next(issue for issue in review["issues"] if "fold 5 of 5" in issue)
+    assert f"against {others.mean():.6g} +- {others.std():.6g} " in warning, warning
