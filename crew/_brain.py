@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from crew._budget import Budget
 from crew._pricing import CONSERVATIVE, cost_of, price_of
+from crew._redact import redact
 from crew.errors import CrewError
 from crew.types import Decision, LLMUsage, Message
 
@@ -206,7 +207,8 @@ class ChatBrain:
         if self.budget is not None and not self.budget.llm_allowed():
             self._note(blackboard, role, "brain.fallback", "LLM budget spent; the expert policy decides", {"reason": "llm_budget"})
             return fallback.decide(role, context, blackboard=blackboard)
-        messages: list[Any] = [SystemMessage(_system_prompt(role)), HumanMessage(role.render_prompt(context))]
+        # everything a role puts in a prompt may carry an experiment's output: no credential leaves this machine
+        messages: list[Any] = [SystemMessage(_system_prompt(role)), HumanMessage(redact(role.render_prompt(context)))]
         errors: list[str] = []
         for attempt in range(1 + self.max_retries):
             answer = self._invoke(role, messages, blackboard)
@@ -219,7 +221,8 @@ class ChatBrain:
                 self._note(blackboard, role, "brain.retry", f"malformed answer (attempt {attempt + 1}): {str(exc)[:300]}",
                            {"attempt": attempt + 1, "error": str(exc)[:2000]})
                 messages += [AIMessage(content=_text(answer.content)),
-                             HumanMessage(f"That answer was not valid: {exc}\nReply with only the corrected JSON object.")]
+                             HumanMessage(redact(f"That answer was not valid: {exc}\nReply with only the corrected JSON "
+                                                 "object."))]
         self._note(blackboard, role, "brain.fallback", "the chat model gave no valid decision; the expert policy decides",
                    {"reason": "malformed" if errors else "provider_error", "errors": [e[:500] for e in errors]})
         return fallback.decide(role, context, blackboard=blackboard)

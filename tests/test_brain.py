@@ -151,3 +151,17 @@ def test_provider_strings():
     with pytest.raises(CrewError, match="provider:model"):
         chat_model_from_string("gpt-4o")
     assert repr(ChatBrain("openai:gpt-4o")) == "ChatBrain('openai:gpt-4o', max_retries=2)"
+
+
+def test_credentials_in_a_prompt_never_reach_the_chat_model(board):
+    # an experiment that read a secret and printed it into its traceback: the debug prompt carries the stderr
+    leaked = ("Traceback (most recent call last):\nValueError: AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCY "
+              "root:$6$saltsalt$hashhashhashhash:19000:0:99999:7::: key sk-proj-abcdefghijklmnopqrstuv\n"
+              "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+              "-----END OPENSSH PRIVATE KEY-----\ncould not convert string to float: 'abc'")
+    model = ScriptedChatModel(answers=[GOOD])
+    Judge(brain=ChatBrain(model, prices={"scripted": (0, 0)}), blackboard=board)({"claim": leaked})
+    sent = " ".join(str(m.content) for m in model.calls[0])
+    for secret in ["wJalrXUtnFEMI", "$6$saltsalt", "sk-proj-abc", "b3BlbnNzaC1rZXkt"]:
+        assert secret not in sent
+    assert "could not convert string to float: 'abc'" in sent and "[redacted]" in sent
