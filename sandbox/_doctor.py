@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from crew.sandbox._gpu import NVML
-from crew.sandbox._local import Launch, Limits, LocalExecutor
+from crew.sandbox._local import confinement
 
 __all__ = ["machine_report", "register"]
 
@@ -34,11 +33,14 @@ def _memory() -> str:
 
 def machine_report() -> dict[str, str]:
     """Isolation as observed by running a real (empty) experiment, not as assumed."""
-    with tempfile.TemporaryDirectory(prefix="crew-doctor-") as tmp:
-        result = LocalExecutor(root=tmp).run(Launch(code="pass", limits=Limits(wall_time=30)))
-    report = {f"isolation: {key}": value for key, value in result.isolation.items()}
-    report["isolation: wall time"] = "process tree killed by the executor (cgroup or process group + /proc scan)"
-    report["launch check"] = f"{result.reason} in {result.wall_time * 1000:.0f} ms"
+    seen = confinement()
+    launch = seen.pop("launch")
+    report = {f"isolation: {key}": value for key, value in seen.items()}
+    report["isolation: wall time"] = "process tree killed by the executor (cgroup, pid namespace, process group)"
+    if seen["confined"] != "yes":
+        report["WARNING"] = ("experiments here can see the host: `crew solve` refuses a chat model's code unless "
+                             "you pass --allow-unconfined")
+    report["launch check"] = launch
     report["cores"] = f"{os.cpu_count()} ({len(os.sched_getaffinity(0))} usable by this process)"
     report["memory"] = _memory()
     report["gpus"] = "; ".join(_gpus())

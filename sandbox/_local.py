@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from crew.sandbox._cgroup import Cgroup, cgroup_support
 
-__all__ = ["Launch", "Limits", "LocalExecutor", "Result"]
+__all__ = ["Launch", "Limits", "LocalExecutor", "Result", "confinement"]
 
 _LAUNCHER = Path(__file__).with_name("_launch.py")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -418,6 +419,24 @@ class LocalExecutor:
         return Result(id=launch.id, reason=reason, detail=detail, exit_code=exit_code if sig is None else None, signal=sig,
                       wall_time=round(wall, 4), cpu_time=round(cpu, 4), peak_memory=peak, stdout_tail=stdout,
                       stderr_tail=stderr, files=files, gpus=launch.gpus, isolation=isolation, workdir=str(workdir))
+
+
+_CONFINEMENT: dict[str, dict[str, str]] = {}
+
+
+def confinement(python: str | None = None) -> dict[str, str]:
+    """The isolation an experiment really gets on this machine, observed by running an empty one (once per process
+    and interpreter); `["confined"]` is "yes" or says what is missing."""
+    key = python or sys.executable
+    with _RUNTIME_LOCK:
+        cached = _CONFINEMENT.get(key)
+    if cached is None:
+        with tempfile.TemporaryDirectory(prefix="crew-probe-") as tmp:
+            result = LocalExecutor(root=tmp, python=python).run(Launch(code="pass", limits=Limits(wall_time=30)))
+        cached = {**result.isolation, "launch": f"{result.reason} in {result.wall_time * 1000:.0f} ms"}
+        with _RUNTIME_LOCK:
+            _CONFINEMENT[key] = cached
+    return dict(cached)
 
 
 def _pwd_or_none(uid: int) -> str | None:

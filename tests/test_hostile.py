@@ -211,3 +211,21 @@ def test_a_rewritten_code_file_is_restored_after_the_run(executor):
     code = "open('code.py', 'w').write('print(1)')\n# the real experiment"
     result = executor.run(Launch(code=code))
     assert (Path(result.workdir) / "code.py").read_text() == code
+
+
+def test_a_chat_models_code_is_refused_where_experiments_cannot_be_confined(tmp_path, monkeypatch):
+    # a machine that grants no namespaces (seen through the probe crew doctor uses): a run whose modeler is a chat
+    # model stops before anything runs, and says how to proceed; the expert's own scripts still run there
+    from crew import ChatBrain, CrewError
+    from crew.roles._util import tiny_task
+    from crew.testing import ScriptedChatModel
+    from crew.workflows import solve as solve_module
+
+    monkeypatch.setattr(solve_module, "confinement", lambda: {"confined": "NO: unshare refused (EPERM)"})
+    task = tiny_task(tmp_path / "task")
+    brain = {"modeler": ChatBrain(ScriptedChatModel(answers=[]))}
+    with pytest.raises(CrewError, match="cannot confine experiments.*--allow-unconfined"):
+        solve_module.solve(task, out=tmp_path / "run", brain=brain, wall_time=30)
+    assert not (tmp_path / "run" / "experiments").exists()
+    solve_module._require_confinement(allowed=True)  # the user's explicit choice
+    assert solve_module._writes_code_with_llm(brain) and not solve_module._writes_code_with_llm(None)

@@ -125,6 +125,9 @@ def register(app: typer.Typer) -> None:
                                                    "(a Ray cluster; needs crew[ray])")] = "local",
         address: Annotated[str | None, typer.Option(help="with --executor ray: auto or ray://host:port to join a "
                                                          "cluster (default: start a local Ray instance)")] = None,
+        allow_unconfined: Annotated[bool, typer.Option(
+            "--allow-unconfined", help="run a chat model's code even where `crew doctor` says experiments are not "
+            "confined (they could read and reach what crew can)")] = False,
         mlflow: Annotated[bool, typer.Option(
             "--mlflow", help="when done, log every experiment to MLflow ($MLFLOW_TRACKING_URI, else "
                              "./mlflow.db); needs crew[mlflow]")] = False,
@@ -132,14 +135,15 @@ def register(app: typer.Typer) -> None:
         """Solve a task with the team: analyse, plan, search under the critic's eye, ensemble, submit."""
         try:
             _solve_command(task, out, llm or [], llm_budget, strategy, workers, budget, seed, resume, quiet, mlflow,
-                           executor, address)
+                           executor, address, allow_unconfined)
         except CrewError as exc:
             fail(exc)
 
 
 def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budget: float | None, strategy: str,
                    workers: int | None, budget: str | None, seed: int, resume: Path | None, quiet: bool,
-                   mlflow: bool, executor: str = "local", address: str | None = None) -> None:
+                   mlflow: bool, executor: str = "local", address: str | None = None,
+                   allow_unconfined: bool = False) -> None:
     console = Console(soft_wrap=True)
     check_executor(executor, address)
     if mlflow:
@@ -167,12 +171,13 @@ def _solve_command(task: Path | None, out: Path | None, llm: list[str], llm_budg
     view = _View((run_dir or Path("runs")) / "blackboard.sqlite", wall or shown.budget.wall_time,
                  "score" if kernel else shown.metric or "", kernel or shown.metric_info.higher_is_better, quiet, console)
     if quiet:
-        summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded, executor, address)
+        summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded, executor, address,
+                       allow_unconfined)
     else:
         with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
             view.live = live
             summary = _run(task, out, llm, llm_budget, strategy, workers, wall, seed, resume, view, loaded, executor,
-                           address)
+                           address, allow_unconfined)
             live.update(view.table())
     _print_outcome(console, summary, kernel)
     if mlflow:
@@ -201,7 +206,8 @@ def _print_outcome(console: Console, summary: dict[str, Any], kernel: bool) -> N
 
 def _run(task: Path | None, out: Path | None, llm: list[str], llm_budget: float | None, strategy: str,
          workers: int | None, wall: float | None, seed: int, resume: Path | None, view: _View,
-         loaded: Task | None, executor: str = "local", address: str | None = None) -> dict[str, Any]:
+         loaded: Task | None, executor: str = "local", address: str | None = None,
+         allow_unconfined: bool = False) -> dict[str, Any]:
     if out is None and resume is None and loaded is not None:
         out = default_run_dir(loaded)
         view.board_path = out / "blackboard.sqlite"
@@ -211,4 +217,5 @@ def _run(task: Path | None, out: Path | None, llm: list[str], llm_budget: float 
     place = RayExecutor(root=run_dir / "experiments", address=address) if executor == "ray" else nullcontext()
     with place as cluster:
         return solve(task or Path("."), out=out, llm=llm, llm_spend=llm_budget, strategy=strategy, workers=workers,
-                     wall_time=wall, seed=seed, resume=resume, on_event=view, executor=cluster)
+                     wall_time=wall, seed=seed, resume=resume, on_event=view, executor=cluster,
+                     allow_unconfined=allow_unconfined)

@@ -26,7 +26,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from crew import Blackboard, Brain, Budget, ChatBrain, Message, Task
+from crew import Blackboard, Brain, Budget, ChatBrain, CrewError, Message, Task
 from crew._brain import brain_for, team_brains
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
@@ -34,7 +34,7 @@ from crew.roles.kernel_optimizer import KernelOptimizer
 from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
-from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory
+from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory, confinement
 from crew.tools import ensemble, sizing
 from crew.tools.pipelines import promote_stages, rendered
 from crew.tools.speed import variants_left
@@ -358,7 +358,8 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
           llm: Sequence[str] = (), llm_spend: float | None = None, model_kwargs: dict[str, Any] | None = None,
           strategy: str | Strategy = "greedy", workers: int | None = None, wall_time: float | None = None, seed: int = 0,
           resume: str | Path | None = None, max_experiments: int | None = None, executor: Any = None,
-          on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+          on_event: Callable[[str, dict[str, Any]], None] | None = None,
+          allow_unconfined: bool = False) -> dict[str, Any]:
     """Run the team on a task and return the final selection; `resume` continues a killed run in place.
 
     A kernel task (`kind: kernel`) runs the `optimize` workflow instead: one
@@ -371,6 +372,9 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     default the task's `budget.llm_spend`) caps what chat models may cost;
     then the expert decides. `executor` is anything with `run(Launch) ->
     Result` (the local sandbox by default, Ray's in a cluster).
+
+    A chat model's code runs only where the local sandbox confines it (its own root, pid namespace and an
+    unprivileged user, see `crew doctor`); `allow_unconfined=True` runs it anyway on a machine that cannot.
     """
     if resume is not None:
         run_dir = Path(resume)
@@ -379,6 +383,7 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
         strategy, seed, workers = saved["strategy"], saved["seed"], saved["workers"]
         wall_time, max_experiments = saved["wall_time"], saved.get("max_experiments")
         llm, llm_spend = saved.get("llm", []), saved.get("llm_spend")
+        allow_unconfined = bool(saved.get("allow_unconfined", False))
     else:
         task = Task.load(task_path)
         run_dir = Path(out) if out else default_run_dir(task)
@@ -393,6 +398,9 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
                     max_experiments=max(0, (max_experiments or task.budget.max_experiments) - _launched(board)),
                     llm_spend=None if spend is None else max(0.0, spend - board.llm_spend()))
     brain = _run_brains(task, brain, list(llm), budget, model_kwargs)
+    if executor is None and _writes_code_with_llm(brain):
+        _require_confinement(allow_unconfined)
+        executor = LocalExecutor(root=run_dir / "experiments", require_isolation=not allow_unconfined)
     workers = 1 if task.kind == "kernel" else _workers(workers, task)  # a kernel is timed on the whole machine
     if resume is None or board.task() is None:
         board.set_task(task.name, task.model_dump(mode="json"))
@@ -401,7 +409,8 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
                                                       "strategy": _strategy_name(strategy),
                                                       "seed": seed, "workers": workers, "wall_time": budget_wall,
                                                       "max_experiments": max_experiments, "llm": list(llm),
-                                                      "llm_spend": llm_spend}),
+                                                      "llm_spend": llm_spend,
+                                                      "allow_unconfined": allow_unconfined}),
                                           encoding="utf-8")
     if task.kind == "kernel":
         final = optimize(task, run_dir, board=board, budget=budget, brain=brain, resume=resume is not None,
@@ -448,6 +457,21 @@ def _run_brains(task: Task, brain: Brain | Mapping[str, Brain] | None, llm: Sequ
         if isinstance(each, ChatBrain) and each.budget is None:
             each.budget = budget
     return brain
+
+
+def _writes_code_with_llm(brain: Brain | Mapping[str, Brain] | None) -> bool:
+    """Whether a chat model writes code that the sandbox will run (the modeler's scripts, the optimizer's kernels)."""
+    if isinstance(brain, Mapping):
+        return any(isinstance(brain.get(role), ChatBrain) for role in ("modeler", "optimizer"))
+    return isinstance(brain, ChatBrain)
+
+
+def _require_confinement(allowed: bool) -> None:
+    seen = confinement()
+    if seen["confined"] != "yes" and not allowed:
+        raise CrewError(f"this machine cannot confine experiments ({seen['confined']}), and a chat model writes code "
+                        "here that would run with access to the host; fix: run crew where user namespaces are "
+                        "allowed (see `crew doctor`), or pass --allow-unconfined to accept the risk")
 
 
 def _launched(board: Blackboard) -> int:
