@@ -317,7 +317,9 @@ def audit(task: Task | str | Path, result: Mapping[str, Any], data_report: Mappi
     """Run every check on one finished experiment; the facts a Review (by any brain) is decided from.
 
     `result` is the sandbox outcome as the workflow passes it: experiment id,
-    workdir, reason, detail, stderr_tail and the critic's findings.
+    workdir, reason, detail, stderr_tail, the critic's findings and the audit
+    hook's runtime events (a touched hidden path fails the rules check; other
+    events outside the experiment's world are warnings).
     """
     task = as_task(task)
     metric = task.metric_info
@@ -550,6 +552,10 @@ def _check_rules(out: Audit, task: Task, result: Mapping[str, Any], aligned: pl.
     for finding in result.get("findings") or []:
         blocking, text = _finding(finding)
         (fails if blocking else warns).append(text)
+    for event in result.get("audit") or []:  # the sandbox's audit hook: what the run did, not what the code says
+        if isinstance(event, Mapping) and event.get("level") in ("fail", "warn"):
+            text = f"runtime: {event.get('event')}: {event.get('detail')}"
+            (fails if event["level"] == "fail" else warns).append(text)
     ran = result.get("reason") == "ok"
     if ran and aligned is not None:
         if test_pred is None:

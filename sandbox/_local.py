@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -27,8 +28,11 @@ __all__ = ["Launch", "Limits", "LocalExecutor", "Result", "confinement"]
 
 _LAUNCHER = Path(__file__).with_name("_launch.py")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
+                "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS", "RAYON_NUM_THREADS", "LOKY_MAX_CPU_COUNT")
 _OWN_FILES = {"code.py", "stdout.txt", "stderr.txt"}
+_AUDIT_DIR = Path(__file__).with_name("_audit")
+_AUDIT_BYTES = 256 * 1024
+_AUDIT_EVENTS = 200
 _DISK_POLL = 0.25  # seconds between looks at an experiment's disk use
 
 Reason = Literal["ok", "error", "timeout", "memory", "disk", "killed"]
@@ -85,6 +89,8 @@ class Result(BaseModel):
     workdir: str
     lost: list[str] = Field(default_factory=list, description="workers lost under it before it ended (cluster "
                             "executors retry elsewhere)")
+    audit: list[dict[str, str]] = Field(default_factory=list, description="what its audit hook saw at run time: "
+                                        "{level: fail|warn|note, event, detail}, each once")
 
 
 _SYSTEM = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
@@ -254,24 +260,34 @@ class LocalExecutor:
             rlimits["RLIMIT_AS"] = limits.memory
             if os.getuid() == 0:
                 rlimits["RLIMIT_NPROC"] = limits.max_processes
-        env = self._env(launch, workdir)
+        view = _view(launch, workdir, python, uid, gid, name)
+        audit_path = workdir.parent / f".{launch.id}.audit"
+        audit_fd = os.open(audit_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW
+                           | os.O_CLOEXEC, 0o600)
+        env = {**self._audit_env(launch, view, audit_fd), **self._env(launch, workdir)}
         status_r, status_w = os.pipe()
         ending_r, ending_w = os.pipe()
         config = {
             "cgroup_procs": group.procs_files if group else [], "isolate_network": self.isolate_network,
-            "require_namespaces": self.require_isolation, "view": _view(launch, workdir, python, uid, gid, name),
+            "require_namespaces": self.require_isolation, "view": view,
             "rlimits": rlimits, "uid": uid, "gid": gid, "fallback_uid": fallback_uid, "cpus": launch.cpus,
             "cwd": str(workdir), "argv": [python, "code.py"], "env": env,
         }
         started = time.monotonic()
         with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
-            pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(config)], env,
-                                 file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                                               (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
-                                               (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
-                                               (os.POSIX_SPAWN_DUP2, status_w, 3),
-                                               (os.POSIX_SPAWN_DUP2, ending_w, 4)],
-                                 setsid=True)
+            # every source above the target numbers first: a source that happens to be fd 3-5 here would be
+            # overwritten by an earlier dup2 before its own
+            sources = [_above_targets(fd) for fd in (out.fileno(), err.fileno(), status_w, ending_w, audit_fd)]
+            try:
+                pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(config)],
+                                     env, file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                                                        *[(os.POSIX_SPAWN_DUP2, fd, target)
+                                                          for fd, target in zip(sources, range(1, 6), strict=True)]],
+                                     setsid=True)
+            finally:
+                for fd in sources:
+                    os.close(fd)
+        os.close(audit_fd)
         os.close(status_w)
         os.close(ending_w)
         status = self._read_status(status_r, limits.wall_time)
@@ -289,8 +305,22 @@ class LocalExecutor:
         removed = _sanitize(workdir)
         _restore(workdir / "code.py", launch.code)  # what crew launched, not what the experiment left in its place
         processes = f"cgroup {support}" if group else ("rlimit" if "RLIMIT_NPROC" in rlimits else "none")
-        return self._result(launch, workdir, group, status, outcome, timed_out, over_disk, leftovers, wall, processes,
-                            removed)
+        result = self._result(launch, workdir, group, status, outcome, timed_out, over_disk, leftovers, wall,
+                              processes, removed)
+        result.audit = _read_audit(audit_path)
+        return result
+
+    @staticmethod
+    def _audit_env(launch: Launch, view: dict[str, Any], fd: int) -> dict[str, str]:
+        """What the audit hook (sitecustomize on PYTHONPATH) needs: crew's file descriptor, the experiment's world,
+        the runtime its native libraries may come from, and the hidden paths."""
+        info = os.fstat(fd)
+        world = [b["target"] for b in view["binds"]] + [t["target"] for t in view["tmpfs"]] + \
+            list(view["symlinks"]) + ["/proc", "/sys", "/dev", "/etc"]
+        runtime = [b["target"] for b in view["binds"] if not b.get("writable")]
+        return {"PYTHONPATH": str(_AUDIT_DIR), "CREW_AUDIT_FD": "5", "CREW_AUDIT_ID": f"{info.st_dev}:{info.st_ino}",
+                "CREW_AUDIT_ALLOW": os.pathsep.join(world), "CREW_AUDIT_RUNTIME": os.pathsep.join(runtime),
+                "CREW_AUDIT_HIDDEN": os.pathsep.join(str(Path(h).resolve()) for h in launch.hide)}
 
     @staticmethod
     def _watch(waiter: threading.Thread, workdir: Path, limits: Limits, started: float) -> str:
@@ -505,6 +535,30 @@ def _sanitize(workdir: Path) -> list[str]:
             removed.append(str(Path(path).relative_to(workdir)))
         dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(top, d)) and not os.path.islink(os.path.join(top, d))]
     return removed
+
+
+def _above_targets(fd: int) -> int:
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+
+
+def _read_audit(path: Path) -> list[dict[str, str]]:
+    """The audit hook's events, read as untrusted data: bounded, one JSON object a line, unknown shapes dropped."""
+    events: list[dict[str, str]] = []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return events
+    with os.fdopen(fd, "rb") as handle:
+        text = handle.read(_AUDIT_BYTES).decode("utf-8", errors="replace")
+    path.unlink(missing_ok=True)
+    for line in text.splitlines()[:_AUDIT_EVENTS]:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("level") in ("fail", "warn", "note"):
+            events.append({k: str(event.get(k, ""))[:300] for k in ("level", "event", "detail")})
+    return events
 
 
 def _restore(path: Path, text: str) -> None:

@@ -229,3 +229,34 @@ def test_a_chat_models_code_is_refused_where_experiments_cannot_be_confined(tmp_
     assert not (tmp_path / "run" / "experiments").exists()
     solve_module._require_confinement(allowed=True)  # the user's explicit choice
     assert solve_module._writes_code_with_llm(brain) and not solve_module._writes_code_with_llm(None)
+
+
+def test_the_audit_hook_reports_what_the_run_did(executor, tmp_path):
+    # attack: paths built at run time (no syntax check sees them) to reach hidden answers and the host, a shell, a
+    # connection attempt; expected: caught — each is an audit event, touching the answers is a failure
+    task = tmp_path / "task"
+    (task / "grading").mkdir(parents=True)
+    (task / "train.csv").write_text("a\n1\n")
+    hidden = str(task / "grading")
+    code = ("import os, socket\nparts = ['grad', 'ing']\n"
+            f"for path in [os.path.join({str(task)!r}, ''.join(parts), 'answers.csv'), '/ho' + 'me']:\n"
+            "    try:\n        open(path).read()\n    except OSError:\n        pass\n"
+            "os.system('true')\ntry:\n    socket.create_connection(('10.1.2.3', 80), timeout=1)\nexcept OSError:\n"
+            "    pass\nimport numpy, sklearn.linear_model\nopen('metrics.json', 'w').write('{}')\n")
+    result = executor.run(Launch(code=code, data_dir=str(task), data_files=["train.csv"], hide=[hidden]))
+    assert result.reason == "ok", result.stderr_tail
+    seen = {(e["level"], e["event"]) for e in result.audit}
+    assert ("fail", "hidden path") in seen and ("warn", "outside its world") in seen
+    assert ("warn", "socket") in seen and any("os.system" in e["detail"] for e in result.audit)
+    # reading its own data, importing the runtime and writing its folder are not events
+    assert not any("train.csv" in e["detail"] or "site-packages" in e["detail"] or "metrics.json" in e["detail"]
+                   for e in result.audit), result.audit
+
+
+def test_a_child_cannot_forge_events_through_a_reused_descriptor(executor):
+    # the hook writes only to crew's own file: a child whose fd 5 is something else writes nothing there
+    code = ("import os, subprocess, sys\n"
+            "subprocess.run([sys.executable, '-c', \"import os; f = open('decoy.txt', 'w'); open('/home')\"], "
+            "close_fds=True)\nprint('done')")
+    result = executor.run(Launch(code=code))
+    assert result.reason == "ok" and (Path(result.workdir) / "decoy.txt").read_text() == ""

@@ -267,3 +267,16 @@ def test_the_linear_fold_check_agrees_with_leaving_each_fold_out(run_dir, tmp_pa
     others = np.asarray(folds[:4])
     warning = next(issue for issue in review["issues"] if "fold 5 of 5" in issue)
     assert f"against {others.mean():.6g} +- {others.std():.6g} " in warning, warning
+
+
+def test_runtime_audit_events_become_findings(run_dir, tmp_path):
+    audit = [{"level": "fail", "event": "hidden path", "detail": "open /task/grading/answers.csv"},
+             {"level": "warn", "event": "socket", "detail": "socket.connect ('10.0.0.1', 80)"},
+             {"level": "note", "event": "process", "detail": "subprocess.Popen lscpu"}]
+    review = _review(run_dir, tmp_path, audit=audit)
+    assert review["accepted"] is False and review["checks"]["rules"].startswith("fail")
+    assert "runtime: hidden path: open /task/grading/answers.csv" in review["issues"]
+    warned = _review(run_dir, tmp_path, audit=audit[1:])
+    assert warned["accepted"] is True and warned["checks"]["rules"].startswith("warn")
+    assert "warning: runtime: socket: socket.connect ('10.0.0.1', 80)" in warned["issues"]
+    assert not any("lscpu" in issue for issue in review["issues"] + warned["issues"])

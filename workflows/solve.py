@@ -156,8 +156,13 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
                            sent_from="sandbox", send_to=["reviewer"], cause_by="sandbox.result",
                            payload={"experiment": exp_id, "reason": result.reason, "wall_time": result.wall_time,
                                     "peak_memory": result.peak_memory}, payload_type="Result"))
+        if result.audit:  # what the experiment did at run time, beside what the critic read in its code
+            board.post(Message(content=f"{exp_id}: audit hook saw " + "; ".join(f"{e['level']}: {e['event']}: "
+                                                                               f"{e['detail']}" for e in result.audit[:5]),
+                               sent_from="sandbox", send_to=["reviewer"], cause_by="sandbox.audit",
+                               payload={"experiment": exp_id, "audit": result.audit}))
         return {"result": {**base, "reason": result.reason, "detail": result.detail, "workdir": result.workdir,
-                           "stderr_tail": result.stderr_tail[-4000:]}}
+                           "stderr_tail": result.stderr_tail[-4000:], "audit": result.audit}}
 
     def after_run(state: ExperimentState) -> str:
         return "review" if state["result"]["reason"] not in ("rejected", "cached") else "done"
