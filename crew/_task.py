@@ -46,6 +46,7 @@ class TaskBudget(BaseModel):
     memory: Bytes = 4 * 1024**3
     gpus: int = Field(default=0, ge=0)
     max_experiments: int = Field(default=50, ge=1)
+    disk: Bytes = Field(default=20 * 1024**3, description="what the run's experiment folders may hold on disk in all")
     llm_spend: float | None = Field(default=None, ge=0, description="US dollars the chat models may cost in one run; "
                                     "then the expert policy decides")
 

@@ -260,3 +260,21 @@ def test_a_child_cannot_forge_events_through_a_reused_descriptor(executor):
             "close_fds=True)\nprint('done')")
     result = executor.run(Launch(code=code))
     assert result.reason == "ok" and (Path(result.workdir) / "decoy.txt").read_text() == ""
+
+
+def test_a_spent_run_disk_quota_stops_launches_but_not_the_run(tmp_path):
+    # the run's budget.disk caps what all its experiments leave; past it nothing launches, and the run still ends
+    # in time with its valid (constant) submission
+    from crew import Blackboard, Task
+    from crew.roles._util import tiny_task
+    from crew.workflows.solve import solve
+
+    path = tiny_task(tmp_path / "task")
+    path.write_text(path.read_text() + "budget:\n  disk: 1MiB\n  max_experiments: 4\n")
+    started = time.monotonic()
+    summary = solve(path, out=tmp_path / "run", wall_time=25, workers=1)
+    assert time.monotonic() - started < 25 * 1.05 + 10
+    board = Blackboard(tmp_path / "run" / "blackboard.sqlite")
+    assert board.experiments() and all(e.status == "rejected" and "disk quota" in (e.error or "")
+                                       for e in board.experiments())
+    assert Path(summary["submission"]).exists() and Task.load(path).budget.disk == 1024**2

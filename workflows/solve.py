@@ -45,6 +45,7 @@ from crew.workflows.strategies import STRATEGIES, Step, Strategy, family_leaders
 __all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve", "speed_report"]
 
 _MIN_EXPERIMENT = 5.0  # seconds: below this, launching is pointless
+_MIN_DISK = 64 * 1024**2  # bytes: an experiment with less disk than this cannot write its outputs
 _TOP_K = 12  # experiments final selection considers
 _SPEED_MIN_SECONDS = 8.0  # a winner faster than this is not worth a speed variant
 _SPEED_TRIES = 2  # speed variants tried on one winner before the search moves on
@@ -139,11 +140,16 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         if wall < _MIN_EXPERIMENT:
             board.update_experiment(exp_id, status="rejected", error="no wall time left to run it")
             return {"result": {**base, "reason": "rejected", "detail": "no wall time left"}}
+        disk_left = task.budget.disk - _disk_used(run_dir / "experiments")
+        if disk_left < _MIN_DISK:
+            board.update_experiment(exp_id, status="rejected", error="the run's disk quota (budget.disk) is spent")
+            return {"result": {**base, "reason": "rejected", "detail": "no disk quota left"}}
         budget.charge(experiments=1)
         board.update_experiment(exp_id, status="running")
         launch = Launch(id=exp_id, code=verdict["code"], data_dir=str(task.root), data_files=data_files, hide=hidden,
                         shared_dir=str(stage_cache),
-                        limits=Limits(wall_time=wall, memory=left.memory, threads=threads),
+                        limits=Limits(wall_time=wall, memory=left.memory, threads=threads,
+                                      disk=min(Limits().disk, disk_left)),
                         estimate=verdict.get("estimate") or {})
         result = executor.run(launch)
         for loss in result.lost:  # a cluster worker died under it and it was run again elsewhere
@@ -442,6 +448,18 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     final = state.get("final") or board.get_meta("final") or {}
     return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
             "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments())}
+
+
+def _disk_used(folder: Path) -> int:
+    """Bytes the run's experiment folders hold (links not followed; the sandbox leaves none)."""
+    used = 0
+    for top, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                used += os.lstat(os.path.join(top, name)).st_blocks * 512
+            except OSError:
+                continue
+    return used
 
 
 def _strategy_name(strategy: str | Strategy) -> str:
