@@ -8,5 +8,5 @@ from crew.sandbox._pool import Executor, Pool, available_memory
 from crew.sandbox._ray import RayExecutor, check_executor, require_ray
 
 __all__ = ["NVML", "Executor", "GPUDevice", "GPUSlots", "GPUSource", "Launch", "Limits", "LocalExecutor", "Pool",
-           "RayExecutor", "Result", "SimulatedGPUs", "available_memory", "cgroup_support", "check_executor", "confinement",
-           "require_ray"]
+           "RayExecutor", "Result", "SimulatedGPUs", "available_memory", "cgroup_support", "check_executor",
+           "confinement", "require_ray"]

@@ -73,9 +73,12 @@ def _check(result, what):
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
+def _enc(value):
+    return value.encode() if isinstance(value, str) else value
+
+
 def _mount(libc, source, target, fstype, flags, data=None):
-    enc = (lambda s: s.encode() if isinstance(s, str) else s)
-    _check(libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+    _check(libc.mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)), f"mount {target}")
 
 
 def _write(path, text):
@@ -138,9 +141,9 @@ def _build_root(libc, view, root):
     for entry in view["binds"]:
         try:
             sources[entry["target"]] = os.open(entry["source"], os.O_PATH | os.O_CLOEXEC)
-        except OSError:
+        except OSError as exc:
             if entry.get("required"):
-                raise SetupError(f"cannot open {entry['source']} to bind it into the sandbox")
+                raise SetupError(f"cannot open {entry['source']} to bind it into the sandbox ({exc})") from None
     _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0755")
     mounts = sorted([("bind", e) for e in view["binds"] if e["target"] in sources]
                     + [("tmpfs", e) for e in view["tmpfs"]], key=lambda item: item[1]["target"].count("/"))

@@ -60,6 +60,8 @@ class Launch(BaseModel):
     data_dir: str | None = None
     data_files: list[str] | None = Field(default=None, description="the only files of data_dir (relative paths) the "
                                          "experiment sees; None: all of data_dir but `hide`")
+    data_sources: dict[str, str] = Field(default_factory=dict, description="data files served from elsewhere, "
+                                         "relative name -> host path (a probe's perturbed copy of the train table)")
     hide: list[str] = Field(default_factory=list, description="paths made unreadable inside the sandbox (answers)")
     env: dict[str, str] = Field(default_factory=dict)
     gpus: list[int] = Field(default_factory=list)
@@ -168,7 +170,8 @@ def _view(launch: Launch, workdir: Path, python: str, uid: int, gid: int, user: 
     if launch.data_dir:
         data = Path(launch.data_dir).resolve()
         if launch.data_files is not None:
-            binds += [{"source": str(data / f), "target": str(data / f), "required": True} for f in launch.data_files]
+            binds += [{"source": launch.data_sources.get(f, str(data / f)), "target": str(data / f), "required": True}
+                      for f in launch.data_files]
         else:
             binds.append({"source": str(data), "target": str(data), "required": True})
             cover += _sockets(data)

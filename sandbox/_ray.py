@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from crew.errors import CrewError
-from crew.sandbox._local import Launch, LocalExecutor, Result
+from crew.sandbox._local import Launch, LocalExecutor, Result, _sanitize
 
 __all__ = ["RayExecutor", "check_executor", "require_ray"]
 
@@ -223,6 +223,8 @@ class RayExecutor:
             result = Result.model_validate_json(result_json)
             workdir = Path(self.root).resolve() / launch.id
             _unpack(files, workdir)
+            _sanitize(workdir)  # the worker sanitized its copy; the driver trusts no archive that crossed the wire
+            (workdir / "code.py").write_text(launch.code, encoding="utf-8")
             detail = result.detail
             if lost:
                 detail = (detail + "; " if detail else "") + f"lost {len(lost)} worker(s), retried elsewhere"

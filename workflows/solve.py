@@ -27,6 +27,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from crew import Blackboard, Brain, Budget, ChatBrain, CrewError, Message, Task
+from crew._tables import TableError
 from crew._brain import brain_for, team_brains
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
@@ -37,6 +38,7 @@ from crew.roles.reviewer import Reviewer
 from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory, confinement
 from crew.tools import ensemble, sizing
 from crew.tools.pipelines import promote_stages, rendered
+from crew.tools.probe import judge, perturb_train
 from crew.tools.speed import variants_left
 from crew.workflows._run import events, remaining
 from crew.workflows.optimize import optimize, score_log
@@ -173,6 +175,48 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
     def after_run(state: ExperimentState) -> str:
         return "review" if state["result"]["reason"] not in ("rejected", "cached") else "done"
 
+    def probe(state: ExperimentState) -> dict[str, Any]:
+        """Code crew did not write is run once more on a train table with new labels for random rows: accepted only
+        if its out-of-fold predictions do not follow each row's own label (tools/probe.py)."""
+        exp_id, review = state["proposal"]["id"], dict(state.get("review") or {})
+        found = board.experiment(exp_id)
+        if not review.get("accepted") or rendered(found.code, found.spec, task) or not task.data:
+            return {}
+        left = budget.remaining()
+        wall = min(left.experiment_time, left.wall_time - reserve, 2.0 * float(found.wall_time or 0.0) + 10.0)
+        verdict: str | None = None
+        if wall < max(_MIN_EXPERIMENT, float(found.wall_time or 0.0) * 1.2):
+            verdict = "not verified: too little wall time left to run the label probe, so it is not trusted"
+        else:
+            copy = run_dir / "probes" / exp_id / Path(task.data.train).name
+            change = perturb_train(task, copy, seed=seed)
+            launch = Launch(id=f"{exp_id}-probe", code=found.code, data_dir=str(task.root), data_files=data_files,
+                            data_sources={task.data.train: str(copy)}, hide=hidden,
+                            limits=Limits(wall_time=wall, memory=left.memory, threads=threads,
+                                          disk=min(Limits().disk, max(_MIN_DISK, task.budget.disk
+                                                                       - _disk_used(run_dir / "experiments")))))
+            result = executor.run(launch)
+            if result.reason != "ok":
+                verdict = f"not verified: its label probe run ended with {result.reason} ({result.detail})"
+            else:
+                try:
+                    judged = judge(task, change, Path(state["result"]["workdir"]), Path(result.workdir))
+                except (ValueError, KeyError, OSError, TableError) as exc:
+                    verdict = f"not verified: its label probe could not be compared ({str(exc)[:200]})"
+                else:
+                    board.post(Message(content=f"{exp_id}: label probe {'CAUGHT' if judged.caught else 'passed'}: "
+                                               f"{judged.note}", sent_from="reviewer", send_to=["*"],
+                                       cause_by="reviewer.probe", payload={"experiment": exp_id, **vars(judged)}))
+                    if judged.caught:
+                        verdict = ("out-of-fold predictions follow each row's own label (label probe: "
+                                   f"{judged.note}): the model saw the rows it predicts, or a feature holds the target")
+        if verdict is None:
+            return {}
+        board.update_experiment(exp_id, status="failed", error=f"reviewer: {verdict}")
+        board.post(Message(content=f"reviewer: {exp_id} rejected: {verdict}", sent_from="reviewer",
+                           send_to=["modeler", "planner"], cause_by="reviewer.decide", payload={"experiment": exp_id}))
+        return {"review": {**review, "accepted": False, "issues": [*review.get("issues", []), verdict]}}
+
     def done(state: ExperimentState) -> dict[str, Any]:
         exp_id = state.get("proposal", {}).get("id")
         workdir = (state.get("result") or {}).get("workdir")
@@ -201,7 +245,9 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
     branch.add_conditional_edges("optimizer", after_optimizer, ["critic", "done"])
     branch.add_edge("critic", "run")
     branch.add_conditional_edges("run", after_run, ["review", "done"])
-    branch.add_edge("review", "done")
+    branch.add_node("probe", probe)
+    branch.add_edge("review", "probe")
+    branch.add_edge("probe", "done")
     branch.add_edge("done", END)
     compiled = branch.compile()
 

@@ -1,7 +1,7 @@
 """Loaded at start-up by every Python process of an experiment (its folder is on PYTHONPATH): an audit hook that
 records what the experiment does at run time and what no syntax check sees (paths built from strings, code loaded
-late): opens and listings outside its world or of hidden paths, processes other than Python (notes for system tools), shells, sockets, native
-libraries it brought. Each event goes, once, as a JSON line to the file descriptor crew handed it; crew turns them
+late): opens and listings outside its world or of hidden paths, processes other than Python (notes for system
+tools), shells, sockets, native libraries it brought. Each event goes, once, as a JSON line to the file descriptor crew handed it; crew turns them
 into reviewer findings. An audit hook cannot be removed once added; a process that execs something else or clears
 its environment leaves the hook behind, and that spawn is itself recorded.
 """
@@ -27,7 +27,8 @@ def _install():
     def prefixes(name):
         return tuple(p.rstrip("/") + "/" for p in os.environ.get(name, "").split(os.pathsep) if p)
 
-    allowed, runtime, hidden = prefixes("CREW_AUDIT_ALLOW"), prefixes("CREW_AUDIT_RUNTIME"), prefixes("CREW_AUDIT_HIDDEN")
+    allowed, runtime = prefixes("CREW_AUDIT_ALLOW"), prefixes("CREW_AUDIT_RUNTIME")
+    hidden = prefixes("CREW_AUDIT_HIDDEN")
     python = {sys.executable, os.path.realpath(sys.executable)}
     seen = set()
 
