@@ -153,7 +153,9 @@ def test_team_brains_reads_mixed_teams():
 
 
 def test_solve_through_langchain_openai_against_a_loopback_server(tmp_path, monkeypatch, cli):
-    """Real HTTP: the CLI's `--llm modeler=URL#gpt-4o-mini` drives the modeler; tokens and dollars are recorded."""
+    """Real HTTP: the CLI's `--llm modeler=URL#gpt-4o-mini` drives the modeler; tokens and dollars are recorded.
+
+    60s: the chat model's own script is also run a second time by the label probe before the fourth call."""
     pytest.importorskip("langchain_openai")
     for var in ("OPENAI_API_KEY", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
@@ -166,7 +168,7 @@ def test_solve_through_langchain_openai_against_a_loopback_server(tmp_path, monk
 
     with ScriptedChatServer(respond=respond, prompt_tokens=1000, completion_tokens=200) as server:
         out = tmp_path / "run"
-        result = cli("solve", EXAMPLE_TASK / "task.yaml", "--out", out, "--budget", "45s", "--quiet", "--workers", "1",
+        result = cli("solve", EXAMPLE_TASK / "task.yaml", "--out", out, "--budget", "60s", "--quiet", "--workers", "1",
                      "--llm", f"modeler={server.base_url}#gpt-4o-mini", "--llm", "reviewer=offline",
                      "--llm-budget", "0.0006")
     assert result.exit_code == 0, result.output
