@@ -176,11 +176,12 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         return "review" if state["result"]["reason"] not in ("rejected", "cached") else "done"
 
     def probe(state: ExperimentState) -> dict[str, Any]:
-        """Code crew did not write is run once more on a train table with new labels for random rows: accepted only
+        """A chat model's code is run once more on a train table with new labels for random rows: accepted only
         if its out-of-fold predictions do not follow each row's own label (tools/probe.py)."""
         exp_id, review = state["proposal"]["id"], dict(state.get("review") or {})
         found = board.experiment(exp_id)
-        if not review.get("accepted") or rendered(found.code, found.spec, task) or not task.data:
+        # a chat model's script (the modeler marks it own_code, and the critic's cheaper variants keep the mark)
+        if not review.get("accepted") or not found.spec.get("own_code") or not task.data:
             return {}
         left = budget.remaining()
         wall = min(left.experiment_time, left.wall_time - reserve, 2.0 * float(found.wall_time or 0.0) + 10.0)
