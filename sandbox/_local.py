@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from crew.sandbox._cgroup import Cgroup, cgroup_support
 
-__all__ = ["Launch", "Limits", "LocalExecutor", "Result", "confinement"]
+__all__ = ["Launch", "Limits", "LocalExecutor", "Result", "confinement", "disk_usage"]
 
 _LAUNCHER = Path(__file__).with_name("_launch.py")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -328,21 +328,18 @@ class LocalExecutor:
     @staticmethod
     def _watch(waiter: threading.Thread, workdir: Path, limits: Limits, started: float) -> str:
         """Wait for the experiment, checking its work folder against the disk quota; '' or why it was over."""
-        next_check = 0.0
         while waiter.is_alive():
             left = limits.wall_time - (time.monotonic() - started)
             if left <= 0:
                 return ""
             waiter.join(min(left, _DISK_POLL))
-            now = time.monotonic()
-            if waiter.is_alive() and now >= next_check:
-                used, entries = _disk_usage(workdir, limits.max_files + 1)
+            if waiter.is_alive():
+                used, entries = disk_usage(workdir, limits.max_files + 1)
                 if used > limits.disk:
                     return f"used {used / 1024**2:.0f} MiB of disk in its work folder, over its quota of " \
                            f"{limits.disk / 1024**2:.0f} MiB"
                 if entries > limits.max_files:
                     return f"created more than {limits.max_files} files in its work folder"
-                next_check = now + _DISK_POLL
         return ""
 
     def _env(self, launch: Launch, workdir: Path) -> dict[str, str]:
@@ -502,8 +499,8 @@ def _isolation(status: dict[str, object], isolate_network: bool, group: Cgroup |
     }
 
 
-def _disk_usage(folder: Path, limit: int) -> tuple[int, int]:
-    """Bytes on disk and entries under `folder`, links not followed; stops counting entries past `limit`."""
+def disk_usage(folder: str | os.PathLike[str], limit: int | None = None) -> tuple[int, int]:
+    """Bytes on disk and entries under `folder`, links not followed; stops counting past `limit` entries."""
     used, entries = 0, 0
     for top, dirs, files in os.walk(folder):
         for name in dirs + files:
@@ -512,7 +509,7 @@ def _disk_usage(folder: Path, limit: int) -> tuple[int, int]:
                 used += os.lstat(os.path.join(top, name)).st_blocks * 512
             except OSError:
                 continue
-        if entries > limit:
+        if limit is not None and entries > limit:
             break
     return used, entries
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from crew.errors import CrewError
-from crew.sandbox._local import Launch, LocalExecutor, Result, _sanitize
+from crew.sandbox._local import Launch, LocalExecutor, Result, _restore, _sanitize
 
 __all__ = ["RayExecutor", "check_executor", "require_ray"]
 
@@ -224,7 +224,7 @@ class RayExecutor:
             workdir = Path(self.root).resolve() / launch.id
             _unpack(files, workdir)
             _sanitize(workdir)  # the worker sanitized its copy; the driver trusts no archive that crossed the wire
-            (workdir / "code.py").write_text(launch.code, encoding="utf-8")
+            _restore(workdir / "code.py", launch.code)
             detail = result.detail
             if lost:
                 detail = (detail + "; " if detail else "") + f"lost {len(lost)} worker(s), retried elsewhere"

@@ -35,7 +35,7 @@ from crew.roles.kernel_optimizer import KernelOptimizer
 from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
-from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory, confinement
+from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory, confinement, disk_usage
 from crew.tools import ensemble, sizing
 from crew.tools.pipelines import promote_stages, rendered
 from crew.tools.probe import judge, perturb_train
@@ -127,6 +127,10 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
     data_files = [f for f in (task.data.train, task.data.test, task.data.sample_submission) if f] if task.data else None
     stage_cache = run_dir / "stage_cache"
 
+    def run_disk_left() -> int:
+        """What the run's budget.disk still allows its experiment folders."""
+        return task.budget.disk - disk_usage(run_dir / "experiments")[0]
+
     # -- the experiment branch -------------------------------------------------------------
 
     def run(state: ExperimentState) -> dict[str, Any]:
@@ -142,7 +146,7 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         if wall < _MIN_EXPERIMENT:
             board.update_experiment(exp_id, status="rejected", error="no wall time left to run it")
             return {"result": {**base, "reason": "rejected", "detail": "no wall time left"}}
-        disk_left = task.budget.disk - _disk_used(run_dir / "experiments")
+        disk_left = run_disk_left()
         if disk_left < _MIN_DISK:
             board.update_experiment(exp_id, status="rejected", error="the run's disk quota (budget.disk) is spent")
             return {"result": {**base, "reason": "rejected", "detail": "no disk quota left"}}
@@ -194,8 +198,7 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
             launch = Launch(id=f"{exp_id}-probe", code=found.code, data_dir=str(task.root), data_files=data_files,
                             data_sources={task.data.train: str(copy)}, hide=hidden,
                             limits=Limits(wall_time=wall, memory=left.memory, threads=threads,
-                                          disk=min(Limits().disk, max(_MIN_DISK, task.budget.disk
-                                                                       - _disk_used(run_dir / "experiments")))))
+                                          disk=min(Limits().disk, max(_MIN_DISK, run_disk_left()))))
             result = executor.run(launch)
             if result.reason != "ok":
                 verdict = f"not verified: its label probe run ended with {result.reason} ({result.detail})"
@@ -495,18 +498,6 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     final = state.get("final") or board.get_meta("final") or {}
     return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
             "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments())}
-
-
-def _disk_used(folder: Path) -> int:
-    """Bytes the run's experiment folders hold (links not followed; the sandbox leaves none)."""
-    used = 0
-    for top, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                used += os.lstat(os.path.join(top, name)).st_blocks * 512
-            except OSError:
-                continue
-    return used
 
 
 def _strategy_name(strategy: str | Strategy) -> str:
