@@ -454,6 +454,15 @@ class LocalExecutor:
 _CONFINEMENT: dict[str, dict[str, str]] = {}
 
 
+_CONFINEMENT_PROBE = """import socket
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    try:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed; the audit hook must see the attempt
+    except OSError:
+        pass
+"""
+
+
 def confinement(python: str | None = None) -> dict[str, str]:
     """The isolation an experiment really gets on this machine, observed by running an empty one (once per process
     and interpreter); `["confined"]` is "yes" or says what is missing."""
@@ -462,8 +471,12 @@ def confinement(python: str | None = None) -> dict[str, str]:
         cached = _CONFINEMENT.get(key)
     if cached is None:
         with tempfile.TemporaryDirectory(prefix="crew-probe-") as tmp:
-            result = LocalExecutor(root=tmp, python=python).run(Launch(code="pass", limits=Limits(wall_time=30)))
-        cached = {**result.isolation, "launch": f"{result.reason} in {result.wall_time * 1000:.0f} ms"}
+            result = LocalExecutor(root=tmp, python=python).run(Launch(code=_CONFINEMENT_PROBE,
+                                                                       limits=Limits(wall_time=30)))
+        seen = [e for e in result.audit if e.get("event") == "socket"]
+        audit = ("hook in the experiment's interpreter (saw the check's socket use): spawns, sockets, native "
+                 "libraries, opens outside its world" if seen else "NO: the audit hook did not report the check")
+        cached = {**result.isolation, "audit": audit, "launch": f"{result.reason} in {result.wall_time * 1000:.0f} ms"}
         with _RUNTIME_LOCK:
             _CONFINEMENT[key] = cached
     return dict(cached)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from tests.conftest import REPO
 
@@ -55,5 +56,11 @@ def test_readme_python_example_runs(monkeypatch, capsys):
 def test_doctor_reports_each_limit(cli):
     result = cli("doctor")
     assert result.exit_code == 0, result.output
-    for fragment in ("isolation: memory", "isolation: network", "isolation: user", "launch check", "ok in", "cores", "gpus"):
+    for fragment in ("isolation: memory", "isolation: network", "isolation: user", "isolation: pid",
+                     "isolation: filesystem", "isolation: sockets", "isolation: disk", "isolation: audit",
+                     "launch check", "ok in", "cores", "gpus"):
         assert fragment in result.stdout
+    if sys.platform == "linux":
+        from crew.sandbox._doctor import machine_report  # the hook is observed at work, not assumed
+
+        assert "saw the check's socket use" in machine_report()["isolation: audit"]

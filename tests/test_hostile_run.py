@@ -46,6 +46,11 @@ def _attacks(secret_path: str) -> dict[str, str]:
         # "out-of-fold" predictions from a model fitted on every row: a plausible CV, no syntax to see
         "in-sample oof": GOOD.replace("oof[valid_idx] = model.predict_proba(train.loc[valid_idx, features])[:, 1]",
                                       "oof[:] = model.fit(train[features], y).predict_proba(train[features])[:, 1]"),
+        # honest out-of-fold predictions, but the submission is the sample one with a few rows tweaked by hand
+        "hand-written submission": GOOD + "\nsample = pd.read_csv(os.path.join(root, 'data', 'sample_submission.csv'))\n"
+                                   "sample.loc[sample.index[:20], 'malignant'] = np.linspace(0.05, 0.95, "
+                                   "min(20, len(sample)))\nfor name in ('predictions.csv', 'test_pred.csv'):\n"
+                                   "    sample.to_csv(name, index=False)\n",
         # poison the shared stage cache and forge a stage of its own under an expert's key
         "poison cache": GOOD + "\nshared = os.environ.get('CREW_SHARED', '')\nfor folder in os.listdir(shared) if "
                         "shared else []:\n    try:\n        open(os.path.join(shared, folder, 'item0.parquet'), 'wb')"
@@ -113,6 +118,8 @@ def test_every_attack_is_rejected_contained_or_caught(hostile_run):
     assert outcomes["symlinks"].status == "failed" and "metrics.json" in (outcomes["symlinks"].error or "")
     in_sample = outcomes["in-sample oof"]
     assert in_sample.status == "failed" and "label probe" in (in_sample.error or ""), in_sample.error
+    handwritten = outcomes["hand-written submission"]
+    assert handwritten.status == "failed" and "canary rows" in (handwritten.error or ""), handwritten.error
     walk = outcomes["walk for answers"]
     printed = (hostile_run[5] / "run" / "experiments" / walk.id / "stdout.txt").read_text()
     assert walk.status == "done" and "found []" in printed, printed

@@ -7,16 +7,25 @@ its own row's label (a model fitted on all rows and scored on them, a feature co
 towards the new label. The probe compares the two groups, each row's move measured towards its new (for S) or a
 hypothetical new (for the others) label: a randomized experiment, so no threshold depends on the model.
 
-What it catches: in-sample "out-of-fold" predictions, target leakage through features of the row itself (target
-encoding without folds, the label slipped in as a column). What it does not: leakage through other rows of the
-test set, predictions hand-written for the test file (see the reviewer's rules check), a cheat that only acts
-when the train table is the original (it would have to recognise the probe's copy, which differs only in labels).
+The same run also carries canary rows: train rows whose labels are known (and unchanged), placed in the test file
+under fresh ids and shuffled among the real test rows (and in the sample submission, so code that aligns on it keeps
+them). A model's prediction for a canary is at least as good as its out-of-fold prediction for the same row (the
+model trained on it, or on rows like it); a prediction that does not come from the model (a tweaked sample
+submission, labels looked up from a leaked file, a rule written for the real test rows) is worse on the canaries
+than the experiment's own cross-validation, row by row. `judge_canaries` compares the two on the same rows (a paired
+test, z > 5).
+
+What they catch: in-sample "out-of-fold" predictions, target leakage through features of the row itself (target
+encoding without folds, the label slipped in as a column), test predictions that do not come from the model. What
+they do not: leakage through other rows of the test set, a cheat that only acts when the data are the original (it
+would have to recognise the probe's copies: train differs only in labels, test only by rows that also are in train),
+a model that is honest on train rows and dishonest only on rows it has never seen.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +35,7 @@ from crew import Task
 from crew._metrics import positive_label
 from crew._tables import read_table
 
-__all__ = ["ProbeVerdict", "judge", "perturb_train"]
+__all__ = ["Perturbation", "ProbeVerdict", "judge", "judge_canaries", "perturb_train"]
 
 _Z_CAUGHT = 5.0  # the groups' difference in standard errors: far beyond chance for an honest experiment
 
@@ -42,10 +51,27 @@ class ProbeVerdict:
     note: str
 
 
-def perturb_train(task: Task, out: Path, seed: int) -> dict[str, np.ndarray]:
-    """Write a copy of the train table with new labels for a random set of rows; returns the rows changed, their old
-    and new labels (as strings) and, for the other rows, a hypothetical new label drawn the same way."""
-    frame = read_table(task.path(task.data.train))  # type: ignore[union-attr]
+@dataclass
+class Perturbation:
+    """What the probe changed: `sources` maps each task file (relative to task.yaml) to the copy served in its place;
+    train rows `rows` got labels `new` (others keep `old`; `hypothetical` is a label drawn the same way for every
+    row); canary train rows `canary_rows` sit in the test copy at `canary_positions`, under `canary_ids`."""
+
+    sources: dict[str, str]
+    rows: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
+    hypothetical: np.ndarray
+    canary_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    canary_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    canary_ids: list[str] = field(default_factory=list)
+
+
+def perturb_train(task: Task, folder: Path, seed: int) -> Perturbation:
+    """Write the probe's copies into `folder`: the train table with new labels for a random set of rows and, when the
+    task has a test table, that table (and its sample submission) with canary rows shuffled in."""
+    assert task.data is not None and task.target is not None
+    frame = read_table(task.path(task.data.train))
     target = str(task.target)
     rng = np.random.default_rng(seed)
     known = np.flatnonzero(frame[target].is_not_null().to_numpy())
@@ -62,13 +88,89 @@ def perturb_train(task: Task, out: Path, seed: int) -> dict[str, np.ndarray]:
     changed = values.astype(object)
     changed[chosen] = new
     series = pl.Series(target, changed.tolist(), dtype=frame[target].dtype, strict=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    perturbed = frame.with_columns(series)
-    if out.suffix.lower() == ".parquet":
-        perturbed.write_parquet(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    train_copy = folder / Path(task.data.train).name
+    _write(frame.with_columns(series), train_copy)
+    out = Perturbation(sources={task.data.train: str(train_copy)}, rows=chosen, old=values, new=changed,
+                       hypothetical=hypothetical)
+    if task.data.test:
+        free = np.setdiff1d(known, chosen)
+        _plant_canaries(task, frame, free, folder, rng, out)
+    return out
+
+
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    if path.suffix.lower() == ".parquet":
+        frame.write_parquet(path)
     else:
-        perturbed.write_csv(out)
-    return {"rows": chosen, "old": values, "new": changed, "hypothetical": hypothetical}
+        frame.write_csv(path)
+
+
+def _plant_canaries(task: Task, train: pl.DataFrame, free: np.ndarray, folder: Path, rng: np.random.Generator,
+                    out: Perturbation) -> None:
+    """Place copies of some unchanged train rows (without their labels) among the test rows, under fresh ids."""
+    assert task.data is not None and task.data.test is not None
+    test = read_table(task.path(task.data.test))
+    sample = read_table(task.path(task.data.sample_submission)) if task.data.sample_submission else None
+    k = int(min(300, max(30, len(free) // 5), len(free)))
+    id_col = task.id_column if task.id_column and task.id_column in test.columns else None
+    if k < 10 or (sample is not None and id_col is None and sample.height != test.height) \
+            or (sample is not None and id_col is not None and id_col not in sample.columns):
+        return  # too few rows to spare, or a sample submission the canaries could not be aligned with
+    rows = np.sort(rng.choice(free, size=k, replace=False))
+    canary = train[rows.tolist()]
+    columns = []
+    for name, dtype in test.schema.items():
+        column = canary[name] if name in canary.columns else pl.Series(name, [None] * k)
+        columns.append(column.cast(dtype, strict=False).alias(name))
+    canary = pl.DataFrame(columns)
+    ids: list[str] = []
+    if id_col:
+        fresh = _fresh_ids(test[id_col], train[id_col] if id_col in train.columns else None, rows, k, rng)
+        canary = canary.with_columns(fresh.cast(test[id_col].dtype, strict=False).alias(id_col))
+        ids = [_canon(v) for v in canary[id_col].to_list()]
+    order = rng.permutation(test.height + k)
+    _write(pl.concat([test, canary])[order.tolist()], folder / Path(task.data.test).name)
+    out.sources[task.data.test] = str(folder / Path(task.data.test).name)
+    if sample is not None and task.data.sample_submission:
+        filler = sample.head(1).select(pl.all().repeat_by(k).explode()) if sample.height else sample
+        if id_col:
+            filler = filler.with_columns(canary[id_col].cast(sample[id_col].dtype, strict=False).alias(id_col))
+        whole = pl.concat([sample, filler])[order.tolist()]
+        _write(whole, folder / Path(task.data.sample_submission).name)
+        out.sources[task.data.sample_submission] = str(folder / Path(task.data.sample_submission).name)
+    out.canary_rows = rows
+    out.canary_positions = np.argsort(order)[test.height:]
+    out.canary_ids = ids
+
+
+def _fresh_ids(test_ids: pl.Series, train_ids: pl.Series | None, rows: np.ndarray, k: int,
+               rng: np.random.Generator) -> pl.Series:
+    """Ids that look like the test's and name no row a cheat could look up: for integers, unused values drawn over
+    the test's range; otherwise ids of other train rows (a lookup gives another row's label), else random text."""
+    taken = {_canon(v) for v in test_ids.to_list()}
+    if train_ids is not None:
+        taken |= {_canon(v) for v in train_ids.to_list()}
+    if test_ids.dtype.is_integer() or test_ids.dtype.is_float():
+        present = test_ids.drop_nulls()
+        lo, hi = (int(present.min()), int(present.max())) if len(present) else (0, 0)  # type: ignore[arg-type]
+        span = max(hi - lo + 1, 1) + 4 * k
+        picked: list[int] = []
+        while len(picked) < k:
+            for v in rng.integers(lo, lo + span, size=2 * k).tolist():
+                if str(v) not in taken and len(picked) < k:
+                    picked.append(v)
+                    taken.add(str(v))
+        return pl.Series(test_ids.name, picked)
+    if train_ids is not None:
+        canaries, in_test = set(rows.tolist()), {_canon(t) for t in test_ids.to_list()}
+        others = [v for i, v in enumerate(train_ids.to_list()) if v is not None and i not in canaries
+                  and _canon(v) not in in_test]
+        if len(others) >= k:
+            return pl.Series(test_ids.name, [others[int(i)] for i in rng.choice(len(others), size=k, replace=False)])
+    width = max((len(str(v)) for v in test_ids.to_list()[:100]), default=8)
+    made = ["".join(rng.choice(list("0123456789abcdef"), size=max(width, 8)).tolist()) for _ in range(k)]
+    return pl.Series(test_ids.name, made)
 
 
 def _other(rng: np.random.Generator, classes: list[object], value: object) -> object:
@@ -76,12 +178,12 @@ def _other(rng: np.random.Generator, classes: list[object], value: object) -> ob
     return others[int(rng.integers(len(others)))] if others else value
 
 
-def judge(task: Task, change: dict[str, np.ndarray], before: Path, after: Path) -> ProbeVerdict:
+def judge(task: Task, change: Perturbation, before: Path, after: Path) -> ProbeVerdict:
     """Compare the out-of-fold predictions of the original run (`before`) and the probe's (`after`)."""
-    old, new, hypothetical = change["old"], change["new"], change["hypothetical"]
+    old, new, hypothetical = change.old, change.new, change.hypothetical
     n = len(old)
     in_s = np.zeros(n, dtype=bool)
-    in_s[change["rows"]] = True
+    in_s[change.rows] = True
     p0, p1 = _oof(task, before, n), _oof(task, after, n)
     target_new = np.where(in_s, new, hypothetical)
     moves = _moves(task, old, target_new, p0, p1)
@@ -96,6 +198,91 @@ def judge(task: Task, change: dict[str, np.ndarray], before: Path, after: Path) 
     note = (f"rows given new labels moved {effect:+.4g} towards them beyond comparable rows (z {z:.1f}, "
             f"{len(s)} rows)")
     return ProbeVerdict(caught, effect, float(z), int(len(s)), note)
+
+
+def judge_canaries(task: Task, change: Perturbation, after: Path) -> ProbeVerdict:
+    """Compare, canary by canary, the probe run's submitted prediction with its out-of-fold prediction for the same
+    train row: a submission that is worse than cross-validation on rows the model trained on did not come from it."""
+    k = len(change.canary_rows)
+    if k < 10:
+        return ProbeVerdict(False, 0.0, 0.0, k, "no canary rows (too few train rows to spare)")
+    submitted = read_table(after / "predictions.csv")
+    if change.canary_ids and task.id_column and task.id_column in submitted.columns:
+        keys = [_canon(v) for v in submitted[task.id_column].to_list()]
+        where = {key: i for i, key in enumerate(keys)}
+        missing = [c for c in change.canary_ids if c not in where]
+        if missing:
+            return ProbeVerdict(True, math.inf, math.inf, k, f"predictions.csv leaves out {len(missing)} of the {k} "
+                                                             f"test rows planted by the probe (e.g. id {missing[0]})")
+        picked = submitted[[where[c] for c in change.canary_ids]]
+    else:
+        positions = change.canary_positions
+        if submitted.height <= int(positions.max()):
+            return ProbeVerdict(True, math.inf, math.inf, k, f"predictions.csv has {submitted.height} rows, fewer "
+                                                             "than the probe's test table")
+        picked = submitted[positions.tolist()]
+    truth = change.new[change.canary_rows]
+    oof = _oof(task, after, len(change.old))[change.canary_rows]
+    test = _prediction_values(task, picked)
+    q_oof, q_test = _quality(task, oof, truth, test), _quality(task, test, truth, oof)
+    d = (q_oof - q_test)[np.isfinite(q_oof - q_test)]
+    if len(d) < 10:
+        return ProbeVerdict(False, 0.0, 0.0, int(len(d)), "too few canary predictions to compare")
+    effect, sd = float(d.mean()), float(d.std(ddof=1))
+    z = effect / (sd / math.sqrt(len(d))) if sd > 0 else (math.inf if effect > 1e-9 else 0.0)
+    note = (f"on {len(d)} canary rows the submission is {effect:+.4g} worse per row than the same rows' out-of-fold "
+            f"predictions (z {z:.1f})")
+    return ProbeVerdict(z > _Z_CAUGHT, effect, float(z), int(len(d)), note)
+
+
+def _prediction_values(task: Task, frame: pl.DataFrame) -> np.ndarray:
+    """A prediction file's rows as one value (label, number or P(positive)) or one probability per class."""
+    per_class = [c for c in task.classes if c in frame.columns]
+    if task.target_type == "multiclass" and per_class == task.classes:
+        return frame.select(per_class).to_numpy().astype(float)
+    column = frame[str(task.target)] if task.target in frame.columns else frame[frame.columns[-1]]
+    return column.to_numpy()
+
+
+def _quality(task: Task, values: np.ndarray, truth: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per row, how good a prediction is for its true label (higher is better), on a scale shared with `other`:
+    minus the scaled absolute error for numbers, the true class's probability, or 1/0 for a right/wrong label
+    (when either side holds labels, both are read as labels, so the two are compared alike)."""
+    if task.target_type == "regression":
+        y, v = truth.astype(float), np.asarray(values, dtype=float)
+        return -np.abs(v - y) / (float(np.nanstd(y)) or 1.0)
+    labels = [str(c) for c in task.classes]
+    true_i = np.array([labels.index(_canon(t)) if _canon(t) in labels else -1 for t in truth])
+    ok = true_i >= 0
+    positive = labels.index(positive_label(labels)) if len(labels) == 2 else -1
+    if _label_like(values) or _label_like(other):
+        chosen = _as_labels(values, labels, positive)
+        return np.where(ok, (chosen == np.asarray(labels, dtype=object)[np.maximum(true_i, 0)]).astype(float), np.nan)
+    out = np.full(len(truth), np.nan)
+    if np.ndim(values) == 2:
+        out[ok] = np.asarray(values, dtype=float)[np.flatnonzero(ok), true_i[ok]]
+    elif positive >= 0:
+        numbers = np.asarray(values, dtype=float)
+        out[ok] = np.where(true_i == positive, numbers, 1.0 - numbers)[ok]
+    return out
+
+
+def _label_like(values: np.ndarray) -> bool:
+    """One column of class labels (text, or whole numbers such as 0/1), not probabilities."""
+    if np.ndim(values) != 1:
+        return False
+    numbers = _as_float(values)
+    return numbers is None or bool(np.all(np.isfinite(numbers) & (numbers == np.round(numbers))))
+
+
+def _as_labels(values: np.ndarray, labels: list[str], positive: int) -> np.ndarray:
+    """Predictions as class labels: the likeliest class, P(positive) >= 0.5, or the label written."""
+    if np.ndim(values) == 2:
+        return np.asarray(labels, dtype=object)[np.asarray(values, dtype=float).argmax(axis=1)]
+    if not _label_like(values) and positive >= 0:
+        numbers = np.asarray(values, dtype=float)
+        return np.asarray(labels, dtype=object)[np.where(numbers >= 0.5, positive, 1 - positive)]
+    return np.array([_canon(v) for v in values], dtype=object)
 
 
 def _oof(task: Task, folder: Path, n: int) -> np.ndarray:

@@ -38,7 +38,7 @@ from crew.roles.reviewer import Reviewer
 from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory, confinement, disk_usage
 from crew.tools import ensemble, sizing
 from crew.tools.pipelines import promote_stages, rendered
-from crew.tools.probe import judge, perturb_train
+from crew.tools.probe import judge, judge_canaries, perturb_train
 from crew.tools.speed import variants_left
 from crew.workflows._run import events, remaining
 from crew.workflows.optimize import optimize, score_log
@@ -193,10 +193,9 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
         if wall < max(_MIN_EXPERIMENT, float(found.wall_time or 0.0) * 1.2):
             verdict = "not verified: too little wall time left to run the label probe, so it is not trusted"
         else:
-            copy = run_dir / "probes" / exp_id / Path(task.data.train).name
-            change = perturb_train(task, copy, seed=seed)
+            change = perturb_train(task, run_dir / "probes" / exp_id, seed=seed)
             launch = Launch(id=f"{exp_id}-probe", code=found.code, data_dir=str(task.root), data_files=data_files,
-                            data_sources={task.data.train: str(copy)}, hide=hidden,
+                            data_sources=change.sources, hide=hidden,
                             limits=Limits(wall_time=wall, memory=left.memory, threads=threads,
                                           disk=min(Limits().disk, max(_MIN_DISK, run_disk_left()))))
             result = executor.run(launch)
@@ -205,15 +204,21 @@ def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: B
             else:
                 try:
                     judged = judge(task, change, Path(state["result"]["workdir"]), Path(result.workdir))
-                except (ValueError, KeyError, OSError, TableError) as exc:
+                    canaries = judge_canaries(task, change, Path(result.workdir))
+                except (ValueError, KeyError, IndexError, OSError, TableError) as exc:
                     verdict = f"not verified: its label probe could not be compared ({str(exc)[:200]})"
                 else:
-                    board.post(Message(content=f"{exp_id}: label probe {'CAUGHT' if judged.caught else 'passed'}: "
-                                               f"{judged.note}", sent_from="reviewer", send_to=["*"],
-                                       cause_by="reviewer.probe", payload={"experiment": exp_id, **vars(judged)}))
+                    for check, seen in (("label probe", judged), ("canary rows", canaries)):
+                        board.post(Message(content=f"{exp_id}: {check} {'CAUGHT' if seen.caught else 'passed'}: "
+                                                   f"{seen.note}", sent_from="reviewer", send_to=["*"],
+                                           cause_by="reviewer.probe",
+                                           payload={"experiment": exp_id, "check": check, **vars(seen)}))
                     if judged.caught:
                         verdict = ("out-of-fold predictions follow each row's own label (label probe: "
                                    f"{judged.note}): the model saw the rows it predicts, or a feature holds the target")
+                    elif canaries.caught:
+                        verdict = (f"the submission does not come from the model (canary rows: {canaries.note}): "
+                                   "predictions for test rows must be the fitted model's")
         if verdict is None:
             return {}
         board.update_experiment(exp_id, status="failed", error=f"reviewer: {verdict}")
