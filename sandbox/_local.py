@@ -306,6 +306,9 @@ class LocalExecutor:
         leftovers = max(leftovers, int(ending.get("left", 0) or 0))  # type: ignore[call-overload]
         wall = time.monotonic() - started
         removed = _sanitize(workdir)
+        if over_disk:  # its files are useless and would spend the run's disk budget: keep only what explains it
+            _clear(workdir, keep={workdir / "code.py", audit_path}, logs=("stdout.txt", "stderr.txt"),
+                   tail=limits.tail_bytes)
         _restore(workdir / "code.py", launch.code)  # what crew launched, not what the experiment left in its place
         processes = f"cgroup {support}" if group else ("rlimit" if "RLIMIT_NPROC" in rlimits else "none")
         result = self._result(launch, workdir, group, status, outcome, timed_out, over_disk, leftovers, wall,
@@ -548,6 +551,24 @@ def _sanitize(workdir: Path) -> list[str]:
             removed.append(str(Path(path).relative_to(workdir)))
         dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(top, d)) and not os.path.islink(os.path.join(top, d))]
     return removed
+
+
+def _clear(workdir: Path, keep: set[Path], logs: tuple[str, ...], tail: int) -> None:
+    """Remove everything an experiment wrote but `keep`, and shorten its logs to their last `tail` bytes."""
+    for name in logs:
+        path = workdir / name
+        if path.is_file() and not path.is_symlink() and path.stat().st_size > tail:
+            with path.open("rb") as handle:
+                handle.seek(-tail, os.SEEK_END)
+                end = handle.read()
+            path.write_bytes(end)
+    for child in workdir.iterdir():
+        if child in keep or child.name in logs:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _above_targets(fd: int) -> int:
