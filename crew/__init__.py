@@ -9,7 +9,7 @@ from crew._blackboard import Blackboard, BlackboardError
 from crew._brain import Brain, ChatBrain, ExpertBrain, LLMAuthError
 from crew._budget import Budget, BudgetExceeded, Remaining
 from crew._grading import GradeReport, Placement, grade, medal_positions, place_on_leaderboard
-from crew._metrics import METRICS, Metric, get_metric
+from crew._metrics import METRICS, Metric, best_first, better, get_metric, oriented
 from crew._role import Action, MissingStateKeys, NoExpertPolicy, Role, RoleContractError
 from crew._task import Task, TaskBudget, TaskData
 from crew.errors import CrewError, Problem, SubmissionError, TaskError
@@ -46,9 +46,12 @@ __all__ = [
     "TaskBudget",
     "TaskData",
     "TaskError",
+    "best_first",
+    "better",
     "get_metric",
     "grade",
     "medal_positions",
+    "oriented",
     "place_on_leaderboard",
 ]
 

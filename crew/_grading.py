@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel
 
-from crew._metrics import Metric, canonical_labels
+from crew._metrics import Metric, best_first, canonical_labels
 from crew._tables import TableError, read_table
 from crew._task import Task
 from crew.errors import Problem, SubmissionError
@@ -60,7 +60,7 @@ def medal_positions(n_teams: int) -> tuple[int, int, int]:
 
 def place_on_leaderboard(score: float | None, scores: list[float], metric: Metric) -> Placement:
     """Rank, median and medal of `score` among `scores` (any order), in the metric's direction."""
-    board = sorted(scores, reverse=metric.higher_is_better)
+    board = best_first(scores, metric.higher_is_better, score=float)
     n = len(board)
     if score is None:
         return Placement(rank=None, of=n, above_median=False, medal=None)

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["Metric", "METRICS", "get_metric", "canonical_labels", "positive_label"]
+__all__ = ["Metric", "METRICS", "best_first", "better", "canonical_labels", "get_metric", "oriented", "positive_label"]
+
+T = TypeVar("T")
+
+
+def oriented(score: float, higher_is_better: bool) -> float:
+    """`score` turned higher-is-better: the one place a metric's direction becomes arithmetic (sort keys, gains,
+    score differences)."""
+    return score if higher_is_better else -score
+
+
+def better(a: float, b: float | None, higher_is_better: bool) -> bool:
+    """True when `a` beats `b` in the metric's direction (anything beats None)."""
+    return b is None or oriented(a, higher_is_better) > oriented(b, higher_is_better)
+
+
+def best_first(items: Iterable[T], higher_is_better: bool, score: Callable[[T], Any] | None = None) -> list[T]:
+    """`items` that have a score, best first; ties keep their order. `score` reads an item's score (default: its
+    `.score`), so experiments, rows and plain numbers rank the same way everywhere."""
+    read = score or (lambda item: item.score)  # type: ignore[attr-defined]
+    scored = [item for item in items if read(item) is not None]
+    return sorted(scored, key=lambda item: oriented(read(item), higher_is_better), reverse=True)
 
 
 def canonical_labels(values: Sequence[object] | np.ndarray) -> np.ndarray:
@@ -97,12 +118,12 @@ class Metric:
         """Score predictions; `classes` (canonical labels) is needed by probability metrics."""
         return self._fn(np.asarray(y_true, dtype=object), np.asarray(y_pred), list(classes))
 
-    def is_better(self, a: float, b: float) -> bool:
+    def is_better(self, a: float, b: float | None) -> bool:
         """True when score `a` is strictly better than `b` in this metric's direction."""
-        return a > b if self.higher_is_better else a < b
+        return better(a, b, self.higher_is_better)
 
     def at_least_as_good(self, a: float, b: float) -> bool:
-        return a >= b if self.higher_is_better else a <= b
+        return oriented(a, self.higher_is_better) >= oriented(b, self.higher_is_better)
 
 
 METRICS: dict[str, Metric] = {

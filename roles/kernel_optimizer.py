@@ -17,7 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from pydantic import Field
 
-from crew import Blackboard, Decision, Experiment, Role, Task
+from crew import Blackboard, Decision, Experiment, Role, Task, best_first
 from crew.roles._util import add_proposed, as_task
 from crew.tools.kernels import TRANSFORMS, transform
 from crew.tools.pipelines import PipelineSpec, TaskInfo, render
@@ -132,8 +132,7 @@ class KernelOptimizer(Role):
             winner = board.experiment(step["parent"])
         else:
             done = [e for e in experiments if e.status == "done" and e.score is not None]
-            higher = task.metric_info.higher_is_better
-            winner = max(done, key=lambda e: e.score if higher else -e.score) if done else None  # type: ignore[operator]
+            winner = next(iter(best_first(done, task.metric_info.higher_is_better)), None)
         tried = {c.insights[-1] for c in experiments if winner is not None and c.parent == winner.id and c.insights}
         variants = variants_left(winner, experiments) if winner is not None else []
         return {"task": task.summary(), "task_object": task, "mode": "pipeline", "experiments": experiments,

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task
+from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task, best_first
 from crew._metrics import positive_label
 from crew.roles._util import add_proposed, as_task, tiny_task
 from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
@@ -69,7 +69,7 @@ def debug_depth(exp: Experiment, by_id: Mapping[str, Experiment]) -> int:
 def _memory(experiments: list[Experiment], higher_is_better: bool, size: int) -> list[str]:
     """One line per experiment: the best finished ones, then the latest failures with the start of their error."""
     done = [e for e in experiments if e.status in ("done", "cached") and e.score is not None]
-    done.sort(key=lambda e: e.score if higher_is_better else -e.score, reverse=True)  # type: ignore[operator]
+    done = best_first(done, higher_is_better)
     failed = [e for e in experiments if e.status in ("failed", "rejected")][-max(1, size // 3):]
     lines = [f"{e.id} {'+'.join(e.insights)}: cv {e.score:.5g}" for e in done[: size - len(failed)]]
     lines += [f"{e.id} {'+'.join(e.insights)}: {e.status}: {(e.error or '').splitlines()[0][:120] if e.error else ''}"

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field
 
-from crew import Blackboard, Decision, Message, Role, Task
+from crew import Blackboard, Decision, Message, Role, Task, oriented
 from crew._grading import check_submission
 from crew._metrics import Metric, canonical_labels, positive_label
 from crew._syntax import parse
@@ -645,7 +645,8 @@ def _check_speed_variant(out: Audit, task: Task, board: Blackboard, exp_id: str)
         fails.append(f"a speed variant must predict what {speed_of} predicts: its out-of-fold predictions differ by "
                      f"{gap:.4f} on average (tolerance {PREDICTION_TOLERANCE})")
     spread = float(parent.metrics.get("cv_std") or 0.0)
-    drop = (parent.score - out.score) if task.metric_info.higher_is_better else (out.score - parent.score)  # type: ignore[operator]
+    higher = task.metric_info.higher_is_better
+    drop = oriented(parent.score, higher) - oriented(out.score, higher)  # type: ignore[arg-type]
     if drop > CV_SPREAD_TOLERANCE * spread:
         fails.append(f"a speed variant must not score worse than {speed_of}: CV {_fmt(out.score)} against "
                      f"{_fmt(parent.score)} (allowed drop {CV_SPREAD_TOLERANCE} x fold spread {_fmt(spread)})")

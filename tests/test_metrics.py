@@ -67,3 +67,17 @@ def test_direction_helpers():
 def test_unknown_metric_names_the_known_ones():
     with pytest.raises(KeyError, match="roc_auc"):
         get_metric("auc")
+
+
+def test_one_helper_ranks_by_direction_everywhere():
+    from types import SimpleNamespace as S
+
+    from crew import best_first, better, oriented
+
+    rows = [S(id="a", score=0.5), S(id="b", score=None), S(id="c", score=0.9), S(id="d", score=0.5)]
+    assert [r.id for r in best_first(rows, True)] == ["c", "a", "d"]  # no score: left out; ties keep their order
+    assert [r.id for r in best_first(rows, False)] == ["a", "d", "c"]
+    assert best_first([3.0, 1.0, 2.0], False, score=float) == [1.0, 2.0, 3.0]
+    assert better(0.2, None, False) and better(0.2, 0.3, False) and not better(0.2, 0.3, True)
+    assert oriented(2.0, False) == -2.0 and METRICS["rmse"].is_better(1.0, 2.0)
+    assert METRICS["r2"].at_least_as_good(0.5, 0.5) and not METRICS["log_loss"].at_least_as_good(0.6, 0.5)

@@ -36,7 +36,7 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from crew import Task
-from crew._metrics import Metric, canonical_labels, positive_label
+from crew._metrics import Metric, canonical_labels, oriented, positive_label
 from crew.errors import CrewError
 
 __all__ = [
@@ -390,7 +390,7 @@ def _gain(metric: Metric, value: float) -> float:
     """A score turned higher-is-better; NaN (undefined on these rows) is the worst possible."""
     if not math.isfinite(value):
         return -math.inf
-    return value if metric.higher_is_better else -value
+    return oriented(value, metric.higher_is_better)
 
 
 # -- greedy ensemble selection -------------------------------------------------------------------

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from crew import Blackboard, CrewError, Task
+from crew import Blackboard, CrewError, Task, better
 from crew._brain import team_brains
 from crew._cli import _fail as fail
 from crew._units import parse_duration
@@ -57,8 +57,7 @@ class _View:
         if board is not None:
             for exp in board.experiments():
                 counts[exp.status] = counts.get(exp.status, 0) + 1
-                if exp.status == "done" and exp.score is not None and (
-                        best is None or (exp.score > best if self.higher else exp.score < best)):
+                if exp.status == "done" and exp.score is not None and better(exp.score, best, self.higher):
                     best = exp.score
         table.add_row("elapsed", f"{time.monotonic() - self.started:.0f}s of {self.wall_time:.0f}s")
         table.add_row("experiments", f"{counts.get('done', 0) + counts.get('cached', 0)} done, "

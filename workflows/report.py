@@ -18,7 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from crew import Blackboard, Experiment, Message
+from crew import Blackboard, Experiment, Message, best_first, better
 from crew._metrics import METRICS
 
 __all__ = ["experiment_tree_layout", "report", "run_summary"]
@@ -159,7 +159,7 @@ def _score_figure(board: Blackboard, experiments: Sequence[Experiment], start: f
                              text=[p[2] for p in points], hovertemplate="%{text}<br>%{x:.1f}s: %{y:.5g}<extra></extra>"))
     best_x, best_y, best = [], [], None
     for x, y, _ in sorted(points):
-        if best is None or (y > best if higher else y < best):
+        if better(y, best, higher):
             best = y
         best_x.append(x)
         best_y.append(best)
@@ -196,8 +196,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, css: str = 
 
 
 def _leaderboard(experiments: Sequence[Experiment], higher: bool, run_dir: Path) -> str:
-    ranked = sorted((e for e in experiments if e.score is not None),
-                    key=lambda e: e.score if higher else -e.score, reverse=True)  # type: ignore[operator]
+    ranked = best_first(experiments, higher)
     ranked += [e for e in experiments if e.score is None]
     rows = []
     for i, e in enumerate(ranked, 1):

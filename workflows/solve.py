@@ -26,7 +26,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from crew import Blackboard, Brain, Budget, ChatBrain, CrewError, Message, Task
+from crew import Blackboard, Brain, Budget, ChatBrain, CrewError, Message, Task, best_first
 from crew._tables import TableError
 from crew._brain import brain_for, team_brains
 from crew.roles.analyst import Analyst
@@ -380,7 +380,7 @@ def speed_report(board: Blackboard) -> dict[str, Any]:
 
 def _accepted(board: Blackboard, higher: bool) -> list[Any]:
     done = [e for e in board.experiments(status="done") if e.score is not None and e.artifacts.get("predictions.csv")]
-    return sorted(done, key=lambda e: e.score if higher else -e.score, reverse=True)
+    return best_first(done, higher)
 
 
 def _write_best(board: Blackboard, task: Task, output: Path, higher: bool) -> None:

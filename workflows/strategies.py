@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from crew import Blackboard, Experiment
+from crew import Blackboard, Experiment, best_first, oriented
 from crew.roles.modeler import IMPROVEMENTS, applies, debug_depth
 
 __all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "family_leaders", "improvements_for",
@@ -180,7 +180,7 @@ class Greedy:
         done = [e for e in experiments if e.status == "done" and e.score is not None]  # a cached copy is not expanded
         faster = {e.spec["speed_of"] for e in done if e.spec.get("speed_of")}
         done = [e for e in done if e.id not in faster]  # a kept speed variant is improved in its parent's place
-        ranked = sorted(done, key=lambda e: e.score if higher_is_better else -e.score, reverse=True)  # type: ignore[operator]
+        ranked = best_first(done, higher_is_better)
         steps += _tune_runners_up(ranked, experiments, plan, n - len(steps), taken, self.seed)
         for exp in ranked:
             if len(steps) >= n:
@@ -219,7 +219,7 @@ class MCTS:
         tree = _children(experiments)
         steps = _first_steps(experiments, tree, plan, n, taken, self)
         done = sorted((e for e in experiments if e.status in _FINISHED and e.score is not None),
-                      key=lambda e: e.score if higher_is_better else -e.score)  # type: ignore[operator]
+                      key=lambda e: oriented(e.score, higher_is_better))  # type: ignore[arg-type]
         reward = {e.id: (i + 1) / len(done) for i, e in enumerate(done)}
 
         def stats(exp: Experiment) -> tuple[float, int]:

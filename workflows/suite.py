@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from crew import CrewError, Task, grade
+from crew import CrewError, Task, grade, oriented
 from crew.sandbox import check_executor, require_ray
 
 __all__ = ["RunRecord", "SuiteTask", "bench", "discover", "dummy_raw", "dummy_score", "normalized_score", "pass_at_k",
@@ -370,7 +370,7 @@ def summarize(records: Sequence[RunRecord], items: Sequence[SuiteTask], runs: in
             criterion, passed = "any medal", [r.medal is not None for r in rs]
         elif base is not None:
             criterion = "at least the baseline"
-            passed = [r.score is not None and (r.score >= base if higher else r.score <= base) for r in rs]
+            passed = [r.score is not None and oriented(r.score, higher) >= oriented(base, higher) for r in rs]
         else:
             criterion, passed = "valid submission", [r.valid for r in rs]
         scores = [r.score for r in rs]
