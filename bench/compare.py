@@ -338,11 +338,11 @@ def prepare_features(train: Any, test: Any) -> tuple[Any, Any]:
 def flaml_worker(spec_path: Path) -> None:
     """The FLAML side, run as `compare.py --flaml-worker SPEC` in its own process."""
     spec = json.loads(spec_path.read_text())
-    from crew.tools.ensemble import submission_frame
     from flaml import AutoML
 
     from crew import Task
     from crew._metrics import canonical_labels, positive_label
+    from crew.tools.ensemble import submission_frame
 
     task = Task.load(spec["task_yaml"])
     train, test = _read_frame(spec["train"]), _read_frame(spec["test"])

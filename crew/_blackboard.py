@@ -207,7 +207,7 @@ class Blackboard:
         def attempt() -> list[dict[str, Any]]:
             cursor = db.execute(sql, params)
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
         with self._connection() as db:
             return self._retry(attempt)
@@ -277,7 +277,7 @@ class Blackboard:
             row = db.execute(f"SELECT {', '.join(_EXP_FIELDS)} FROM experiments WHERE id = ?", (exp_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no experiment {exp_id!r} on the blackboard {self.path}")
-            current = Experiment.model_validate(_decode("experiments", dict(zip(_EXP_FIELDS, row))))
+            current = Experiment.model_validate(_decode("experiments", dict(zip(_EXP_FIELDS, row, strict=False))))
             new = Experiment.model_validate({**current.model_dump(), **fields})
             data = new.model_dump(mode="json")
             values = [_dumps(data[f]) if f in _JSON_COLUMNS["experiments"] else data[f] for f in fields]
@@ -341,7 +341,8 @@ class Blackboard:
     def messages(self, *, sent_from: str | None = None, send_to: str | None = None, kind: str | None = None,
                  since_seq: int | None = None) -> list[Message]:
         """A role's mailbox: `send_to` also matches messages for everyone; `since_seq` skips what was already read."""
-        extra, params = [], []
+        extra: list[str] = []
+        params: list[Any] = []
         if send_to is not None:
             extra.append("EXISTS (SELECT 1 FROM json_each(messages.send_to) WHERE value IN (?, ?))")
             params += [send_to, EVERYONE]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -15,7 +15,7 @@ from crew._tables import TableError, read_table
 from crew._task import Task
 from crew.errors import Problem, SubmissionError
 
-__all__ = ["GradeReport", "Placement", "grade", "medal_positions", "place_on_leaderboard", "check_submission"]
+__all__ = ["GradeReport", "Placement", "check_submission", "grade", "medal_positions", "place_on_leaderboard"]
 
 
 class Placement(BaseModel):
@@ -88,7 +88,7 @@ def check_submission(task: Task, submission: pl.DataFrame, answers: pl.DataFrame
     for col in expected:
         nulls = submission[col].null_count()
         if submission[col].dtype.is_float():
-            nulls += submission[col].is_nan().sum()
+            nulls += int(submission[col].is_nan().sum())
         if nulls:
             return f"column {col!r} has {nulls} missing value(s)", submission
     if task.id_column:
@@ -113,9 +113,9 @@ def check_submission(task: Task, submission: pl.DataFrame, answers: pl.DataFrame
             if not values.is_finite().all():
                 return f"column {col!r} has infinite values", submission
             if metric.submission == "proba" and (values.min() < 0 or values.max() > 1):  # type: ignore[operator]
-                return f"probabilities must lie in [0, 1]; column {col!r} ranges from {values.min()} to {values.max()}", submission
+                return f"probabilities must lie in [0, 1]; column {col!r} ranges from {values.min()!r} to {values.max()!r}", submission
             if metric.name == "rmsle" and values.min() < 0:  # type: ignore[operator]
-                return f"rmsle needs predictions >= 0; column {col!r} goes down to {values.min()}", submission
+                return f"rmsle needs predictions >= 0; column {col!r} goes down to {values.min()!r}", submission
         if len(value_cols) > 1 and (submission.select(pl.sum_horizontal(value_cols)).to_series() <= 0).any():
             return "some rows have class probabilities that sum to 0", submission
     return None, submission
@@ -124,7 +124,8 @@ def check_submission(task: Task, submission: pl.DataFrame, answers: pl.DataFrame
 def grade(task: Task, submission: str | Path, answers: str | Path) -> GradeReport:
     """Score a submission file against an answers file; an invalid submission scores None, with the reason."""
     answers_table = _read_answers(task, Path(answers))
-    report = {"task": task.name, "metric": task.metric or "", "score": None, "valid_submission": False, "error": None}
+    report: dict[str, Any] = {"task": task.name, "metric": task.metric or "", "score": None, "valid_submission": False,
+                              "error": None}
     try:
         table = read_table(Path(submission))
     except TableError as exc:
@@ -135,7 +136,7 @@ def grade(task: Task, submission: str | Path, answers: str | Path) -> GradeRepor
             report["error"] = reason
         else:
             report.update(score=_score(task, aligned, answers_table), valid_submission=True)
-    result = GradeReport(**report)  # type: ignore[arg-type]
+    result = GradeReport(**report)
     board = task.root / "leaderboard.csv"
     if board.is_file():
         result.leaderboard = place_on_leaderboard(result.score, _read_leaderboard(board), task.metric_info)

@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["Metric", "METRICS", "best_first", "better", "canonical_labels", "get_metric", "oriented", "positive_label"]
+__all__ = ["METRICS", "Metric", "best_first", "better", "canonical_labels", "get_metric", "oriented", "positive_label"]
 
 T = TypeVar("T")
 
@@ -44,9 +44,7 @@ def canonical_labels(values: Sequence[object] | np.ndarray) -> np.ndarray:
     for v in np.asarray(values, dtype=object):
         if isinstance(v, (bool, np.bool_)):
             out.append(str(bool(v)))
-        elif isinstance(v, (int, np.integer)):
-            out.append(str(int(v)))
-        elif isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+        elif isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer()):
             out.append(str(int(v)))
         else:
             out.append(str(v))
@@ -114,7 +112,8 @@ class Metric:
     binary_only: bool
     _fn: Callable[[np.ndarray, np.ndarray, Sequence[str]], float]
 
-    def score(self, y_true: Sequence[object], y_pred: Sequence[object] | np.ndarray, classes: Sequence[str] = ()) -> float:
+    def score(self, y_true: Sequence[object] | np.ndarray, y_pred: Sequence[object] | np.ndarray,
+              classes: Sequence[str] = ()) -> float:
         """Score predictions; `classes` (canonical labels) is needed by probability metrics."""
         return self._fn(np.asarray(y_true, dtype=object), np.asarray(y_pred), list(classes))
 

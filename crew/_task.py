@@ -292,7 +292,7 @@ class Task(BaseModel):
             problems.append(Problem(test_file, "data.test", f"holds the target column {self.target!r}",
                                     "drop the target from the test file; answers belong in grading/, never beside the task"))
         if self.id_column is not None:
-            for role, frame, rel_file in (("train", train, train_file), ("test", test, test_file)):
+            for _role, frame, rel_file in (("train", train, train_file), ("test", test, test_file)):
                 if frame is None:
                     continue
                 if self.id_column not in frame.columns:
@@ -332,18 +332,21 @@ class Task(BaseModel):
                 return [Problem(file, "metric", f"{metric.name} needs a numeric target, but {self.target!r} holds text (e.g. {sample!r})",
                                 "use a classification metric (accuracy, f1_macro, log_loss, roc_auc) or a numeric target")]
             if metric.name == "rmsle" and y.min() < 0:  # type: ignore[operator]
-                return [Problem(file, "metric", f"rmsle needs a target >= 0, but {self.target!r} goes down to {y.min()}",
+                return [Problem(file, "metric", f"rmsle needs a target >= 0, but {self.target!r} goes down to {y.min()!r}",
                                 "use rmse or mae for targets that can be negative")]
             self._target_type = "regression"
             return []
         if y.dtype.is_float() and not (y == y.round(0)).all():
-            return [Problem(file, "metric", f"{metric.name} is a classification metric, but {self.target!r} holds continuous numbers (e.g. {sample})",
+            return [Problem(file, "metric", f"{metric.name} is a classification metric, but {self.target!r} holds "
+                                            f"continuous numbers (e.g. {sample})",
                             "use a regression metric (rmse, mae, rmsle, r2)")]
         classes = sorted(set(canonical_labels(y.unique().to_list())))
         if len(classes) < 2:
-            return [Problem(file, "target", f"{self.target!r} has a single class ({classes[0]!r}) in train", "a classification target needs two or more classes")]
+            return [Problem(file, "target", f"{self.target!r} has a single class ({classes[0]!r}) in train",
+                            "a classification target needs two or more classes")]
         if numeric and len(classes) > 50 and len(classes) > 0.5 * y.len():
-            return [Problem(file, "metric", f"{metric.name} is a classification metric, but {self.target!r} has {len(classes)} distinct numbers in {y.len()} rows",
+            return [Problem(file, "metric", f"{metric.name} is a classification metric, but {self.target!r} has "
+                                            f"{len(classes)} distinct numbers in {y.len()} rows",
                             "use a regression metric (rmse, mae, rmsle, r2)")]
         if metric.binary_only and len(classes) != 2:
             return [Problem(file, "metric", f"{metric.name} needs a binary target, but {self.target!r} has {len(classes)} classes",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CrewError", "Problem", "TaskError", "SubmissionError"]
+__all__ = ["CrewError", "Problem", "SubmissionError", "TaskError"]
 
 
 class CrewError(Exception):

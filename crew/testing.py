@@ -193,7 +193,8 @@ def check_role(role: Role, state: Mapping[str, Any] | None = None) -> None:
         workdir = Path(tmp)
         if state is None:
             maker = getattr(role, "example_state", None)
-            _require(callable(maker), f"{name} has no example_state(workdir); pass state= to check_role")
+            if not callable(maker):
+                raise RoleCheckError(f"{name} has no example_state(workdir); pass state= to check_role")
             state = maker(workdir)
         assert state is not None
         missing = [key for key in role.reads if key not in state]

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from crew import Action, Blackboard, Experiment, Task
 
-
 _LOADED: dict[Path, tuple[tuple[tuple[str, int, int], ...], Task]] = {}
 
 

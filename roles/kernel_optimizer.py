@@ -128,6 +128,7 @@ class KernelOptimizer(Role):
     def _pipeline_context(self, task: Task, board: Blackboard, step: dict[str, Any]) -> dict[str, Any]:
         """Inside solve: the winning experiment (the step's parent), its stages' timings, the variants left."""
         experiments = board.experiments()
+        winner: Experiment | None
         if step.get("parent"):
             winner = board.experiment(step["parent"])
         else:

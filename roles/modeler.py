@@ -60,7 +60,7 @@ def stage_of(insight: str) -> str:
 def debug_depth(exp: Experiment, by_id: Mapping[str, Experiment]) -> int:
     """How many `debug` steps in a row led to `exp`."""
     depth = 0
-    while exp.insights and exp.insights[-1] == "debug" and exp.parent in by_id:
+    while exp.insights and exp.insights[-1] == "debug" and exp.parent is not None and exp.parent in by_id:
         depth += 1
         exp = by_id[exp.parent]
     return depth

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from crew import Blackboard, Decision, Role
 from crew.roles._util import as_task
 
-__all__ = ["Plan", "PlanStep", "Planner", "STAGES"]
+__all__ = ["STAGES", "Plan", "PlanStep", "Planner"]
 
 STAGES = ("eda", "preprocessing", "feature_engineering", "model", "evaluation")
 """SELA's stages; every insight belongs to one."""

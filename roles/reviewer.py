@@ -229,7 +229,7 @@ def _predictions(frame: pl.DataFrame, task: Task, file: str) -> tuple[str, np.nd
         return kind, labels.to_numpy()
     try:
         values = frame.select(columns).cast(pl.Float64).to_numpy()
-    except Exception:  # noqa: BLE001 - polars raises several types for an impossible cast
+    except Exception:  # polars raises several types for an impossible cast
         raise _Fail(f"{file}'s prediction column(s) {columns[:4]} are not numeric") from None
     bad = int((~np.isfinite(values)).any(axis=1).sum())
     if bad:
@@ -321,7 +321,10 @@ def audit(task: Task | str | Path, result: Mapping[str, Any], data_report: Mappi
     hook's runtime events (a touched hidden path fails the rules check; other
     events outside the experiment's world are warnings).
     """
-    task = as_task(task)
+    return _audit(as_task(task), result, data_report)
+
+
+def _audit(task: Task, result: Mapping[str, Any], data_report: Mapping[str, Any] | None) -> Audit:
     metric = task.metric_info
     report = dict(data_report or {})
     out = Audit()
@@ -345,7 +348,8 @@ def audit(task: Task | str | Path, result: Mapping[str, Any], data_report: Mappi
     _check_folds(out, metric, metrics)
     _check_overfit(out, metric, metrics)
     _check_leakage(out, metric, report, workdir, y_scale)
-    _check_rules(out, task, result, aligned, test_pred, (oof_kind, oof_values) if oof_kind else None)
+    _check_rules(out, task, result, aligned, test_pred,
+                 (oof_kind, oof_values) if oof_kind and oof_values is not None else None)
     return out
 
 
@@ -449,7 +453,7 @@ def _check_cv(out: Audit, task: Task, metric: Metric, metrics: dict[str, Any] | 
             warns.append(f"oof.csv covers {len(positions)} of {len(y_true)} train rows; the CV is only on those")
         try:
             score = metric.score(y_true[positions], _metric_input(kind, values, task, metric), task.classes)
-        except Exception as exc:  # noqa: BLE001 - sklearn's many ways to refuse odd predictions
+        except Exception as exc:  # sklearn has many ways to refuse odd predictions
             raise _Fail(f"oof.csv cannot be scored with {metric.name}: {str(exc).splitlines()[0][:160]}") from None
         if not math.isfinite(score):
             raise _Fail(f"oof.csv scores {score} with {metric.name}: the predictions are degenerate")

@@ -225,7 +225,7 @@ def test_a_chat_models_code_is_refused_where_experiments_cannot_be_confined(tmp_
     monkeypatch.setattr(solve_module, "confinement", lambda: {"confined": "NO: unshare refused (EPERM)"})
     task = tiny_task(tmp_path / "task")
     brain = {"modeler": ChatBrain(ScriptedChatModel(answers=[]))}
-    with pytest.raises(CrewError, match="cannot confine experiments.*--allow-unconfined"):
+    with pytest.raises(CrewError, match=r"cannot confine experiments.*--allow-unconfined"):
         solve_module.solve(task, out=tmp_path / "run", brain=brain, wall_time=30)
     assert not (tmp_path / "run" / "experiments").exists()
     solve_module._require_confinement(allowed=True)  # the user's explicit choice

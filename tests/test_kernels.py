@@ -10,8 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crew.tools.kernels import (TRANSFORMS, estimate_run, hoist_allocation, numba_jit, numpy_scan, parallel_loops,
-                                parity_flags, read_score, scorer_driver, transform)
+from crew.tools.kernels import (
+    TRANSFORMS,
+    estimate_run,
+    hoist_allocation,
+    numba_jit,
+    numpy_scan,
+    parallel_loops,
+    parity_flags,
+    read_score,
+    scorer_driver,
+    transform,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 START = (REPO / "examples" / "tasks" / "prefix-sum" / "solution.py").read_text(encoding="utf-8")
@@ -29,7 +39,7 @@ def clip_square(x):
 
 def load(code: str) -> types.ModuleType:
     module = types.ModuleType("candidate")
-    exec(compile(code, "<candidate>", "exec"), module.__dict__)  # noqa: S102 - the test runs the rewritten kernel
+    exec(compile(code, "<candidate>", "exec"), module.__dict__)
     return module
 
 
@@ -130,5 +140,6 @@ def test_numpy_scan_turns_the_running_sums_into_cumulative_sums():
     "        total += value\n        out[i] = total\n        print(total)",  # anything else in the loop
 ])
 def test_numpy_scan_refuses_loops_that_are_not_plain_scans(body):
-    code = f"import numpy as np\n\ndef f(x):\n    out = np.empty(len(x))\n    total = 0\n    for i, value in enumerate(x):\n{body}\n    return out\n"
+    code = (f"import numpy as np\n\ndef f(x):\n    out = np.empty(len(x))\n    total = 0\n"
+            f"    for i, value in enumerate(x):\n{body}\n    return out\n")
     assert numpy_scan(code) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_each_finished_experiment_becomes_a_child_run_with_params_metrics_and_co
     assert a.data.tags["crew.critic_basis"] == "ridge: 2 fits"
     assert runs["b"].data.tags["crew.error"] == "NameError: boom" and runs["b"].data.tags["crew.parent"] == "a"
     code = client.download_artifacts(a.info.run_id, "code.py", str(tmp_path))
-    assert open(code).read() == "print('model a')\n"
+    assert Path(code).read_text() == "print('model a')\n"
     # the artifacts sit beside the database, not wherever the command ran
     assert (tmp_path / "mlartifacts").is_dir()
     parent = client.get_run(out["parent_run_id"])
@@ -90,7 +91,7 @@ def test_exporting_again_adds_only_what_the_run_did_since(tmp_path):
 
 
 def test_bad_folders_stores_and_a_missing_mlflow_say_the_fix(tmp_path, monkeypatch):
-    with pytest.raises(CrewError, match="not a crew run folder.*fix"):
+    with pytest.raises(CrewError, match=r"not a crew run folder.*fix"):
         export_mlflow(tmp_path, tracking_uri=_store(tmp_path))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -120,7 +121,7 @@ def test_solve_with_mlflow_logs_the_run_and_export_mlflow_names_the_store(tmp_pa
     top = max((r for r in children if "cv_roc_auc" in r.data.metrics), key=lambda r: r.data.metrics["cv_roc_auc"])
     assert top.data.metrics["cv_roc_auc"] == pytest.approx(best.score)
     code = client.download_artifacts(top.info.run_id, "code.py", str(tmp_path))
-    assert open(code).read() == (out / "experiments" / top.data.tags["crew.experiment_id"] / "code.py").read_text()
+    assert Path(code).read_text() == (out / "experiments" / top.data.tags["crew.experiment_id"] / "code.py").read_text()
     parent = client.get_run(children[0].data.tags["mlflow.parentRunId"])
     assert parent.info.status == "FINISHED"
     assert "submission.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -112,7 +112,7 @@ def test_a_speed_variant_that_predicts_differently_is_rejected(parent_run, tmp_p
     board = _board_with_parent(tmp_path, parent_run)
     folder = shutil.copytree(parent_run, tmp_path / "moved")
     oof = pd.read_csv(folder / "oof.csv")
-    column = [c for c in oof.columns if c not in ("id", "row")][0]
+    column = next(c for c in oof.columns if c not in ("id", "row"))
     oof[column] = np.clip(oof[column] * 0.7 + 0.15, 0, 1)  # same ranking, so nearly the same AUC; other predictions
     oof.to_csv(folder / "oof.csv", index=False)
     score = audit(Task.load(TASK_YAML), {"workdir": str(folder), "reason": "ok"}, REPORT).score

@@ -294,8 +294,8 @@ def check_kernel(code: str, *, scorer: str, forbidden_paths: Iterable[str] = ())
                                                                            "may not change the modules the scorer uses"))
         elif isinstance(node, ast.Call):
             name = resolve(node.func)
-            if name in _INTROSPECTION or name in ("setattr", "builtins.setattr") and node.args and \
-                    resolve(node.args[0]).split(".")[0] in _SCORER_MODULES:
+            if name in _INTROSPECTION or (name in ("setattr", "builtins.setattr") and node.args and \
+                    resolve(node.args[0]).split(".")[0] in _SCORER_MODULES):
                 found.append(Finding(rule="scorer", line=line, message=f"calls {name}: a kernel may not look into or "
                                                                        "change the scorer's process"))
             elif name.split(".")[-1] in _TIMERS and name.split(".")[0] == "time":
@@ -309,7 +309,7 @@ def check_kernel(code: str, *, scorer: str, forbidden_paths: Iterable[str] = ())
                                          message=f"caches {node.name}'s results: a kernel must compute every call"))
             globals_written = {n for stmt in ast.walk(node) if isinstance(stmt, ast.Global) for n in stmt.names}
             if globals_written:
-                found.append(Finding(rule="memo", line=node.lineno,
+                found.append(Finding(rule="memo", line=getattr(node, "lineno", 0),
                                      message=f"{node.name} rebinds module state ({', '.join(sorted(globals_written))}) "
                                              "between calls: a kernel must compute every call"))
     module_containers = {t.id for stmt in tree.body if isinstance(stmt, ast.Assign)
@@ -324,7 +324,7 @@ def check_kernel(code: str, *, scorer: str, forbidden_paths: Iterable[str] = ())
                 and node.func.attr in ("append", "update", "setdefault", "add", "__setitem__", "extend", "insert"))
             owner = node.value if isinstance(node, ast.Subscript) else getattr(getattr(node, "func", None), "value", None)
             if stored and isinstance(owner, ast.Name) and owner.id in module_containers:
-                found.append(Finding(rule="memo", line=node.lineno,
+                found.append(Finding(rule="memo", line=getattr(node, "lineno", 0),
                                      message=f"{func.name} stores into the module-level {owner.id}: a kernel must "
                                              "compute every call, not remember answers"))
     return sorted(findings + found, key=lambda f: (f.line, f.rule))

@@ -15,7 +15,7 @@ import ast
 import builtins
 import copy
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,9 +182,9 @@ def _parity_counters(func: ast.FunctionDef) -> set[str]:
                 if isinstance(target, ast.Name) and target.id in candidates and not (
                         isinstance(node.value, ast.Constant) and node.value.value == 0):
                     candidates.discard(target.id)
-        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id in candidates:
-            if not (isinstance(node.op, ast.Add) and _step_of_one(node.value) is not None):
-                candidates.discard(node.target.id)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id in candidates \
+                and not (isinstance(node.op, ast.Add) and _step_of_one(node.value) is not None):
+            candidates.discard(node.target.id)
     return candidates
 
 
@@ -262,7 +262,7 @@ def hoist_allocation(code: str) -> str | None:
         if not hoisted:
             body.append(func)
             continue
-        names = [s.targets[0].id for s in hoisted]  # type: ignore[attr-defined]
+        names = [s.targets[0].id for s in hoisted]
         kernel = ast.FunctionDef(name=f"_{func.name}_kernel", args=ast.arguments(
             posonlyargs=[], args=[*(ast.arg(arg=p) for p in params), *(ast.arg(arg=n) for n in names)],
             kwonlyargs=[], kw_defaults=[], defaults=[]), body=[s for s in func.body if s not in hoisted],
@@ -349,7 +349,7 @@ def _scan_loop(func: ast.FunctionDef) -> tuple[ast.For, str, str, str] | None:
         if isinstance(source, ast.Call) and isinstance(source.func, ast.Attribute) and source.func.attr == "tolist":
             source = source.func.value
         if isinstance(source, ast.Name) and source.id == array:
-            return loop, loop.target.elts[0].id, loop.target.elts[1].id, array  # type: ignore[attr-defined]
+            return loop, loop.target.elts[0].id, loop.target.elts[1].id, array
     return None
 
 
@@ -402,7 +402,7 @@ def numpy_scan(code: str) -> str | None:
 class _Scan:
     """Builds the NumPy statements of one scan loop: each scalar's increments, its running sums, the stores."""
 
-    def __init__(self, loop: ast.For, index: str, element: str, initial: dict[str, ast.expr]):
+    def __init__(self, loop: ast.For, index: str, element: str, initial: Mapping[str, ast.expr]):
         self.index, self.element, self.initial = index, element, initial
         self.updates: dict[str, tuple[int, ast.expr]] = {}  # scalar -> (its statement's position, increment)
         self.stores: list[tuple[int, str, ast.expr]] = []
@@ -413,7 +413,7 @@ class _Scan:
                 self.updates[update[0]] = (k, update[1])
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
                     and isinstance(target.slice, ast.Name) and target.slice.id == index:
-                self.stores.append((k, target.value.id, stmt.value))  # type: ignore[union-attr]
+                self.stores.append((k, target.value.id, stmt.value))
             else:
                 raise _NotAScan
         if not self.updates or not self.stores:
@@ -449,7 +449,7 @@ class _Scan:
 def _vectorised_body(func: ast.FunctionDef, loop: ast.For, index: str, element: str, array: str) -> list[ast.stmt]:
     position = func.body.index(loop)
     before, after = func.body[:position], func.body[position + 1:]
-    initial = {stmt.targets[0].id: stmt.value for stmt in before  # type: ignore[union-attr]
+    initial = {stmt.targets[0].id: stmt.value for stmt in before
                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
                and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, int | float)}
     scan = _Scan(loop, index, element, initial)

@@ -190,14 +190,14 @@ def judge(task: Task, change: Perturbation, before: Path, after: Path) -> ProbeV
     ok = np.isfinite(moves)
     s, c = moves[ok & in_s], moves[ok & ~in_s]
     if len(s) < 10 or len(c) < 10:
-        return ProbeVerdict(False, 0.0, 0.0, int(len(s)), "too few rows to compare")
+        return ProbeVerdict(False, 0.0, 0.0, len(s), "too few rows to compare")
     effect = float(s.mean() - c.mean())
     se = math.sqrt(s.var(ddof=1) / len(s) + c.var(ddof=1) / len(c))
     z = effect / se if se > 0 else (math.inf if effect > 1e-9 else 0.0)
     caught = z > _Z_CAUGHT
     note = (f"rows given new labels moved {effect:+.4g} towards them beyond comparable rows (z {z:.1f}, "
             f"{len(s)} rows)")
-    return ProbeVerdict(caught, effect, float(z), int(len(s)), note)
+    return ProbeVerdict(caught, effect, float(z), len(s), note)
 
 
 def judge_canaries(task: Task, change: Perturbation, after: Path) -> ProbeVerdict:
@@ -227,12 +227,12 @@ def judge_canaries(task: Task, change: Perturbation, after: Path) -> ProbeVerdic
     q_oof, q_test = _quality(task, oof, truth, test), _quality(task, test, truth, oof)
     d = (q_oof - q_test)[np.isfinite(q_oof - q_test)]
     if len(d) < 10:
-        return ProbeVerdict(False, 0.0, 0.0, int(len(d)), "too few canary predictions to compare")
+        return ProbeVerdict(False, 0.0, 0.0, len(d), "too few canary predictions to compare")
     effect, sd = float(d.mean()), float(d.std(ddof=1))
     z = effect / (sd / math.sqrt(len(d))) if sd > 0 else (math.inf if effect > 1e-9 else 0.0)
     note = (f"on {len(d)} canary rows the submission is {effect:+.4g} worse per row than the same rows' out-of-fold "
             f"predictions (z {z:.1f})")
-    return ProbeVerdict(z > _Z_CAUGHT, effect, float(z), int(len(d)), note)
+    return ProbeVerdict(z > _Z_CAUGHT, effect, float(z), len(d), note)
 
 
 def _prediction_values(task: Task, frame: pl.DataFrame) -> np.ndarray:
@@ -318,11 +318,10 @@ def _moves(task: Task, old: np.ndarray, new: np.ndarray, p0: np.ndarray, p1: np.
         gain_old = p1[rows, old_i[rows]] - p0[rows, old_i[rows]]
         out[rows] = gain_new - gain_old
         return out
-    numeric = _as_float(p0) is not None and _as_float(p1) is not None
-    if numeric and np.nanmin(_as_float(p0)) >= 0 and np.nanmax(_as_float(p0)) <= 1 and len(labels) == 2:
-        q0, q1 = _as_float(p0), _as_float(p1)  # P(positive class), as TASK_FORMAT's binary probabilities
+    q0, q1 = _as_float(p0), _as_float(p1)  # P(positive class), as TASK_FORMAT's binary probabilities
+    if q0 is not None and q1 is not None and np.nanmin(q0) >= 0 and np.nanmax(q0) <= 1 and len(labels) == 2:
         direction = np.where(new_i == index[positive_label(labels)], 1.0, -1.0)
-        out[valid] = ((q1 - q0) * direction)[valid]  # type: ignore[operator]
+        out[valid] = ((q1 - q0) * direction)[valid]
         return out
     agree_before = np.array([_canon(a) == _canon(b) for a, b in zip(p0, new, strict=True)], dtype=float)
     agree_after = np.array([_canon(a) == _canon(b) for a, b in zip(p1, new, strict=True)], dtype=float)

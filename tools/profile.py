@@ -94,8 +94,7 @@ def _profile_column(series: pl.Series, rows: int) -> ColumnProfile:
 
 def _is_sequence(values: pl.Series) -> bool:
     """Row numbers and surrogate keys: unique integers with near-constant steps carry no signal."""
-    ordered = values.sort()
-    span = ordered.max() - ordered.min()  # type: ignore[operator]
+    span = float(values.max()) - float(values.min())  # type: ignore[arg-type]
     return span <= 2 * len(values)
 
 
@@ -106,8 +105,8 @@ def _string_kind(values: pl.Series, n_unique: int, rows: int) -> ColumnKind:
                 return "datetime"
         except pl.exceptions.PolarsError:
             pass
-    mean_words = values.str.count_matches(r"\s+").mean() or 0.0
-    if mean_words >= 3:
+    mean_words = values.str.count_matches(r"\s+").cast(pl.Float64).mean()
+    if isinstance(mean_words, float) and mean_words >= 3:
         return "text"
     if n_unique == rows and rows > 20:
         return "id"

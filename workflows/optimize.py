@@ -84,12 +84,12 @@ def build_optimize_graph(task: Task, run_dir: Path, *, board: Blackboard, budget
                         code=scorer_driver(code, str(task.score)), data_dir=str(task.root), hide=hidden,
                         limits=Limits(wall_time=wall, memory=budget.memory, threads=threads))
         result = executor.run(launch)
-        scored = read_score(result.stdout_tail) if result.reason == "ok" else None
-        valid = bool(scored and scored.get("valid") and scored.get("score") is not None)
-        error = None if valid else ((scored or {}).get("error") or f"{result.reason}: {result.detail}".strip(": ")
+        scored = (read_score(result.stdout_tail) if result.reason == "ok" else None) or {}
+        valid = bool(scored.get("valid") and scored.get("score") is not None)
+        error = None if valid else (scored.get("error") or f"{result.reason}: {result.detail}".strip(": ")
                                     + ("\n" + result.stderr_tail[-1500:] if result.stderr_tail else ""))
         board.log_score(ScoreEntry(source=source, score=float(scored["score"]) if valid else None, valid=valid,
-                                   experiment_id=exp_id, details={"time_s": (scored or {}).get("time_s"),
+                                   experiment_id=exp_id, details={"time_s": scored.get("time_s"),
                                                                   "error": error, "wall_time": result.wall_time}))
         board.post(Message(content=f"{exp_id} ({source}): " + (f"{1000 * float(scored['time_s']):.3f} ms, score "
                                                               f"{float(scored['score']):.4f}" if valid else
@@ -97,7 +97,7 @@ def build_optimize_graph(task: Task, run_dir: Path, *, board: Blackboard, budget
                            sent_from="scorer", send_to=["optimizer"], cause_by="scorer.result",
                            payload={"experiment": exp_id, "valid": valid, "scored": scored, "reason": result.reason,
                                     "wall_time": result.wall_time}))
-        return {"valid": valid, "scored": scored or {}, "error": error, "result": result}
+        return {"valid": valid, "scored": scored, "error": error, "result": result}
 
     def setup(state: OptimizeState) -> dict[str, Any]:
         """The start is the safety net and the yardstick: written to the output, then scored first."""
@@ -262,7 +262,7 @@ def describe_log(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         ms = "-" if row["ms"] is None else f"{row['ms']:.3f}"
         value = "-" if row["score"] is None else f"{row['score']:.4f}"
-        lines.append(f"{row['at']:>7.1f}  {str(row['candidate']):<14} {row['move']:<16} {str(row['valid']):<5} "
+        lines.append(f"{row['at']:>7.1f}  {row['candidate']!s:<14} {row['move']:<16} {row['valid']!s:<5} "
                      f"{ms:>10}  {value:>8}")
     return "\n".join(lines)
 

@@ -232,7 +232,7 @@ def _costs(board: Blackboard, experiments: Sequence[Experiment], summary: dict[s
         row[2] += u.output_tokens
         row[3] += u.cost or 0.0
     estimated = [e for e in ran if (e.estimate or {}).get("seconds")]
-    ratios = sorted(e.wall_time / e.estimate["seconds"] for e in estimated)  # type: ignore[operator]
+    ratios = sorted(e.wall_time / e.estimate["seconds"] for e in estimated)
     lines = [
         ("run wall time", f"{summary['elapsed']:.1f}s"),
         ("experiments", ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items())) or "none"),

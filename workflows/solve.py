@@ -27,8 +27,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from crew import Blackboard, Brain, Budget, ChatBrain, CrewError, Message, Task, best_first
-from crew._tables import TableError
 from crew._brain import brain_for, team_brains
+from crew._tables import TableError
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
 from crew.roles.kernel_optimizer import KernelOptimizer

@@ -58,7 +58,7 @@ def improvements_for(plan: dict, experiment: Experiment) -> list[str]:
 def _baseline_and_drafts(plan: dict) -> tuple[str, list[str]]:
     schedule = plan.get("schedule", [])
     baseline = next((s["insights"][0] for s in schedule if s["phase"] == "baseline" and s["insights"]), "linear")
-    drafts = next((s["insights"] for s in schedule if s["phase"] == "draft"), [])
+    drafts: list[str] = next((s["insights"] for s in schedule if s["phase"] == "draft"), [])
     return baseline, [d for d in drafts if d != baseline]
 
 
@@ -68,7 +68,7 @@ def _opening(experiments: list[Experiment], plan: dict, n: int, taken: set[tuple
     baseline, drafts = _baseline_and_drafts(plan)
     drafts = drafts if limit is None else drafts[:limit]
     roots = {e.spec.get("step") or e.insights[0] for e in experiments if e.parent is None and e.insights}
-    steps = []
+    steps: list[Step] = []
     for i, model in enumerate([baseline, *drafts]):
         if model not in roots and (None, model) not in taken and len(steps) < n:
             steps.append(Step(phase="baseline" if i == 0 else "draft", model=model, insight=model, seed=seed))
@@ -148,7 +148,7 @@ def _tune_runners_up(ranked: list[Experiment], experiments: list[Experiment], pl
     """The plan's `tune_best_<k>`: the best experiment of each of the k best families is tuned once, so that the
     final ensemble has strong members that err differently, not only near-copies of one family's winner."""
     tuned = {e.spec.get("model") for e in experiments if "tune" in e.insights}
-    steps = []
+    steps: list[Step] = []
     for best in family_leaders(ranked)[:_tune_families(plan)]:
         family = best.spec.get("model")
         if len(steps) < n and family not in tuned and (best.id, "tune") not in taken and "tune" in improvements_for(plan, best):

@@ -52,13 +52,16 @@ class SuiteTask(BaseModel):
         return float(self.loaded.budget.wall_time)
 
 
+RunStatus = Literal["ok", "crashed", "timeout"]
+
+
 class RunRecord(BaseModel):
     """One run of one task, graded; `status` says how the solver ended, `valid` whether its submission counts."""
 
     task: str
     run: int
     seed: int
-    status: Literal["ok", "crashed", "timeout"]
+    status: RunStatus
     valid: bool
     score: float | None = None
     above_median: bool | None = None
@@ -189,7 +192,7 @@ def _die_with_parent() -> None:
 
 
 def _solve(item: SuiteTask, run_dir: Path, seed: int, budget: float, *, workers: int | None,
-           llm: Sequence[str], address: str | None = None) -> tuple[str, float, str | None]:
+           llm: Sequence[str], address: str | None = None) -> tuple[RunStatus, float, str | None]:
     """Run one `crew solve` (or resume it) in its own process; (status, wall seconds, error)."""
     resume = (run_dir / "run.json").is_file()
     cmd = [sys.executable, "-m", "crew", "solve", "--quiet"]

@@ -1,9 +1,9 @@
 """Loaded at start-up by every Python process of an experiment (its folder is on PYTHONPATH): an audit hook that
 records what the experiment does at run time and what no syntax check sees (paths built from strings, code loaded
 late): opens and listings outside its world or of hidden paths, processes other than Python (notes for system
-tools), shells, sockets, native libraries it brought. Each event goes, once, as a JSON line to the file descriptor crew handed it; crew turns them
-into reviewer findings. An audit hook cannot be removed once added; a process that execs something else or clears
-its environment leaves the hook behind, and that spawn is itself recorded.
+tools), shells, sockets, native libraries it brought. Each event goes, once, as a JSON line to the file descriptor
+crew handed it; crew turns them into reviewer findings. An audit hook cannot be removed once added; a process that
+execs something else or clears its environment leaves the hook behind, and that spawn is itself recorded.
 """
 
 import os
@@ -76,7 +76,7 @@ def _install():
                     else None
                 if name and not under(name, runtime):
                     emit("warn", "native code", f"loaded {name}, a library that is not part of the runtime")
-        except Exception:  # noqa: BLE001 - the hook must never change what the experiment does
+        except Exception:  # the hook must never change what the experiment does
             pass
 
     sys.addaudithook(hook)
