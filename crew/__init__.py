@@ -6,12 +6,15 @@ private (`_`-prefixed) and may change without notice.
 """
 
 from crew._blackboard import Blackboard, BlackboardError
-from crew._brain import Brain, ChatBrain, ExpertBrain, LLMAuthError
+from crew._brain import Brain, ChatBrain, ExpertBrain, LLMAuthError, brain_for, team_brains
 from crew._budget import Budget, BudgetExceeded, Remaining
-from crew._grading import GradeReport, Placement, grade, medal_positions, place_on_leaderboard
-from crew._metrics import METRICS, Metric, best_first, better, get_metric, oriented
+from crew._grading import GradeReport, Placement, check_submission, grade, medal_positions, place_on_leaderboard
+from crew._metrics import METRICS, Metric, best_first, better, canonical_labels, get_metric, oriented, positive_label
 from crew._role import Action, MissingStateKeys, NoExpertPolicy, Role, RoleContractError
+from crew._syntax import parse as parse_python
+from crew._tables import TableError, read_table
 from crew._task import Task, TaskBudget, TaskData
+from crew._units import parse_duration
 from crew.errors import CrewError, Problem, SubmissionError, TaskError
 from crew.types import Decision, Experiment, LLMUsage, Message, ScoreEntry
 
@@ -42,17 +45,26 @@ __all__ = [
     "RoleContractError",
     "ScoreEntry",
     "SubmissionError",
+    "TableError",
     "Task",
     "TaskBudget",
     "TaskData",
     "TaskError",
     "best_first",
     "better",
+    "brain_for",
+    "canonical_labels",
+    "check_submission",
     "get_metric",
     "grade",
     "medal_positions",
     "oriented",
+    "parse_duration",
+    "parse_python",
     "place_on_leaderboard",
+    "positive_label",
+    "read_table",
+    "team_brains",
 ]
 
 __version__ = "0.1.0"

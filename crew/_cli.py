@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from crew._grading import grade as grade_submission
 from crew._task import Task
-from crew.errors import CrewError, SubmissionError, TaskError
+from crew.errors import CrewError, exit_with
 
 app = typer.Typer(
     name="crew",
@@ -25,19 +24,6 @@ app = typer.Typer(
 _out = Console(soft_wrap=True)
 
 
-def _fail(error: CrewError) -> None:
-    """Print one line per problem on stderr and exit 2: users fix inputs, they do not read tracebacks."""
-    if isinstance(error, TaskError):
-        lines = [str(p) for p in error.problems]
-    elif isinstance(error, SubmissionError):
-        lines = [str(error.problem)]
-    else:
-        lines = [str(error)]
-    for line in lines:
-        print(f"error: {line}", file=sys.stderr)
-    raise typer.Exit(code=2)
-
-
 @app.command()
 def validate(
     task: Annotated[Path, typer.Argument(help="task.yaml, or the folder that holds it")],
@@ -46,7 +32,7 @@ def validate(
     try:
         loaded = Task.load(task)
     except CrewError as exc:
-        _fail(exc)
+        exit_with(exc)
     table = Table(title=f"task {loaded.name}", show_header=False)
     for key, value in loaded.summary().items():
         table.add_row(key, str(value))
@@ -66,7 +52,7 @@ def grade(
     try:
         report = grade_submission(Task.load(task), submission, answers)
     except CrewError as exc:
-        _fail(exc)
+        exit_with(exc)
     print(report.to_json())
 
 

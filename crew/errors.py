@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
-__all__ = ["CrewError", "Problem", "SubmissionError", "TaskError"]
+import typer
+
+__all__ = ["CrewError", "Problem", "SubmissionError", "TaskError", "exit_with"]
 
 
 class CrewError(Exception):
@@ -43,3 +47,17 @@ class SubmissionError(CrewError):
     def __init__(self, problem: Problem):
         self.problem = problem
         super().__init__(str(problem))
+
+
+def exit_with(error: CrewError) -> NoReturn:
+    """End a command on `error`: one line per problem on stderr, exit status 2. Users fix inputs; they do not read
+    tracebacks. Every `crew` command, in the core or registered from another folder, ends this way."""
+    if isinstance(error, TaskError):
+        lines = [str(p) for p in error.problems]
+    elif isinstance(error, SubmissionError):
+        lines = [str(error.problem)]
+    else:
+        lines = [str(error)]
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    raise typer.Exit(code=2)

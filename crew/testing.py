@@ -28,7 +28,7 @@ from crew._brain import ChatBrain, ExpertBrain
 from crew._role import MissingStateKeys, NoExpertPolicy, Role, RoleContractError
 from crew.types import Decision
 
-__all__ = ["RoleCheckError", "ScriptedChatModel", "ScriptedChatServer", "check_role"]
+__all__ = ["RoleCheckError", "ScriptedChatModel", "ScriptedChatServer", "check_role", "tiny_task"]
 
 Answer = str | BaseException | Callable[[list[BaseMessage]], str]
 
@@ -251,3 +251,19 @@ def _run_and_check(role: Role, node: Role, state: Mapping[str, Any], board: Blac
     _require(len(posted) == before + 1, f"{name} must post exactly one decision message per call")
     decision = role.decision.model_validate(posted[-1].payload)
     _require(decision == expect, f"{name}'s posted decision differs from the one it made")
+
+
+def tiny_task(workdir: Path) -> Path:
+    """Write a 40-row binary task into `workdir` and return its task.yaml: what roles' `example_state` (and so
+    `check_role`) and tests run on when the example task would be too slow."""
+    workdir = Path(workdir)
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    train = ["id,x1,x2,colour,y"] + [f"{i},{i % 7},{(i * 3) % 11},{'red' if i % 3 else 'blue'},{int(i % 7 > 3)}"
+                                     for i in range(40)]
+    test = ["id,x1,x2,colour"] + [f"{i},{i % 5},{i % 9},{'red' if i % 2 else 'blue'}" for i in range(40, 50)]
+    (workdir / "data" / "train.csv").write_text("\n".join(train) + "\n", encoding="utf-8")
+    (workdir / "data" / "test.csv").write_text("\n".join(test) + "\n", encoding="utf-8")
+    (workdir / "task.yaml").write_text(
+        "name: tiny\nkind: tabular\ndata:\n  train: data/train.csv\n  test: data/test.csv\ntarget: y\n"
+        "id_column: id\nmetric: roc_auc\n", encoding="utf-8")
+    return workdir / "task.yaml"

@@ -73,18 +73,3 @@ class WriteFile(Action):
 
     def describe(self, result: Any) -> str:
         return f"wrote {result}"
-
-
-def tiny_task(workdir: Path) -> Path:
-    """Write a 40-row binary task into `workdir` for roles' `example_state` (what `check_role` runs them on)."""
-    workdir = Path(workdir)
-    (workdir / "data").mkdir(parents=True, exist_ok=True)
-    train = ["id,x1,x2,colour,y"] + [f"{i},{i % 7},{(i * 3) % 11},{'red' if i % 3 else 'blue'},{int(i % 7 > 3)}"
-                                     for i in range(40)]
-    test = ["id,x1,x2,colour"] + [f"{i},{i % 5},{i % 9},{'red' if i % 2 else 'blue'}" for i in range(40, 50)]
-    (workdir / "data" / "train.csv").write_text("\n".join(train) + "\n", encoding="utf-8")
-    (workdir / "data" / "test.csv").write_text("\n".join(test) + "\n", encoding="utf-8")
-    (workdir / "task.yaml").write_text(
-        "name: tiny\nkind: tabular\ndata:\n  train: data/train.csv\n  test: data/test.csv\ntarget: y\n"
-        "id_column: id\nmetric: roc_auc\n", encoding="utf-8")
-    return workdir / "task.yaml"

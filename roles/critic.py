@@ -16,8 +16,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from crew import Blackboard, Decision, Message, Role, Task
-from crew._syntax import parse
-from crew.roles._util import as_task, tiny_task
+from crew import parse_python as parse
+from crew.roles._util import as_task
+from crew.testing import tiny_task
 from crew.tools.codecheck import Finding, check_code, check_kernel
 from crew.tools.cost import CostModel, Estimate, Observation, Workload, read_workload
 from crew.tools.kernels import estimate_run

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task, best_first
-from crew._metrics import positive_label
-from crew.roles._util import add_proposed, as_task, tiny_task
+from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task, best_first, positive_label
+from crew.roles._util import add_proposed, as_task
+from crew.testing import tiny_task
 from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
 from crew.tools.sizing import scale
 from crew.tools.speed import ran_params

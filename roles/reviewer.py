@@ -30,12 +30,23 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field
 
-from crew import Blackboard, Decision, Message, Role, Task, oriented
-from crew._grading import check_submission
-from crew._metrics import Metric, canonical_labels, positive_label
-from crew._syntax import parse
-from crew._tables import TableError, read_table
-from crew.roles._util import as_task, tiny_task
+from crew import (
+    Blackboard,
+    Decision,
+    Message,
+    Metric,
+    Role,
+    TableError,
+    Task,
+    canonical_labels,
+    check_submission,
+    oriented,
+    positive_label,
+    read_table,
+)
+from crew import parse_python as parse
+from crew.roles._util import as_task
+from crew.testing import tiny_task
 from crew.tools.speed import CV_SPREAD_TOLERANCE, PREDICTION_TOLERANCE, prediction_gap
 
 __all__ = ["ARTIFACTS", "CHECKS", "Audit", "Review", "Reviewer", "audit"]

@@ -7,10 +7,9 @@ import sys
 import pytest
 
 from crew import Blackboard, Experiment, Task
-from crew.roles._util import tiny_task
 from crew.roles.critic import Critic, apply_changes, calibration
 from crew.sandbox import Launch, Limits, LocalExecutor
-from crew.testing import check_role
+from crew.testing import check_role, tiny_task
 from crew.tools.cost import CostModel, Observation, Workload, read_workload
 from crew.tools.pipelines import PipelineSpec, render
 from tests.conftest import EXAMPLE_TASK

@@ -218,8 +218,7 @@ def test_a_chat_models_code_is_refused_where_experiments_cannot_be_confined(tmp_
     # a machine that grants no namespaces (seen through the probe crew doctor uses): a run whose modeler is a chat
     # model stops before anything runs, and says how to proceed; the expert's own scripts still run there
     from crew import ChatBrain, CrewError
-    from crew.roles._util import tiny_task
-    from crew.testing import ScriptedChatModel
+    from crew.testing import ScriptedChatModel, tiny_task
     from crew.workflows import solve as solve_module
 
     monkeypatch.setattr(solve_module, "confinement", lambda: {"confined": "NO: unshare refused (EPERM)"})
@@ -267,7 +266,7 @@ def test_a_spent_run_disk_quota_stops_launches_but_not_the_run(tmp_path):
     # the run's budget.disk caps what all its experiments leave; past it nothing launches, and the run still ends
     # in time with its valid (constant) submission
     from crew import Blackboard, Task
-    from crew.roles._util import tiny_task
+    from crew.testing import tiny_task
     from crew.workflows.solve import solve
 
     path = tiny_task(tmp_path / "task")

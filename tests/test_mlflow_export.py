@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crew import Blackboard, CrewError, Experiment
-from crew.roles._util import tiny_task
+from crew.testing import tiny_task
 from crew.workflows.mlflow_export import export_mlflow
 
 mlflow = pytest.importorskip("mlflow")

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from crew import Task
-from crew.roles._util import tiny_task
 from crew.sandbox import Launch, Limits, LocalExecutor
+from crew.testing import tiny_task
 from crew.tools.pipelines import MODELS, PipelineSpec, cached_stages, promote_stages, render, rendered, stage_keys
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crew import Blackboard, Experiment, Message, ScoreEntry
-from crew.roles._util import tiny_task
+from crew.testing import tiny_task
 from crew.workflows import diagram
 from crew.workflows.report import experiment_tree_layout, report, run_summary
 from crew.workflows.solve import solve

@@ -86,7 +86,7 @@ def _done_count(board_path: Path) -> int:
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
     # killed between writing run.json and LangGraph's first checkpoint: --resume once failed with EmptyInputError
-    from crew.roles._util import tiny_task
+    from crew.testing import tiny_task
 
     task = tiny_task(tmp_path / "task")
     run = tmp_path / "run"

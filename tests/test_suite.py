@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crew import CrewError
-from crew.roles._util import tiny_task
+from crew.testing import tiny_task
 from crew.workflows import suite
 from crew.workflows.suite import RunRecord, bench, discover, normalized_score, pass_at_k, read_baseline
 

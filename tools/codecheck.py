@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from crew._syntax import parse
+from crew import parse_python as parse
 
 __all__ = ["Finding", "Rule", "check_code", "check_kernel"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from crew._syntax import parse
+from crew import parse_python as parse
 
 __all__ = ["PRIORS", "CostModel", "Estimate", "FamilyPrior", "Observation", "Workload", "read_workload"]
 

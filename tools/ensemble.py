@@ -35,8 +35,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from crew import Task
-from crew._metrics import Metric, canonical_labels, oriented, positive_label
+from crew import Metric, Task, canonical_labels, oriented, positive_label
 from crew.errors import CrewError
 
 __all__ = [

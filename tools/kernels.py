@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crew._syntax import parse
+from crew import parse_python as parse
 from crew.tools.codecheck import _dotted
 from crew.tools.cost import Estimate, Workload
 

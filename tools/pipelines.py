@@ -22,9 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from crew import Task
-from crew._metrics import positive_label
-from crew._syntax import parse
+from crew import Task, positive_label
+from crew import parse_python as parse
 
 __all__ = [
     "FEATURES",

@@ -31,9 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crew import Task
-from crew._metrics import positive_label
-from crew._tables import read_table
+from crew import Task, positive_label, read_table
 
 __all__ = ["Perturbation", "ProbeVerdict", "judge", "judge_canaries", "perturb_train"]
 

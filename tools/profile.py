@@ -10,9 +10,7 @@ from pydantic import BaseModel, Field
 from sklearn.model_selection import cross_val_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from crew import Task
-from crew._metrics import canonical_labels
-from crew._tables import read_table
+from crew import Task, canonical_labels, read_table
 
 __all__ = ["ColumnProfile", "DataProfile", "TargetProfile", "profile_task"]
 

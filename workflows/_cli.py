@@ -13,10 +13,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from crew import Blackboard, CrewError, Task, better
-from crew._brain import team_brains
-from crew._cli import _fail as fail
-from crew._units import parse_duration
+from crew import Blackboard, CrewError, Task, better, parse_duration, team_brains
+from crew.errors import exit_with as fail
 from crew.sandbox import RayExecutor, check_executor
 from crew.workflows.optimize import describe_log
 from crew.workflows.solve import default_run_dir, solve

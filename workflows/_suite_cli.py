@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from crew import CrewError
-from crew._cli import _fail as fail
-from crew._units import parse_duration
+from crew import CrewError, parse_duration
+from crew.errors import exit_with as fail
 
 __all__ = ["register"]
 

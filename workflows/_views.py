@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crew import CrewError
-from crew._cli import _fail as fail
+from crew.errors import exit_with as fail
 
 __all__ = ["register"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from crew import Blackboard, Budget, Task
-from crew.roles._util import tiny_task
 from crew.roles.kernel_optimizer import tiny_kernel_task
+from crew.testing import tiny_task
 
 __all__ = ["GRAPHS", "drawable", "mermaid", "render", "to_dot"]
 

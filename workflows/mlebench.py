@@ -23,8 +23,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from crew import CrewError, Task
-from crew._metrics import METRICS
+from crew import METRICS, CrewError, Task
 
 __all__ = ["detect_metric", "import_mlebench"]
 

@@ -24,8 +24,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
 import crew
-from crew import Blackboard, Brain, Budget, Experiment, Message, ScoreEntry, Task
-from crew._brain import brain_for
+from crew import Blackboard, Brain, Budget, Experiment, Message, ScoreEntry, Task, brain_for
 from crew.roles.critic import Critic
 from crew.roles.kernel_optimizer import KernelOptimizer, ranked
 from crew.sandbox import Launch, Limits, LocalExecutor

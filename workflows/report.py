@@ -18,8 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from crew import Blackboard, Experiment, Message, best_first, better
-from crew._metrics import METRICS
+from crew import METRICS, Blackboard, Experiment, Message, best_first, better
 
 __all__ = ["experiment_tree_layout", "report", "run_summary"]
 

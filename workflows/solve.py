@@ -26,9 +26,19 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from crew import Blackboard, Brain, Budget, ChatBrain, CrewError, Message, Task, best_first
-from crew._brain import brain_for, team_brains
-from crew._tables import TableError
+from crew import (
+    Blackboard,
+    Brain,
+    Budget,
+    ChatBrain,
+    CrewError,
+    Message,
+    TableError,
+    Task,
+    best_first,
+    brain_for,
+    team_brains,
+)
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
 from crew.roles.kernel_optimizer import KernelOptimizer
