@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from crew import Blackboard, ChatBrain, Experiment, Task
-from crew.roles.reviewer import CHECKS, Review, Reviewer, audit
+from crew.roles.reviewer import CHECKS, Review, Reviewer, Thresholds, audit
 from crew.testing import ScriptedChatModel, check_role
 from crew.tools.pipelines import PipelineSpec, render
 from tests.conftest import EXAMPLE_TASK
@@ -149,6 +149,17 @@ def test_a_fold_far_off_is_a_warning_not_a_rejection(run_dir, tmp_path):
     assert review["accepted"] is True
     assert review["checks"]["folds"].startswith("warn") and "fold 3 of 5" in review["checks"]["folds"]
     assert any(issue.startswith("warning: fold 3") for issue in review["issues"])
+
+
+def test_the_reviewer_takes_where_its_lines_are_drawn_as_a_parameter(run_dir, tmp_path):
+    folds = _metrics(run_dir)["folds"]
+    folds[2] -= 0.05  # inside the default 0.1 points, outside a stricter line
+    _edit_metrics(run_dir, folds=folds)
+    assert _review(run_dir, tmp_path)["checks"]["folds"].startswith("pass")
+    strict = Reviewer(blackboard=Blackboard(tmp_path / "strict.sqlite"), thresholds=Thresholds(fold_points=0.01,
+                                                                                                fold_stds=0.5))
+    assert strict.get_params()["thresholds"].fold_points == 0.01
+    assert _review(run_dir, tmp_path, reviewer=strict)["checks"]["folds"].startswith("warn")
 
 
 def test_constant_predictions_warn_but_pass(run_dir, tmp_path):

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crew import Experiment
+from crew import Blackboard, Experiment, Task, oriented
+from crew.tools.review import Audit
 
-__all__ = ["CV_SPREAD_TOLERANCE", "PREDICTION_TOLERANCE", "SPEED_VARIANTS", "SpeedVariant", "prediction_gap", "profile",
+__all__ = ["CV_SPREAD_TOLERANCE", "PREDICTION_TOLERANCE", "SPEED_VARIANTS", "SpeedVariant", "check_speed_variant",
+           "prediction_gap", "profile",
            "ran_params", "variants_for", "variants_left"]
 
 PREDICTION_TOLERANCE = 0.03
@@ -126,3 +128,45 @@ def prediction_gap(parent_oof: str | Path, variant_oof: str | Path, *, id_column
         scale = float(np.nanstd(parent.to_numpy(float)))
         return gap / scale if scale > 0 else gap
     return gap
+
+
+def check_speed_variant(out: Audit, task: Task, board: Blackboard, exp_id: str) -> None:
+    """A speed variant counts only if it predicts what its parent did and scores no worse beyond the folds' noise."""
+    if not _on_board(board, exp_id):
+        return
+    speed_of = board.experiment(exp_id).spec.get("speed_of")
+    if not speed_of or not _on_board(board, speed_of):
+        return
+    parent = board.experiment(speed_of)
+    mine, theirs = out.artifacts.get("oof.csv"), parent.artifacts.get("oof.csv")
+    if not mine or not theirs or parent.score is None or not Path(theirs).is_file():
+        out.record("speed_equivalence", fails=[f"cannot compare with {speed_of}: its out-of-fold predictions are gone"])
+        return
+    fails = []
+    try:
+        gap = prediction_gap(theirs, mine, id_column=task.id_column, regression=task.target_type == "regression")
+    except (ValueError, OSError) as exc:
+        out.record("speed_equivalence", fails=[f"cannot compare with {speed_of}: {exc}"])
+        return
+    if gap > PREDICTION_TOLERANCE:
+        fails.append(f"a speed variant must predict what {speed_of} predicts: its out-of-fold predictions differ by "
+                     f"{gap:.4f} on average (tolerance {PREDICTION_TOLERANCE})")
+    spread = float(parent.metrics.get("cv_std") or 0.0)
+    higher = task.metric_info.higher_is_better
+    drop = oriented(parent.score, higher) - oriented(out.score, higher)
+    if drop > CV_SPREAD_TOLERANCE * spread:
+        fails.append(f"a speed variant must not score worse than {speed_of}: CV {_fmt(out.score)} against "
+                     f"{_fmt(parent.score)} (allowed drop {CV_SPREAD_TOLERANCE} x fold spread {_fmt(spread)})")
+    out.record("speed_equivalence", fails=fails, note=f"gap {gap:.4f}, CV {_fmt(out.score)} vs {_fmt(parent.score)}")
+
+
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.6g}"
+
+
+def _on_board(blackboard: Blackboard, exp_id: str) -> bool:
+    try:
+        blackboard.experiment(exp_id)
+    except KeyError:
+        return False
+    return True
