@@ -17,10 +17,8 @@ from __future__ import annotations
 import ast
 import json
 import math
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +26,27 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field
 
-from crew import Metric, TableError, Task, canonical_labels, check_submission, parse_python, positive_label, read_table
+from crew import Metric, TableError, Task, check_submission, parse_python, positive_label, read_table
+from crew.tools.artifacts import (
+    ARTIFACTS,
+    REQUIRED,
+    ArtifactError,
+    canonical,
+    file_size,
+    is_constant,
+    metric_input,
+    predictions,
+    row_positions,
+    size_limits,
+    test_ids,
+    train_targets,
+)
 
 __all__ = ["ARTIFACTS", "CHECKS", "DEFAULT_THRESHOLDS", "Audit", "Thresholds", "audit", "finding_line"]
 
 CHECKS = ("ran", "files", "submission", "cv_recomputed", "folds", "overfit", "leakage", "rules")
 """The reviewer's checks, in the order it runs them; each is a key of `Review.checks`."""
 
-ARTIFACTS = ("metrics.json", "predictions.csv", "oof.csv", "test_pred.csv")
-"""The files an experiment leaves in its folder; all but test_pred.csv are required."""
-
-_REQUIRED = ("metrics.json", "predictions.csv", "oof.csv")
-_METRICS_BYTES = 1024**2   # metrics.json: a few KiB honestly
-_BYTES_PER_VALUE = 48      # a printed float or id is ~25 characters; twice that with separators
-_SLACK = 64 * 1024
 _BEST_IS_ONE = {"accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "r2"}
 
 
@@ -94,153 +99,6 @@ class Audit(BaseModel):
 
     def skip(self, name: str, why: str) -> None:
         self.checks[name] = f"skip: {why}"
-
-
-class _Fail(Exception):
-    """A check's finding that stops that check (the message is the issue)."""
-
-
-# -- reading the task's tables cheaply ----------------------------------------------------------
-
-
-def _stamp(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return str(path), st.st_mtime_ns, st.st_size
-
-
-@lru_cache(maxsize=8)
-def _read_columns(stamp: tuple[str, int, int], columns: tuple[str, ...]) -> pl.DataFrame:
-    path = stamp[0]
-    if path.lower().endswith(".csv"):
-        return pl.read_csv(path, columns=list(columns), infer_schema_length=None, encoding="utf8")
-    return pl.read_parquet(path, columns=list(columns))
-
-
-@lru_cache(maxsize=8)
-def _count_rows(stamp: tuple[str, int, int]) -> int:
-    path = stamp[0]
-    scan = pl.scan_csv(path) if path.lower().endswith(".csv") else pl.scan_parquet(path)
-    return int(scan.select(pl.len()).collect().item())
-
-
-def _train_targets(task: Task) -> tuple[np.ndarray, pl.Series | None]:
-    """The true targets of the rows a script trains on (rows without a target dropped) and their ids."""
-    assert task.data is not None and task.target is not None
-    columns = tuple(c for c in (task.id_column, task.target) if c)
-    frame = _read_columns(_stamp(task.path(task.data.train)), columns)
-    frame = frame.filter(pl.col(task.target).is_not_null())
-    y = frame[task.target]
-    values = y.cast(pl.Float64).to_numpy() if task.target_type == "regression" else _canon(y).to_numpy()
-    return values, (_canon(frame[task.id_column]) if task.id_column else None)
-
-
-def _test_ids(task: Task) -> tuple[pl.DataFrame, pl.Series | None]:
-    """A frame of the test ids (what `check_submission` aligns against) and their canonical keys."""
-    assert task.data is not None
-    stamp = _stamp(task.path(task.data.test))
-    if task.id_column:
-        frame = _read_columns(stamp, (task.id_column,))
-        return frame, _canon(frame[task.id_column])
-    return pl.DataFrame({"__row": np.arange(_count_rows(stamp))}), None
-
-
-def _canon(series: pl.Series) -> pl.Series:
-    """Labels/ids as strings that agree across csv round-trips (1, 1.0 and "1"), vectorised where possible."""
-    dtype = series.dtype
-    if dtype.is_integer() or dtype == pl.Utf8:
-        return series.cast(pl.Utf8)
-    if dtype.is_float():
-        present = series.drop_nulls()
-        if present.is_finite().all() and (present == present.round(0)).all():
-            return series.cast(pl.Int64).cast(pl.Utf8)
-    values = series.to_list()
-    labels = canonical_labels([v for v in values if v is not None]).tolist()
-    out = iter(labels)
-    return pl.Series(series.name, [None if v is None else next(out) for v in values], dtype=pl.Utf8)
-
-
-# -- reading an experiment's files ---------------------------------------------------------------
-
-
-def _positions(frame: pl.DataFrame, keys: pl.Series | None, n: int, id_column: str | None, file: str,
-               which: str) -> np.ndarray:
-    """For each row of `frame`, its index in the task's `which` table: by id, by a `row` column, or by order."""
-    if id_column and keys is not None and id_column in frame.columns:
-        own = _canon(frame[id_column])
-        if own.null_count():
-            raise _Fail(f"{file} has {own.null_count()} row(s) without an {id_column!r}")
-        dupes = own.filter(own.is_duplicated()).unique().sort().head(3).to_list()
-        if dupes:
-            raise _Fail(f"{file} repeats id(s) {dupes}: write one row per {which} row")
-        lookup = pl.DataFrame({"__key": keys, "__ref": np.arange(len(keys))})
-        joined = (pl.DataFrame({"__key": own, "__pos": np.arange(len(own))})
-                  .join(lookup, on="__key", how="left").sort("__pos"))
-        ref = joined["__ref"]
-        if ref.null_count():
-            unknown = own.filter(ref.is_null()).head(3).to_list()
-            raise _Fail(f"{file} has id(s) {unknown} that are not in the {which} table")
-        return ref.to_numpy().astype(np.int64)
-    if "row" in frame.columns and frame["row"].dtype.is_integer():
-        rows = frame["row"].to_numpy().astype(np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= n or len(np.unique(rows)) != rows.size):
-            raise _Fail(f"{file}'s `row` column must hold distinct row numbers 0..{n - 1} of the {which} table")
-        return rows
-    if frame.height == n:
-        return np.arange(n)
-    key = f"an {id_column!r}" if id_column else "a `row`"
-    raise _Fail(f"{file} has {frame.height} rows and no {key} column to match them with the {n} {which} rows")
-
-
-def _predictions(frame: pl.DataFrame, task: Task, file: str) -> tuple[str, np.ndarray]:
-    """('proba', class matrix), ('label', labels) or ('value', numbers) from a prediction file's columns."""
-    classes, target, metric = task.classes, task.target or "", task.metric_info
-    if classes and all(c in frame.columns for c in classes):
-        kind, columns = "proba", classes
-    elif target in frame.columns and (task.target_type == "regression" or metric.submission == "label"
-                                      or task.target_type == "binary"):
-        kind = "label" if metric.submission == "label" else "value"
-        columns = [target]
-    else:
-        want = f"one probability column per class {classes}" if classes else f"a {target!r} column"
-        if classes and metric.submission == "label":
-            want += f" (or a {target!r} column of labels)"
-        raise _Fail(f"{file} has columns {frame.columns[:8]}; expected {want}")
-    if kind == "label":
-        labels = _canon(frame[target])
-        if labels.null_count():
-            raise _Fail(f"{file} has {labels.null_count()} missing prediction(s)")
-        return kind, labels.to_numpy()
-    try:
-        values = frame.select(columns).cast(pl.Float64).to_numpy()
-    except Exception:  # polars raises several types for an impossible cast
-        raise _Fail(f"{file}'s prediction column(s) {columns[:4]} are not numeric") from None
-    bad = int((~np.isfinite(values)).any(axis=1).sum())
-    if bad:
-        raise _Fail(f"{file} has {bad} row(s) with missing or infinite predictions")
-    return kind, values if kind == "proba" else values[:, 0]
-
-
-def _metric_input(kind: str, values: np.ndarray, task: Task, metric: Metric) -> np.ndarray:
-    """What `metric.score` takes, computed as the pipeline template does (argmax, positive column, clipping)."""
-    classes = task.classes
-    if metric.submission == "label":
-        return values if kind == "label" else np.asarray(classes, dtype=object)[values.argmax(axis=1)]
-    if metric.submission == "proba":
-        if kind != "proba":
-            return values
-        if task.target_type == "binary" and metric.name != "log_loss":
-            return values[:, classes.index(positive_label(classes))]
-        probs = np.clip(values, 1e-15, 1) if metric.name == "log_loss" else values
-        return probs / probs.sum(axis=1, keepdims=True)
-    return np.clip(values, 0, None) if metric.name == "rmsle" else values
-
-
-def _constant(kind: str, values: np.ndarray) -> bool:
-    if len(values) < 2:
-        return False
-    if kind == "label":
-        return len(set(values.tolist())) == 1
-    return bool(np.ptp(values, axis=0).max() <= 1e-12)
 
 
 def _columns_used(code_file: Path) -> set[str] | None:
@@ -331,37 +189,17 @@ def _audit(task: Task, result: Mapping[str, Any], data_report: Mapping[str, Any]
     return out
 
 
-def _size(path: Path) -> int:
-    try:
-        info = path.lstat()
-    except OSError:
-        return 0
-    return info.st_size if stat.S_ISREG(info.st_mode) else 0
-
-
-def _size_limits(task: Task) -> dict[str, Any]:
-    """The largest artifact an honest experiment writes for this task: a generous number of bytes per value (ids,
-    labels and probabilities printed in full), never the sandbox's 512 MiB per-file cap that crew would parse."""
-    shapes = task.shapes
-    train, test = shapes.get("train", (0, 0))[0], shapes.get("test", (0, 0))[0]
-    columns = 2 + len(task.classes)
-    per_row = _BYTES_PER_VALUE * columns
-    return {"metrics.json": _METRICS_BYTES, "oof.csv": _SLACK + per_row * train,
-            "predictions.csv": _SLACK + per_row * test, "test_pred.csv": _SLACK + per_row * test,
-            "rows_metrics.json": "its", "rows_oof.csv": train, "rows_predictions.csv": test, "rows_test_pred.csv": test}
-
-
 def _check_files(out: Audit, task: Task, workdir: Path, th: Thresholds) -> tuple[dict[str, Any] | None, pl.DataFrame | None,
                                                      pl.DataFrame | None, pl.DataFrame | None]:
     fails: list[str] = []
     if not workdir.is_dir():
         out.record("files", fails=[f"the experiment folder {workdir} does not exist: nothing to review"])
         return None, None, None, None
-    missing = [name for name in _REQUIRED if not (workdir / name).is_file()]
+    missing = [name for name in REQUIRED if not (workdir / name).is_file()]
     if missing:
         fails.append(f"missing {', '.join(missing)}: the script must write them in its working folder")
-    limits = _size_limits(task)
-    oversized = {name: size for name in ARTIFACTS if (size := _size(workdir / name)) > limits[name]}
+    limits = size_limits(task)
+    oversized = {name: size for name in ARTIFACTS if (size := file_size(workdir / name)) > limits[name]}
     for name, size in oversized.items():  # never parse more than an honest file for this task could hold
         fails.append(f"{name} is {size / 1024**2:.1f} MiB; for {limits['rows_' + name]} rows an honest one is at "
                      f"most {limits[name] / 1024**2:.1f} MiB, so it was not read")
@@ -391,13 +229,13 @@ def _check_files(out: Audit, task: Task, workdir: Path, th: Thresholds) -> tuple
 
 
 def _check_submission(out: Audit, task: Task, submission: pl.DataFrame) -> pl.DataFrame | None:
-    answers, _ = _test_ids(task)
+    answers, _ = test_ids(task)
     reason, aligned = check_submission(task, submission, answers)
     if reason is not None:
         out.record("submission", fails=[f"predictions.csv is not a valid submission: {reason}"])
         return None
     if task.metric_info.submission == "label":
-        labels = set(_canon(aligned[task.target or ""]).to_list())
+        labels = set(canonical(aligned[task.target or ""]).to_list())
         unknown = sorted(labels - set(task.classes))[:3]
         if unknown:
             out.record("submission", fails=[f"predictions.csv has label(s) {unknown} that are not classes of "
@@ -418,24 +256,24 @@ def _check_cv(out: Audit, task: Task, metric: Metric, metrics: dict[str, Any] | 
     if metrics is None or oof is None:
         out.skip("cv_recomputed", "needs metrics.json and oof.csv")
         return 1.0, None, None
-    y_true, train_keys = _train_targets(task)
+    y_true, train_keys = train_targets(task)
     scale = float(np.std(y_true)) if task.target_type == "regression" and len(y_true) else 1.0
     fails: list[str] = []
     warns: list[str] = []
     if metrics.get("metric") not in (None, task.metric):
         fails.append(f"metrics.json reports {metrics.get('metric')!r}, but the task is scored by {task.metric!r}")
     try:
-        positions = _positions(oof, train_keys, len(y_true), task.id_column, "oof.csv", "train")
-        kind, values = _predictions(oof, task, "oof.csv")
+        positions = row_positions(oof, train_keys, len(y_true), task.id_column, "oof.csv", "train")
+        kind, values = predictions(oof, task, "oof.csv")
         if len(positions) < len(y_true):
             warns.append(f"oof.csv covers {len(positions)} of {len(y_true)} train rows; the CV is only on those")
         try:
-            score = metric.score(y_true[positions], _metric_input(kind, values, task, metric), task.classes)
+            score = metric.score(y_true[positions], metric_input(kind, values, task, metric), task.classes)
         except Exception as exc:  # sklearn has many ways to refuse odd predictions
-            raise _Fail(f"oof.csv cannot be scored with {metric.name}: {str(exc).splitlines()[0][:160]}") from None
+            raise ArtifactError(f"oof.csv cannot be scored with {metric.name}: {str(exc).splitlines()[0][:160]}") from None
         if not math.isfinite(score):
-            raise _Fail(f"oof.csv scores {score} with {metric.name}: the predictions are degenerate")
-    except _Fail as exc:
+            raise ArtifactError(f"oof.csv scores {score} with {metric.name}: the predictions are degenerate")
+    except ArtifactError as exc:
         out.record("cv_recomputed", fails=[*fails, str(exc)])
         return scale, None, None
     out.score = float(score)
@@ -547,9 +385,9 @@ def _check_rules(out: Audit, task: Task, result: Mapping[str, Any], aligned: pl.
         else:
             try:
                 _compare_to_model(task, aligned, test_pred, th)
-            except _Fail as exc:
+            except ArtifactError as exc:
                 fails.append(str(exc))
-    if oof is not None and _constant(*oof):
+    if oof is not None and is_constant(*oof):
         # Constant predictions are a useless model, not a dishonest one: its CV is the true (baseline) score.
         warns.append("oof predictions are all identical: the model learned nothing (a constant baseline at best); "
                      "check that the features reach the model")
@@ -559,17 +397,17 @@ def _check_rules(out: Audit, task: Task, result: Mapping[str, Any], aligned: pl.
 def _compare_to_model(task: Task, aligned: pl.DataFrame, test_pred: pl.DataFrame, th: Thresholds) -> None:
     """Raise unless predictions.csv is what test_pred.csv implies (the model's output, not a hand-written file)."""
     metric = task.metric_info
-    _, keys = _test_ids(task)
+    _, keys = test_ids(task)
     n = aligned.height
-    positions = _positions(test_pred, keys, n, task.id_column, "test_pred.csv", "test")
+    positions = row_positions(test_pred, keys, n, task.id_column, "test_pred.csv", "test")
     if len(positions) != n:
-        raise _Fail(f"test_pred.csv covers {len(positions)} of {n} test rows: write the model's prediction for each")
-    kind, values = _predictions(test_pred, task, "test_pred.csv")
+        raise ArtifactError(f"test_pred.csv covers {len(positions)} of {n} test rows: write the model's prediction for each")
+    kind, values = predictions(test_pred, task, "test_pred.csv")
     ordered = np.empty_like(values)
     ordered[positions] = values
     target = task.target or ""
     if metric.submission == "label":
-        submitted = _canon(aligned[target]).to_numpy()
+        submitted = canonical(aligned[target]).to_numpy()
         if kind == "label":
             differ = submitted != ordered
         else:
@@ -601,6 +439,6 @@ def _compare_to_model(task: Task, aligned: pl.DataFrame, test_pred: pl.DataFrame
         got, want = submitted[i], ordered[i]
         if isinstance(got, np.ndarray):
             got, want = np.round(got, 4).tolist(), np.round(np.asarray(want, dtype=float), 4).tolist()
-        raise _Fail(f"predictions do not come from the model's output: {bad.size} of {n} rows of predictions.csv "
+        raise ArtifactError(f"predictions do not come from the model's output: {bad.size} of {n} rows of predictions.csv "
                     f"differ from what test_pred.csv implies (e.g. {where}: submitted {got}, the model gave {want}); "
                     "write the submission from the fitted model's test predictions")
