@@ -5,7 +5,11 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EXAMPLE_ANSWERS, EXAMPLE_TASK, REPO
+
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
 
 
 def test_example_task_regenerates_exactly(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import REPO
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's isolation is Linux mechanisms")
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's isolation is Linux mechanisms")]
 
 _spec = importlib.util.spec_from_file_location("bench_hostile", REPO / "bench" / "hostile.py")
 hostile = importlib.util.module_from_spec(_spec)

@@ -25,6 +25,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
+
 root = os.environ["CREW_DATA"]
 train = pd.read_csv(os.path.join(root, "data/train.csv"))
 test = pd.read_csv(os.path.join(root, "data/test.csv"))

@@ -11,6 +11,8 @@ from crew import Blackboard, CrewError, Experiment
 from crew.testing import tiny_task
 from crew.workflows.mlflow_export import export_mlflow
 
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
+
 mlflow = pytest.importorskip("mlflow")
 
 

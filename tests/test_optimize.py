@@ -15,6 +15,8 @@ from crew.testing import ScriptedChatModel, check_role
 from crew.workflows.optimize import describe_log, hidden_paths, score_log
 from crew.workflows.solve import solve
 
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
+
 GOOD = "import numpy as np\n\n\ndef running_sum(x):\n    return np.cumsum(x, dtype=np.int64)\n"
 PLANTED = {  # each fast, each wrong or against the rules
     "all_zeros": "import numpy as np\n\n\ndef running_sum(x):\n    return np.zeros(len(x), dtype=np.int64)\n",

@@ -15,6 +15,8 @@ from crew.tools.probe import judge, judge_canaries, perturb_train
 from tests.conftest import EXAMPLE_TASK
 from tests.test_llm_team import GOOD
 
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
+
 IN_SAMPLE = GOOD.replace("oof[valid_idx] = model.predict_proba(train.loc[valid_idx, features])[:, 1]",
                          "oof[:] = model.fit(train[features], y).predict_proba(train[features])[:, 1]")
 # honest out-of-fold predictions, but a submission that is the sample one nudged by a rule, or labels looked up

@@ -18,7 +18,7 @@ from crew.workflows.solve import solve
 from tests.test_sandbox import _alive_with_marker
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's limits are Linux mechanisms")
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's limits are Linux mechanisms")]
 
 
 @pytest.fixture(scope="module")

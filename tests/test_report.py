@@ -16,6 +16,8 @@ from crew.workflows import diagram
 from crew.workflows.report import experiment_tree_layout, report, run_summary
 from crew.workflows.solve import solve
 
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
+
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
                 None)
 IN_CI = bool(os.environ.get("CI"))

@@ -17,7 +17,7 @@ from crew.sandbox import Result
 from crew.workflows.solve import solve
 from tests.conftest import EXAMPLE_ANSWERS, EXAMPLE_TASK
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's limits are Linux mechanisms")
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's limits are Linux mechanisms")]
 
 
 def _task(shared_tasks, name):

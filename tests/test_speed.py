@@ -22,6 +22,8 @@ from crew.workflows import solve as solve_module
 from crew.workflows.strategies import Greedy
 from tests.conftest import EXAMPLE_TASK
 
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
+
 TASK_YAML = EXAMPLE_TASK / "task.yaml"
 REPORT = {"leakage_suspects": [], "drop_columns": ["id"], "numeric_columns": [], "categorical_columns": []}
 

@@ -19,6 +19,8 @@ from crew.testing import tiny_task
 from crew.workflows import suite
 from crew.workflows.suite import RunRecord, bench, discover, normalized_score, pass_at_k, read_baseline
 
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
+
 
 def _suite(root: Path, names=("alpha", "beta"), *, leaderboard: str | None = "beta") -> Path:
     for name in names:
