@@ -15,6 +15,8 @@ from crew.workflows.solve import solve
 from crew.workflows.strategies import Greedy
 from tests.conftest import EXAMPLE_ANSWERS, EXAMPLE_TASK
 
+pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
+
 # What a chat model writes when it follows the modeler's contract for the example task (binary, roc_auc).
 GOOD = '''import json
 import os
@@ -24,8 +26,6 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-
-pytestmark = pytest.mark.e2e  # whole solves, suites or clusters: not in the fast tier
 
 root = os.environ["CREW_DATA"]
 train = pd.read_csv(os.path.join(root, "data/train.csv"))
