@@ -114,8 +114,8 @@ def check_submission(task: Task, submission: pl.DataFrame, answers: pl.DataFrame
                 return f"column {col!r} has infinite values", submission
             if metric.submission == "proba" and (values.min() < 0 or values.max() > 1):  # type: ignore[operator]
                 return f"probabilities must lie in [0, 1]; column {col!r} ranges from {values.min()!r} to {values.max()!r}", submission
-            if metric.name == "rmsle" and values.min() < 0:  # type: ignore[operator]
-                return f"rmsle needs predictions >= 0; column {col!r} goes down to {values.min()!r}", submission
+            if metric.nonnegative and values.min() < 0:  # type: ignore[operator]
+                return f"{metric.name} needs predictions >= 0; column {col!r} goes down to {values.min()!r}", submission
         if len(value_cols) > 1 and (submission.select(pl.sum_horizontal(value_cols)).to_series() <= 0).any():
             return "some rows have class probabilities that sum to 0", submission
     return None, submission

@@ -99,10 +99,18 @@ def _values(fn: Callable[..., float]) -> Callable[[np.ndarray, np.ndarray, Seque
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric with what it needs: its direction, the task it fits and what a submission holds.
+    """Everything crew knows about a metric, in one record: adding a metric is one `Metric(...)` in `METRICS`.
 
     `submission` is `label` (predicted classes), `proba` (probabilities: one
     column for a binary target, one per class otherwise) or `value` (numbers).
+    `template` is the body of the experiment script's `score(y, raw)`: encoded
+    targets and raw predictions (class probabilities or values), with
+    `metrics` (scikit-learn's), `np` and the script's `TASK` in scope; it is
+    rendered into every `code.py`, so a script scores itself as grading will.
+    `best` is the best possible score when the metric has one (1 for the
+    bounded scores, 0 for a loss; the reviewer calls a CV within a hair of it
+    "too good"), and `nonnegative` says predictions and targets must be >= 0
+    (they are clipped at 0 before scoring).
     """
 
     name: str
@@ -111,6 +119,9 @@ class Metric:
     submission: Literal["label", "proba", "value"]
     binary_only: bool
     _fn: Callable[[np.ndarray, np.ndarray, Sequence[str]], float]
+    template: str = ""
+    best: float | None = None
+    nonnegative: bool = False
 
     def score(self, y_true: Sequence[object] | np.ndarray, y_pred: Sequence[object] | np.ndarray,
               classes: Sequence[str] = ()) -> float:
@@ -128,16 +139,36 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("accuracy", True, "classification", "label", False, _labels(skm.accuracy_score)),
-        Metric("balanced_accuracy", True, "classification", "label", False, _labels(skm.balanced_accuracy_score)),
-        Metric("f1", True, "classification", "label", True, _f1),
-        Metric("f1_macro", True, "classification", "label", False, _labels(skm.f1_score, average="macro")),
-        Metric("roc_auc", True, "classification", "proba", False, _roc_auc),
-        Metric("log_loss", False, "classification", "proba", False, _log_loss),
-        Metric("rmse", False, "regression", "value", False, _values(skm.root_mean_squared_error)),
-        Metric("mae", False, "regression", "value", False, _values(skm.mean_absolute_error)),
-        Metric("rmsle", False, "regression", "value", False, _values(skm.root_mean_squared_log_error)),
-        Metric("r2", True, "regression", "value", False, _values(skm.r2_score)),
+        Metric("accuracy", True, "classification", "label", False, _labels(skm.accuracy_score),
+               template="    return metrics.accuracy_score(y, raw.argmax(axis=1))", best=1.0),
+        Metric("balanced_accuracy", True, "classification", "label", False, _labels(skm.balanced_accuracy_score),
+               template="    return metrics.balanced_accuracy_score(y, raw.argmax(axis=1))", best=1.0),
+        Metric("f1", True, "classification", "label", True, _f1,
+               template='    positive = TASK["classes"].index(TASK["positive"])\n'
+                        "    return metrics.f1_score(y == positive, raw.argmax(axis=1) == positive)", best=1.0),
+        Metric("f1_macro", True, "classification", "label", False, _labels(skm.f1_score, average="macro"),
+               template='    return metrics.f1_score(y, raw.argmax(axis=1), average="macro", '
+                        'labels=range(len(TASK["classes"])))', best=1.0),
+        Metric("roc_auc", True, "classification", "proba", False, _roc_auc,
+               template='    if TASK["target_type"] == "binary":\n'
+                        '        positive = TASK["classes"].index(TASK["positive"])\n'
+                        "        return metrics.roc_auc_score(y == positive, raw[:, positive])\n"
+                        "    raw = raw / raw.sum(axis=1, keepdims=True)\n"
+                        '    return metrics.roc_auc_score(y, raw, multi_class="ovr", labels=range(len(TASK["classes"])))',
+               best=1.0),
+        Metric("log_loss", False, "classification", "proba", False, _log_loss,
+               template="    raw = np.clip(raw, 1e-15, 1)\n"
+                        '    return metrics.log_loss(y, raw / raw.sum(axis=1, keepdims=True), '
+                        'labels=range(len(TASK["classes"])))', best=0.0),
+        Metric("rmse", False, "regression", "value", False, _values(skm.root_mean_squared_error),
+               template="    return metrics.root_mean_squared_error(y, raw)", best=0.0),
+        Metric("mae", False, "regression", "value", False, _values(skm.mean_absolute_error),
+               template="    return metrics.mean_absolute_error(y, raw)", best=0.0),
+        Metric("rmsle", False, "regression", "value", False, _values(skm.root_mean_squared_log_error),
+               template="    return metrics.root_mean_squared_log_error(y, np.clip(raw, 0, None))", best=0.0,
+               nonnegative=True),
+        Metric("r2", True, "regression", "value", False, _values(skm.r2_score),
+               template="    return metrics.r2_score(y, raw)", best=1.0),
     )
 }
 

@@ -331,8 +331,9 @@ class Task(BaseModel):
             if not numeric:
                 return [Problem(file, "metric", f"{metric.name} needs a numeric target, but {self.target!r} holds text (e.g. {sample!r})",
                                 "use a classification metric (accuracy, f1_macro, log_loss, roc_auc) or a numeric target")]
-            if metric.name == "rmsle" and y.min() < 0:  # type: ignore[operator]
-                return [Problem(file, "metric", f"rmsle needs a target >= 0, but {self.target!r} goes down to {y.min()!r}",
+            if metric.nonnegative and y.min() < 0:  # type: ignore[operator]
+                return [Problem(file, "metric", f"{metric.name} needs a target >= 0, but {self.target!r} goes down to "
+                                                f"{y.min()!r}",
                                 "use rmse or mae for targets that can be negative")]
             self._target_type = "regression"
             return []

@@ -81,3 +81,50 @@ def test_one_helper_ranks_by_direction_everywhere():
     assert better(0.2, None, False) and better(0.2, 0.3, False) and not better(0.2, 0.3, True)
     assert oriented(2.0, False) == -2.0 and METRICS["rmse"].is_better(1.0, 2.0)
     assert METRICS["r2"].at_least_as_good(0.5, 0.5) and not METRICS["log_loss"].at_least_as_good(0.6, 0.5)
+
+
+def test_a_metric_registered_in_one_place_is_used_everywhere(tmp_path, monkeypatch):
+    """One `Metric(...)` in METRICS: task validation, the experiment script, the reviewer, final selection and
+    grading all use it, and no other file names it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import polars as pl
+
+    from crew import Metric, Task, grade
+    from crew.tools import ensemble
+    from crew.tools.pipelines import PipelineSpec, render
+    from crew.tools.review import audit
+
+    def mse(y, p, classes):
+        return float(np.mean((np.asarray(y, dtype=float) - np.asarray(p, dtype=float)) ** 2))
+
+    monkeypatch.setitem(METRICS, "mse", Metric("mse", False, "regression", "value", False, mse,
+                                               template="    return metrics.mean_squared_error(y, raw)", best=0.0))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 2))
+    y = 3 * x[:, 0] - x[:, 1] + rng.normal(scale=0.5, size=240)
+    (tmp_path / "data").mkdir()
+    frame = pl.DataFrame({"id": np.arange(240), "a": x[:, 0], "b": x[:, 1], "y": y})
+    frame[:200].write_csv(tmp_path / "data" / "train.csv")
+    frame[200:].drop("y").write_csv(tmp_path / "data" / "test.csv")
+    frame[200:].select("id", "y").write_csv(tmp_path / "answers.csv")
+    (tmp_path / "task.yaml").write_text("name: mse-task\nkind: tabular\ndata:\n  train: data/train.csv\n"
+                                        "  test: data/test.csv\ntarget: y\nid_column: id\nmetric: mse\n")
+    task = Task.load(tmp_path / "task.yaml")  # validation knows it
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    (folder / "code.py").write_text(render(PipelineSpec(model="linear", numeric=["a", "b"]), task))
+    run = subprocess.run([sys.executable, "code.py"], cwd=folder, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "CREW_DATA": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    claimed = json.loads((folder / "metrics.json").read_text())
+    assert claimed["metric"] == "mse" and 0.1 < claimed["cv"] < 0.5  # noise variance 0.25: the script scored mse
+    review = audit(task, {"workdir": str(folder), "reason": "ok"})  # the reviewer recomputes it from oof.csv
+    assert not review.failures and abs(review.score - claimed["cv"]) < 1e-6 * max(1.0, claimed["cv"])
+    selection = ensemble.select(task, [folder])  # final selection scores raw predictions with it
+    assert abs(selection.cv - claimed["cv"]) < 1e-6
+    report = grade(task, folder / "predictions.csv", tmp_path / "answers.csv")  # and so does grading
+    assert report.valid_submission and 0.1 < report.score < 0.5

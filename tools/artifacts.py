@@ -187,7 +187,7 @@ def metric_input(kind: str, values: np.ndarray, task: Task, metric: Metric) -> n
             return values[:, classes.index(positive_label(classes))]
         probs = np.clip(values, 1e-15, 1) if metric.name == "log_loss" else values
         return probs / probs.sum(axis=1, keepdims=True)
-    return np.clip(values, 0, None) if metric.name == "rmsle" else values
+    return np.clip(values, 0, None) if metric.nonnegative else values
 
 
 def is_constant(kind: str, values: np.ndarray) -> bool:

@@ -254,7 +254,7 @@ def _as_metric_input(task: Task, raw: np.ndarray) -> np.ndarray:
     """Raw predictions in the form `Metric.score` and grading take: labels, positive-class column, or values."""
     metric = task.metric_info
     if task.target_type == "regression":
-        return np.clip(raw, 0, None) if metric.name == "rmsle" else raw
+        return np.clip(raw, 0, None) if metric.nonnegative else raw
     if metric.submission == "label":
         return np.asarray(task.classes, dtype=object)[raw.argmax(axis=1)]
     if task.target_type == "binary":
@@ -638,7 +638,7 @@ def submission_frame(task: Task, test_ids: Sequence[object] | np.ndarray | None,
         frame[task.id_column] = np.asarray(test_ids)
     metric = task.metric_info
     if task.target_type == "regression":
-        frame[task.target] = np.clip(raw, 0, None) if metric.name == "rmsle" else raw
+        frame[task.target] = np.clip(raw, 0, None) if metric.nonnegative else raw
     elif metric.submission == "label":
         frame[task.target] = np.asarray(task.classes, dtype=object)[raw.argmax(axis=1)]
     elif task.target_type == "binary":

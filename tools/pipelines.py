@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from crew import Task, positive_label
+from crew import METRICS, Task, positive_label
 from crew import parse_python as parse
 
 __all__ = [
@@ -597,26 +597,6 @@ if __name__ == "__main__":
     main()
 '''
 
-_SCORES = {
-    "accuracy": "    return metrics.accuracy_score(y, raw.argmax(axis=1))",
-    "balanced_accuracy": "    return metrics.balanced_accuracy_score(y, raw.argmax(axis=1))",
-    "f1": '    positive = TASK["classes"].index(TASK["positive"])\n'
-          "    return metrics.f1_score(y == positive, raw.argmax(axis=1) == positive)",
-    "f1_macro": '    return metrics.f1_score(y, raw.argmax(axis=1), average="macro", labels=range(len(TASK["classes"])))',
-    "roc_auc": '    if TASK["target_type"] == "binary":\n'
-               '        positive = TASK["classes"].index(TASK["positive"])\n'
-               "        return metrics.roc_auc_score(y == positive, raw[:, positive])\n"
-               "    raw = raw / raw.sum(axis=1, keepdims=True)\n"
-               '    return metrics.roc_auc_score(y, raw, multi_class="ovr", labels=range(len(TASK["classes"])))',
-    "log_loss": "    raw = np.clip(raw, 1e-15, 1)\n"
-                '    return metrics.log_loss(y, raw / raw.sum(axis=1, keepdims=True), labels=range(len(TASK["classes"])))',
-    "rmse": "    return metrics.root_mean_squared_error(y, raw)",
-    "mae": "    return metrics.mean_absolute_error(y, raw)",
-    "rmsle": "    return metrics.root_mean_squared_log_error(y, np.clip(raw, 0, None))",
-    "r2": "    return metrics.r2_score(y, raw)",
-}
-
-
 def _preprocessing_block(spec: PipelineSpec) -> str:
     scaled = MODELS[spec.model][2]
     nan_ok = MODELS[spec.model][3]
@@ -647,9 +627,9 @@ def stage_blocks(spec: PipelineSpec, info: TaskInfo) -> dict[str, str]:
     """The code of each SELA stage; identical blocks across experiments are what the stage cache keys on."""
     task = "classification" if info.target_type != "regression" else "regression"
     model_doc = f"{spec.model} ({MODELS[spec.model][0 if task == 'classification' else 1]})"
-    evaluation = _EVALUATION.format(metric=info.metric, score_body=_SCORES[info.metric],
+    evaluation = _EVALUATION.format(metric=info.metric, score_body=METRICS[info.metric].template,
                                     space=textwrap.indent(_SEARCH_SPACES[spec.model], "    "))
-    log_target = info.target_type == "regression" and ("log_target" in spec.features or info.metric == "rmsle")
+    log_target = info.target_type == "regression" and ("log_target" in spec.features or METRICS[info.metric].nonnegative)
     return {
         "preprocessing": _preprocessing_block(spec),
         "feature_engineering": _features_block(spec),

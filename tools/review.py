@@ -47,7 +47,6 @@ __all__ = ["ARTIFACTS", "CHECKS", "DEFAULT_THRESHOLDS", "Audit", "Thresholds", "
 CHECKS = ("ran", "files", "submission", "cv_recomputed", "folds", "overfit", "leakage", "rules")
 """The reviewer's checks, in the order it runs them; each is a key of `Review.checks`."""
 
-_BEST_IS_ONE = {"accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "r2"}
 
 
 @dataclass(frozen=True)
@@ -333,13 +332,16 @@ def _check_overfit(out: Audit, metric: Metric, metrics: dict[str, Any] | None, t
 
 
 def _near_perfect(metric: Metric, score: float, y_scale: float, th: Thresholds) -> bool:
-    if metric.name in _BEST_IS_ONE:
-        return score >= 1.0 - th.near_perfect
-    if metric.name == "log_loss":
-        return score <= th.near_perfect_log_loss
-    if metric.name in ("rmse", "mae"):
-        return score <= th.near_perfect * max(y_scale, 1e-12)
-    return score <= th.near_perfect  # rmsle: already on a log scale
+    """Within a hair of the metric's best possible score (the metric's own `best`; none known: never)."""
+    if metric.best is None:
+        return False
+    if metric.higher_is_better:
+        return score >= metric.best - th.near_perfect
+    if metric.submission == "proba":  # a probability loss: its floor is reached only by certain, right answers
+        return score <= metric.best + th.near_perfect_log_loss
+    if metric.nonnegative:  # a loss on the log scale already
+        return score <= metric.best + th.near_perfect
+    return score <= metric.best + th.near_perfect * max(y_scale, 1e-12)
 
 
 def _check_leakage(out: Audit, metric: Metric, report: Mapping[str, Any], workdir: Path, y_scale: float,
