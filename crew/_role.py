@@ -69,9 +69,11 @@ class Action:
 class Role:
     """A member of the team: a profile, a goal, the message kinds it watches, and one typed decision.
 
-    State contract: a role reads the state keys in `reads` and returns an update
-    holding only keys in `writes`. It also needs a blackboard: the one given to
-    the constructor, else the state's `blackboard` key (a Blackboard or a path).
+    State contract: a role reads the state keys in `reads` (required) and in
+    `optional` (used when present) and returns an update holding only keys in
+    `writes`. It also needs a blackboard: the one given to the constructor,
+    else the state's `blackboard` key (a Blackboard or a path). `check_role`
+    fails a role that reads any other key.
     Each decision is posted to the blackboard as a Message before it is acted on.
     """
 
@@ -80,6 +82,8 @@ class Role:
     watches: ClassVar[tuple[str, ...]] = ()
     decision: ClassVar[type[Decision]] = Decision
     reads: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[tuple[str, ...]] = ()
+    """State keys read when present, never required (a missing one changes what the role knows, not whether it runs)."""
     writes: ClassVar[tuple[str, ...]] = ()
     prompt: ClassVar[str] = "{context}"
     """LLM prompt template; `{name}` fields are filled from the context (compact JSON, trimmed)."""

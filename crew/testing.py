@@ -12,7 +12,7 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,12 @@ def check_role(role: Role, state: Mapping[str, Any] | None = None) -> None:
         board = Blackboard(workdir / "check.sqlite")
         base = {**state, "blackboard": board}
 
+        recorder = _Reads(base)
+        _node(role, ExpertBrain()).context(recorder)  # a role sees state only through its context (and its board)
+        undeclared = sorted(recorder.read - set(role.reads) - set(role.optional) - {"blackboard"})
+        _require(not undeclared, f"{name} read state key(s) {undeclared} it does not declare: add them to reads "
+                                 "(required) or optional (used when present)")
+
         for key in role.reads:
             partial = {k: v for k, v in base.items() if k != key}
             try:
@@ -232,6 +238,28 @@ def check_role(role: Role, state: Mapping[str, Any] | None = None) -> None:
         _require(len(board.messages(kind="brain.fallback")) == before + 1,
                  f"{name}: a malformed LLM answer must fall back to the expert and say so on the blackboard")
         board.close()
+
+
+class _Reads(Mapping[str, Any]):
+    """A state that records which keys are read (looked up or tested for), so undeclared reads can be named."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data: dict[str, Any] = dict(data)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return self.data[key]
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return key in self.data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
 
 
 def _node(role: Role, brain: Any) -> Role:

@@ -148,6 +148,7 @@ class Critic(Role):
     watches: ClassVar[tuple[str, ...]] = ("modeler.decide", "optimizer.decide")
     decision: ClassVar[type[Decision]] = Verdict
     reads: ClassVar[tuple[str, ...]] = ("task", "proposal", "remaining")
+    optional: ClassVar[tuple[str, ...]] = ("stage_cache",)
     writes: ClassVar[tuple[str, ...]] = ("verdict",)
     prompt: ClassVar[str] = (
         "A proposed experiment: {summary}\n\nCost estimate: {estimate}\n\nBudget left: {remaining}\n\n"
@@ -161,10 +162,11 @@ class Critic(Role):
         task = as_task(context["task"])
         proposal = dict(context["proposal"])
         remaining = dict(context["remaining"])
+        board = self._history_board(state)
         if task.kind == "kernel":
-            estimate, model, findings = self._kernel_cost(task, proposal, remaining)
+            estimate, model, findings = self._kernel_cost(task, proposal, remaining, board)
         else:
-            estimate, model, findings = self._pipeline_cost(task, proposal, state.get("stage_cache"))
+            estimate, model, findings = self._pipeline_cost(task, proposal, state.get("stage_cache"), board)
         wall_allowed = max(0.0, float(remaining.get("wall_time", 0.0)) - _RESERVE) * _SAFETY
         return {
             "summary": {"id": proposal.get("id"), "insights": proposal.get("insights", []),
@@ -175,8 +177,15 @@ class Critic(Role):
             "allowed_memory": int(remaining.get("memory", 0)),
         }
 
-    def _pipeline_cost(self, task: Task, proposal: dict[str, Any],
-                       stage_cache: str | None) -> tuple[Estimate, CostModel, list[Finding]]:
+    def _history_board(self, state: Mapping[str, Any]) -> Blackboard | None:
+        """The board whose finished experiments calibrate the cost model: the constructor's, else the state's (a
+        user graph may pass it either way), else none (priors only)."""
+        if self.blackboard is None and state.get("blackboard") is None:
+            return None
+        return self.board(state)
+
+    def _pipeline_cost(self, task: Task, proposal: dict[str, Any], stage_cache: str | None,
+                       board: Blackboard | None) -> tuple[Estimate, CostModel, list[Finding]]:
         """A tabular experiment: the cost model's estimate of its workload (cached stages cost nothing), the rules."""
         rows, width = task.shapes.get("train", (0, 0))
         columns = max(1, width - 1 - (1 if task.id_column else 0))
@@ -186,19 +195,18 @@ class Critic(Role):
         cached = cached_stages(proposal.get("code", ""), stage_cache)
         if "tune" in cached:  # the tuned parameters will be loaded from the stage cache: no trials to pay for
             work = work.model_copy(update={"tune_trials": 0})
-        board = self.blackboard
         model = CostModel(history=history(board) if board is not None else [])
         estimate = model.estimate(work)
         if cached:
             estimate = estimate.model_copy(update={"basis": f"{estimate.basis}; cached stages: {', '.join(cached)}"})
         return estimate, model, check_code(proposal.get("code", ""), forbidden_paths=[str(task.root / "grading")])
 
-    def _kernel_cost(self, task: Task, proposal: dict[str, Any],
-                     remaining: dict[str, Any]) -> tuple[Estimate, CostModel, list[Finding]]:
+    def _kernel_cost(self, task: Task, proposal: dict[str, Any], remaining: dict[str, Any],
+                     board: Blackboard | None) -> tuple[Estimate, CostModel, list[Finding]]:
         """A kernel candidate: a time priced from its parent's measured scorer run, and the scorer's rules."""
         runs, parent = [], None
-        if self.blackboard is not None:
-            for exp in self.blackboard.experiments():
+        if board is not None:
+            for exp in board.experiments():
                 if exp.wall_time and exp.status in ("done", "failed"):
                     runs.append((float(exp.wall_time), exp.peak_memory))
                     if exp.id == proposal.get("parent"):

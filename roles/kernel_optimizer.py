@@ -84,6 +84,7 @@ class KernelOptimizer(Role):
     watches: ClassVar[tuple[str, ...]] = ("critic.decide", "sandbox.result")
     decision: ClassVar[type[Decision]] = Candidate
     reads: ClassVar[tuple[str, ...]] = ("task",)
+    optional: ClassVar[tuple[str, ...]] = ("step",)
     writes: ClassVar[tuple[str, ...]] = ("proposal",)
     prompt: ClassVar[str] = (
         "Task: {task}\n\nMeasured so far: {log}\n\nThe code to make faster ({best_id}):\n{best_code}\n\n"

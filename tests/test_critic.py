@@ -157,3 +157,18 @@ def test_hostile_experiments_are_rejected_or_contained(tmp_path, name):
         assert result.reason == expected, result
     healthy = executor.run(Launch(code="print('next')", limits=limits))
     assert healthy.reason == "ok" and healthy.stdout_tail.strip() == "next"
+
+
+def test_the_cost_model_learns_from_the_board_however_it_is_passed(tmp_path, task):
+    board = Blackboard(tmp_path / "bb.sqlite")
+    for i in range(4):  # finished lightgbm runs that took 3x the critic's prior
+        board.add_experiment(Experiment(id=f"h{i}", code="x", insights=["x"]))
+        board.update_experiment(f"h{i}", status="done", wall_time=6.0,
+                                estimate={"prior_seconds": 2.0, "family": "lightgbm"})
+    board.add_experiment(Experiment(id="e1", code=_code(task), insights=["x"]))
+    state = {"task": task, "proposal": {"id": "e1", "code": _code(task), "insights": ["x"]}, "remaining": BUDGET}
+    in_constructor = Critic(blackboard=board).context(state)["estimate"]
+    through_state = Critic().context({**state, "blackboard": board})["estimate"]
+    without = Critic().context(state)["estimate"]
+    assert "4 finished lightgbm" in in_constructor.basis and through_state.basis == in_constructor.basis
+    assert "prior only" in without.basis and through_state.seconds > without.seconds

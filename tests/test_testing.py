@@ -99,3 +99,17 @@ def test_scripted_model_answers_in_order_and_raises_when_exhausted():
         model.invoke([HumanMessage("x")])
     with pytest.raises(IndexError, match="3 answers"):
         model.invoke([HumanMessage("x")])
+
+
+def test_check_role_names_a_state_key_the_role_reads_without_declaring():
+    class Peeks(Good):
+        def context(self, state):
+            return {**super().context(state), "secret": state.get("api_key")}
+
+    with pytest.raises(RoleCheckError, match=r"read state key\(s\) \['api_key'\] it does not declare"):
+        check_role(Peeks())
+
+    class Declares(Peeks):
+        optional = ("api_key",)
+
+    check_role(Declares())  # a key read when present is fine once it is declared optional
