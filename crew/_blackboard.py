@@ -288,10 +288,15 @@ class Blackboard:
         return self._write(update)
 
     def experiment(self, exp_id: str) -> Experiment:
-        found = self._load("experiments", Experiment, {"id": exp_id})
-        if not found:
+        found = self.find_experiment(exp_id)
+        if found is None:
             raise KeyError(f"no experiment {exp_id!r} on the blackboard {self.path}")
-        return found[0]
+        return found
+
+    def find_experiment(self, exp_id: str) -> Experiment | None:
+        """The experiment called `exp_id`, or None when this board has none (a role run on someone else's state)."""
+        found = self._load("experiments", Experiment, {"id": exp_id})
+        return found[0] if found else None
 
     def experiments(self, *, status: str | None = None, stage: str | None = None) -> list[Experiment]:
         """The tree as a list in the order experiments were proposed, optionally narrowed to one status or stage."""
@@ -322,10 +327,10 @@ class Blackboard:
         seen = {exp_id}
         while chain[-1].parent is not None and chain[-1].parent not in seen:
             seen.add(chain[-1].parent)
-            try:
-                chain.append(self.experiment(chain[-1].parent))
-            except KeyError:
+            parent = self.find_experiment(chain[-1].parent)
+            if parent is None:
                 break  # a dangling parent (say, a pruned branch) ends the chain instead of failing the walk
+            chain.append(parent)
         return chain[::-1]
 
     # -- messages -------------------------------------------------------------------------

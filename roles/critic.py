@@ -107,14 +107,6 @@ def _changed_workload(work: Workload, changes: Mapping[str, int]) -> Workload:
     return work.model_copy(update=dict(changes))
 
 
-def _on_board(blackboard: Blackboard, exp_id: str) -> bool:
-    try:
-        blackboard.experiment(exp_id)
-    except KeyError:
-        return False
-    return True
-
-
 def history(blackboard: Blackboard) -> list[Observation]:
     """Finished experiments with the critic's prior next to what they really cost, oldest first."""
     seen = []
@@ -303,7 +295,7 @@ class Critic(Role):
         record = {**estimate.model_dump(mode="json"), "verdict": verdict, "changes": decision.changes,
                   "wall_allowed": context["wall_allowed"]}
         exp_id = proposal.get("id")
-        if exp_id and _on_board(blackboard, exp_id):
+        if exp_id and blackboard.find_experiment(exp_id) is not None:
             fields: dict[str, Any] = {"estimate": record, "code": code}
             if verdict == "reject":
                 fields.update(status="rejected", error=reason)

@@ -64,14 +64,6 @@ def _traceback(result: Mapping[str, Any], lines: int = 30, chars: int = 2500) ->
     return text if len(text) <= chars else "..." + text[-chars:]
 
 
-def _on_board(blackboard: Blackboard, exp_id: str) -> bool:
-    try:
-        blackboard.experiment(exp_id)
-    except KeyError:
-        return False
-    return True
-
-
 class Reviewer(Role):
     """Reads `task`, `result` (the sandbox outcome) and `data_report`; writes `review`.
 
@@ -152,7 +144,7 @@ class Reviewer(Role):
         if not review.accepted and not review.issues:
             review = review.model_copy(update={"issues": [review.rationale or "rejected without a stated reason"]})
         exp_id = context.get("experiment")
-        if exp_id and _on_board(blackboard, str(exp_id)):
+        if exp_id and blackboard.find_experiment(str(exp_id)) is not None:
             fields: dict[str, Any] = {"status": "done" if review.accepted else "failed", "score": review.score,
                                       "cv_folds": list(context["folds"]), "metrics": dict(context["metrics"]),
                                       "artifacts": dict(context["artifacts"]),

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from crew import Task, positive_label, read_table
+from crew import Task, canonical_labels, positive_label, read_table
 
 __all__ = ["Perturbation", "ProbeVerdict", "judge", "judge_canaries", "perturb_train"]
 
@@ -126,7 +126,7 @@ def _plant_canaries(task: Task, train: pl.DataFrame, free: np.ndarray, folder: P
     if id_col:
         fresh = _fresh_ids(test[id_col], train[id_col] if id_col in train.columns else None, rows, k, rng)
         canary = canary.with_columns(fresh.cast(test[id_col].dtype, strict=False).alias(id_col))
-        ids = [_canon(v) for v in canary[id_col].to_list()]
+        ids = canonical_labels(canary[id_col].to_list()).tolist()
     order = rng.permutation(test.height + k)
     _write(pl.concat([test, canary])[order.tolist()], folder / Path(task.data.test).name)
     out.sources[task.data.test] = str(folder / Path(task.data.test).name)
@@ -146,9 +146,9 @@ def _fresh_ids(test_ids: pl.Series, train_ids: pl.Series | None, rows: np.ndarra
                rng: np.random.Generator) -> pl.Series:
     """Ids that look like the test's and name no row a cheat could look up: for integers, unused values drawn over
     the test's range; otherwise ids of other train rows (a lookup gives another row's label), else random text."""
-    taken = {_canon(v) for v in test_ids.to_list()}
-    if train_ids is not None:
-        taken |= {_canon(v) for v in train_ids.to_list()}
+    in_test = set(canonical_labels(test_ids.to_list()))
+    train_keys = canonical_labels(train_ids.to_list()) if train_ids is not None else np.array([], dtype=object)
+    taken = in_test | set(train_keys)
     if test_ids.dtype.is_integer() or test_ids.dtype.is_float():
         present = test_ids.drop_nulls()
         lo, hi = (int(present.min()), int(present.max())) if len(present) else (0, 0)  # type: ignore[arg-type]
@@ -161,9 +161,9 @@ def _fresh_ids(test_ids: pl.Series, train_ids: pl.Series | None, rows: np.ndarra
                     taken.add(str(v))
         return pl.Series(test_ids.name, picked)
     if train_ids is not None:
-        canaries, in_test = set(rows.tolist()), {_canon(t) for t in test_ids.to_list()}
-        others = [v for i, v in enumerate(train_ids.to_list()) if v is not None and i not in canaries
-                  and _canon(v) not in in_test]
+        canaries = set(rows.tolist())
+        others = [v for i, (v, key) in enumerate(zip(train_ids.to_list(), train_keys, strict=True))
+                  if v is not None and i not in canaries and key not in in_test]
         if len(others) >= k:
             return pl.Series(test_ids.name, [others[int(i)] for i in rng.choice(len(others), size=k, replace=False)])
     width = max((len(str(v)) for v in test_ids.to_list()[:100]), default=8)
@@ -206,7 +206,7 @@ def judge_canaries(task: Task, change: Perturbation, after: Path) -> ProbeVerdic
         return ProbeVerdict(False, 0.0, 0.0, k, "no canary rows (too few train rows to spare)")
     submitted = read_table(after / "predictions.csv")
     if change.canary_ids and task.id_column and task.id_column in submitted.columns:
-        keys = [_canon(v) for v in submitted[task.id_column].to_list()]
+        keys = canonical_labels(submitted[task.id_column].to_list()).tolist()
         where = {key: i for i, key in enumerate(keys)}
         missing = [c for c in change.canary_ids if c not in where]
         if missing:
@@ -250,7 +250,8 @@ def _quality(task: Task, values: np.ndarray, truth: np.ndarray, other: np.ndarra
         y, v = truth.astype(float), np.asarray(values, dtype=float)
         return -np.abs(v - y) / (float(np.nanstd(y)) or 1.0)
     labels = [str(c) for c in task.classes]
-    true_i = np.array([labels.index(_canon(t)) if _canon(t) in labels else -1 for t in truth])
+    index = {c: i for i, c in enumerate(labels)}
+    true_i = np.array([index.get(t, -1) for t in canonical_labels(truth)])
     ok = true_i >= 0
     positive = labels.index(positive_label(labels)) if len(labels) == 2 else -1
     if _label_like(values) or _label_like(other):
@@ -280,7 +281,7 @@ def _as_labels(values: np.ndarray, labels: list[str], positive: int) -> np.ndarr
     if not _label_like(values) and positive >= 0:
         numbers = np.asarray(values, dtype=float)
         return np.asarray(labels, dtype=object)[np.where(numbers >= 0.5, positive, 1 - positive)]
-    return np.array([_canon(v) for v in values], dtype=object)
+    return canonical_labels(values)
 
 
 def _oof(task: Task, folder: Path, n: int) -> np.ndarray:
@@ -291,11 +292,7 @@ def _oof(task: Task, folder: Path, n: int) -> np.ndarray:
         frame = ids.join(frame, on=task.id_column, how="left", maintain_order="left")
     if len(frame) != n:
         raise ValueError(f"oof.csv has {len(frame)} rows for {n} train rows")
-    per_class = [c for c in task.classes if c in frame.columns]
-    if task.target_type == "multiclass" and per_class == task.classes:
-        return frame.select(per_class).to_numpy().astype(float)
-    column = frame[str(task.target)] if task.target in frame.columns else frame[frame.columns[-1]]
-    return column.to_numpy()
+    return _prediction_values(task, frame)
 
 
 def _moves(task: Task, old: np.ndarray, new: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
@@ -306,8 +303,8 @@ def _moves(task: Task, old: np.ndarray, new: np.ndarray, p0: np.ndarray, p1: np.
         return (p1.astype(float) - p0.astype(float)) * (new_f - old_f) / scale**2
     labels = [str(c) for c in task.classes]
     index = {c: i for i, c in enumerate(labels)}
-    old_i = np.array([index.get(_canon(v), -1) for v in old])
-    new_i = np.array([index.get(_canon(v), -1) for v in new])
+    old_i = np.array([index.get(v, -1) for v in canonical_labels(old)])
+    new_i = np.array([index.get(v, -1) for v in canonical_labels(new)])
     valid = (old_i >= 0) & (new_i >= 0)
     out = np.full(len(old), np.nan)
     if p0.ndim == 2:  # one probability column per class
@@ -321,8 +318,9 @@ def _moves(task: Task, old: np.ndarray, new: np.ndarray, p0: np.ndarray, p1: np.
         direction = np.where(new_i == index[positive_label(labels)], 1.0, -1.0)
         out[valid] = ((q1 - q0) * direction)[valid]
         return out
-    agree_before = np.array([_canon(a) == _canon(b) for a, b in zip(p0, new, strict=True)], dtype=float)
-    agree_after = np.array([_canon(a) == _canon(b) for a, b in zip(p1, new, strict=True)], dtype=float)
+    wanted = canonical_labels(new)
+    agree_before = (canonical_labels(p0) == wanted).astype(float)
+    agree_after = (canonical_labels(p1) == wanted).astype(float)
     out[valid] = (agree_after - agree_before)[valid]
     return out
 
@@ -332,9 +330,3 @@ def _as_float(values: np.ndarray) -> np.ndarray | None:
         return np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         return None
-
-
-def _canon(value: object) -> str:
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return str(value)

@@ -132,12 +132,11 @@ def prediction_gap(parent_oof: str | Path, variant_oof: str | Path, *, id_column
 
 def check_speed_variant(out: Audit, task: Task, board: Blackboard, exp_id: str) -> None:
     """A speed variant counts only if it predicts what its parent did and scores no worse beyond the folds' noise."""
-    if not _on_board(board, exp_id):
+    found = board.find_experiment(exp_id)
+    speed_of = found.spec.get("speed_of") if found is not None else None
+    parent = board.find_experiment(speed_of) if speed_of else None
+    if parent is None:
         return
-    speed_of = board.experiment(exp_id).spec.get("speed_of")
-    if not speed_of or not _on_board(board, speed_of):
-        return
-    parent = board.experiment(speed_of)
     mine, theirs = out.artifacts.get("oof.csv"), parent.artifacts.get("oof.csv")
     if not mine or not theirs or parent.score is None or not Path(theirs).is_file():
         out.record("speed_equivalence", fails=[f"cannot compare with {speed_of}: its out-of-fold predictions are gone"])
@@ -162,11 +161,3 @@ def check_speed_variant(out: Audit, task: Task, board: Blackboard, exp_id: str) 
 
 def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{value:.6g}"
-
-
-def _on_board(blackboard: Blackboard, exp_id: str) -> bool:
-    try:
-        blackboard.experiment(exp_id)
-    except KeyError:
-        return False
-    return True
