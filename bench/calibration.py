@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from crew import Blackboard
-from crew.roles.critic import calibration
+from crew.tools.cost import calibration
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "tasks"
 

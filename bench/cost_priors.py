@@ -25,7 +25,8 @@ from scipy.optimize import curve_fit
 from crew import Task
 from crew.roles.analyst import Analyst
 from crew.sandbox import Launch, Limits, LocalExecutor
-from crew.tools.pipelines import MODELS, render, spec_from_report
+from crew.tools.catalogue import FAMILIES as MODELS
+from crew.tools.pipelines import render, spec_from_report
 from crew.tools.profile import profile_task
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "tasks"
@@ -48,7 +49,7 @@ def measure(out: Path, work: Path) -> None:
                 if rows > 30_000 and model in ("svm", "knn"):
                     continue
                 code = render(spec_from_report(model, report, folds=FOLDS), task)
-                result = executor.run(Launch(code=code, data_dir=str(root), hide=[str(root / "grading")],
+                result = executor.run(Launch(code=code, data_dir=str(root), hide=[str(p) for p in task.hidden],
                                              limits=Limits(wall_time=300)))
                 metrics_file = Path(result.workdir) / "metrics.json"
                 metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}

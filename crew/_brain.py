@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from crew._budget import Budget
+from crew._llmspec import _PROVIDERS, ROLES, llm_spec_problem
 from crew._pricing import CONSERVATIVE, cost_of, price_of
 from crew._redact import redact
 from crew.errors import CrewError
@@ -26,16 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ROLES", "Brain", "ChatBrain", "ExpertBrain", "LLMAuthError", "MalformedAnswer", "chat_model_from_string",
            "llm_spec_problem", "team_brains"]
-
-ROLES = ("analyst", "planner", "modeler", "critic", "reviewer", "optimizer")
-"""The team's role profiles, the names `--llm role=model` and task.yaml's `llm:` mapping accept."""
-
-_PROVIDERS = {
-    "openai": ("langchain_openai", "ChatOpenAI"),
-    "anthropic": ("langchain_anthropic", "ChatAnthropic"),
-    "ollama": ("langchain_ollama", "ChatOllama"),
-}
-
 
 class LLMAuthError(CrewError):
     """The provider refused the credentials: retrying cannot help, so the run stops at once."""
@@ -80,18 +71,6 @@ def chat_model_from_string(spec: str, **kwargs: Any) -> BaseChatModel:
         raise CrewError(f"cannot read the model {spec!r}; fix: write provider:model with provider one of "
                         f"{', '.join(_PROVIDERS)}, or an OpenAI-compatible URL such as http://127.0.0.1:8000/v1#my-model")
     return _load(provider, spec)(model=model, **kwargs)
-
-
-def llm_spec_problem(spec: object) -> str | None:
-    """Why `spec` cannot name a brain (None when it can): `offline`, `provider:model`, or an http(s) URL."""
-    if not isinstance(spec, str) or not spec.strip():
-        return "must be a string: offline, provider:model or an OpenAI-compatible URL"
-    if spec == "offline" or spec.startswith(("http://", "https://")):
-        return None
-    provider, sep, model = spec.partition(":")
-    if not sep or provider not in _PROVIDERS or not model:
-        return f"cannot read {spec!r} as a model (offline, provider:model with provider one of {', '.join(_PROVIDERS)}, or a URL)"
-    return None
 
 
 def team_brains(*specs: str | Mapping[str, str] | None, budget: Budget | None = None,

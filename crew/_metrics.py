@@ -251,6 +251,9 @@ class Metric:
     template: str = ""
     best: float | None = None
     nonnegative: bool = False
+    log_probabilities: bool = False
+    """Scored on the log of the probabilities (log_loss): it takes every class's column even for a binary target,
+    clipped away from 0."""
     fast: Callable[[np.ndarray, Sequence[str], str], Scorer] | None = None
 
     def score(self, y_true: Sequence[object] | np.ndarray, y_pred: Sequence[object] | np.ndarray,
@@ -292,7 +295,7 @@ METRICS: dict[str, Metric] = {
         Metric("log_loss", False, "classification", "proba", False, _log_loss,
                template="    raw = np.clip(raw, 1e-15, 1)\n"
                         '    return metrics.log_loss(y, raw / raw.sum(axis=1, keepdims=True), '
-                        'labels=range(len(TASK["classes"])))', best=0.0, fast=_fast_log_loss),
+                        'labels=range(len(TASK["classes"])))', best=0.0, log_probabilities=True, fast=_fast_log_loss),
         Metric("rmse", False, "regression", "value", False, _values(skm.root_mean_squared_error),
                template="    return metrics.root_mean_squared_error(y, raw)", best=0.0,
                fast=_fast_rmse),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic_core import to_jsonable_python
 
 from crew._blackboard import Blackboard
-from crew._brain import ExpertBrain
+from crew._brain import ExpertBrain, brain_for
 from crew.errors import CrewError
 from crew.types import Decision, Message
 
@@ -67,19 +67,21 @@ class Action:
 
 
 class Role:
-    """A member of the team: a profile, a goal, the message kinds it watches, and one typed decision.
+    """A member of the team: a profile, a goal, and one typed decision.
 
     State contract: a role reads the state keys in `reads` (required) and in
     `optional` (used when present) and returns an update holding only keys in
     `writes`. It also needs a blackboard: the one given to the constructor,
-    else the state's `blackboard` key (a Blackboard or a path). `check_role`
+    else the graph's runtime context's `blackboard` (LangGraph's
+    `context_schema`), else the state's `blackboard` key (a Blackboard or a
+    path). Its brain, likewise: the constructor's, else the context's `brain`
+    (one Brain, or role name -> Brain), else the offline expert. `check_role`
     fails a role that reads any other key.
     Each decision is posted to the blackboard as a Message before it is acted on.
     """
 
     profile: ClassVar[str] = "role"
     goal: ClassVar[str] = ""
-    watches: ClassVar[tuple[str, ...]] = ()
     decision: ClassVar[type[Decision]] = Decision
     reads: ClassVar[tuple[str, ...]] = ()
     optional: ClassVar[tuple[str, ...]] = ()
@@ -105,7 +107,11 @@ class Role:
 
     # -- the LangGraph node ----------------------------------------------------------------
 
-    def __call__(self, state: Mapping[str, Any]) -> dict[str, Any]:
+    def __call__(self, state: Mapping[str, Any], runtime: Any = None) -> dict[str, Any]:
+        """Run as a LangGraph node; `runtime` is LangGraph's (its `context` may supply the board and brains)."""
+        bound = self.bind(getattr(runtime, "context", None))
+        if bound is not self:
+            return bound(state)
         board = self.board(state)
         context = self.context(state)
         decision = self.decide(context, blackboard=board)
@@ -119,6 +125,17 @@ class Role:
             raise RoleContractError(f"role {self.profile!r} wrote undeclared state key(s) {undeclared}; "
                                     f"it declares writes={list(self.writes)}")
         return update
+
+    def bind(self, context: Any) -> Role:
+        """This role with what a run's context supplies (`blackboard`, `brain`) where its constructor left None:
+        graphs compile once, without a run, and get the run's objects at invoke time."""
+        if context is None:
+            return self
+        brain = self.brain if self.brain is not None else brain_for(getattr(context, "brain", None), self.profile)
+        board = self.blackboard if self.blackboard is not None else getattr(context, "blackboard", None)
+        if brain is self.brain and board is self.blackboard:
+            return self
+        return self.clone(brain=brain, blackboard=board)
 
     # -- the parts a role overrides --------------------------------------------------------
 

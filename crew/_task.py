@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from crew._llmspec import ROLES, llm_spec_problem
 from crew._metrics import METRICS, Metric, canonical_labels, get_metric
 from crew._tables import TableError, read_table
 from crew._units import format_duration, format_size, parse_duration, parse_size
@@ -153,6 +154,20 @@ class Task(BaseModel):
         return self._root / relative
 
     @property
+    def hidden(self) -> list[Path]:
+        """What no experiment may read: the task folder's `grading/`, where answers and leaderboards live
+        (TASK_FORMAT.md). The sandbox makes these unreadable, the critic refuses code that names them."""
+        return [self._root / "grading"]
+
+    @property
+    def data_files(self) -> list[str] | None:
+        """The files of the task folder an experiment reads (train, test, sample submission), relative to it;
+        None for a task without tables (a kernel task, whose whole folder is its input)."""
+        if self.data is None:
+            return None
+        return [f for f in (self.data.train, self.data.test, self.data.sample_submission) if f]
+
+    @property
     def output_name(self) -> str:
         return self.output or ("submission.csv" if self.kind == "tabular" else "solution.py")
 
@@ -228,8 +243,6 @@ class Task(BaseModel):
         return problems + self._check_tabular(file)
 
     def _check_llm(self, file: str) -> list[Problem]:
-        from crew._brain import ROLES, llm_spec_problem
-
         items = self.llm.items() if isinstance(self.llm, dict) else ([("default", self.llm)] if self.llm else [])
         problems = []
         for role, spec in items:

@@ -182,7 +182,7 @@ def check_role(role: Role, state: Mapping[str, Any] | None = None) -> None:
     _require(isinstance(role.profile, str) and role.profile.strip() != "" and role.profile != "role",
              f"{name}.profile must be a non-empty name of its own")
     _require(isinstance(role.goal, str) and role.goal.strip() != "", f"{name}.goal must say what the role is for")
-    for attr in ("watches", "reads", "writes"):
+    for attr in ("reads", "optional", "writes"):
         value = getattr(role, attr)
         _require(isinstance(value, tuple) and all(isinstance(v, str) for v in value), f"{name}.{attr} must be a tuple of str")
     _require(isinstance(role.decision, type) and issubclass(role.decision, Decision) and role.decision is not Decision,

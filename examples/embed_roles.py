@@ -4,10 +4,12 @@
 
 The analyst profiles the data and writes its report; `my_model` is yours:
 here a scaled logistic regression written as a standalone script that
-follows crew's experiment contract and runs in crew's sandbox; the reviewer
-then checks it as strictly as it checks the team's own experiments (valid
-submission, CV recomputed from the out-of-fold predictions, predictions
-that come from the model). Any binary task in crew's format works; the
+follows crew's experiment contract, put on the blackboard and run by crew's
+own `launch` (the sandbox with the task's answers hidden, under the run's
+budget; the run's objects reach the nodes as LangGraph's runtime context).
+The reviewer then checks it as strictly as it checks the team's own
+experiments (valid submission, CV recomputed from the out-of-fold
+predictions, predictions that come from the model). Any binary task in crew's format works; the
 default is the example breast-cancer task.
 """
 
@@ -19,11 +21,12 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 
-from crew import Task
+from crew import Blackboard, Budget, Experiment, Task
 from crew.roles.analyst import Analyst
 from crew.roles.reviewer import Reviewer
-from crew.sandbox import Launch, Limits, LocalExecutor
+from crew.workflows.experiment import RunContext, launch
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TASK = HERE / "tasks" / "breast-cancer" / "task.yaml"
@@ -70,22 +73,20 @@ class MyState(TypedDict, total=False):
     review: dict[str, Any]
 
 
-def my_model(state: MyState) -> dict[str, Any]:
+def my_model(state: MyState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Your own modeling step: any code that writes crew's experiment files, run in crew's sandbox."""
-    task = Task.load(state["task"])
-    if task.target_type != "binary":
-        raise SystemExit(f"{task.root}: this example's model is for binary tasks; {task.name} is {task.target_type}")
+    run = runtime.context
+    task = run.task
     report = state["data_report"]
     code = SCRIPT.format(train=task.data.train, test=task.data.test, features=report["numeric_columns"],
                          target=task.target, ident=task.id_column, classes=task.classes)
-    result = LocalExecutor(root=Path(state["run_dir"]) / "experiments").run(
-        Launch(id="my-model", code=code, data_dir=str(task.root), limits=Limits(wall_time=120, memory=2 * 1024**3)))
-    return {"result": {"experiment": "my-model", "reason": result.reason, "detail": result.detail,
-                       "workdir": result.workdir, "stderr_tail": result.stderr_tail}}
+    experiment = run.blackboard.add_experiment(Experiment(stage="model", insights=["my_logistic_regression"],
+                                                          code=code, spec={"model": "my_logistic_regression"}))
+    return {"result": {"experiment": experiment.id, **launch(run, experiment.id, code)}}
 
 
 def build() -> Any:
-    graph = StateGraph(MyState)
+    graph = StateGraph(MyState, context_schema=RunContext)
     graph.add_node("analyst", Analyst())
     graph.add_node("my_model", my_model)
     graph.add_node("reviewer", Reviewer())
@@ -103,7 +104,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     run_dir = args.out or Path(tempfile.mkdtemp(prefix="crew-embed-"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    final = build().invoke({"task": args.task, "run_dir": str(run_dir), "blackboard": str(run_dir / "blackboard.sqlite")})
+    task = Task.load(args.task)
+    if task.target_type != "binary":
+        raise SystemExit(f"{task.root}: this example's model is for binary tasks; {task.name} is {task.target_type}")
+    board = Blackboard(run_dir / "blackboard.sqlite")
+    context = RunContext(task=task, run_dir=run_dir, blackboard=board, budget=Budget.from_task(task))
+    final = build().invoke({"task": args.task, "run_dir": str(run_dir), "blackboard": str(board.path)},
+                           context=context)
     review = final["review"]
     print(f"analyst: {len(final['data_report']['numeric_columns'])} numeric columns; report in {run_dir / 'data_report.md'}")
     print(f"reviewer: {'accepted' if review['accepted'] else 'rejected'}, cv {review['score']}")

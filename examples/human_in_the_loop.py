@@ -21,13 +21,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from crew import Blackboard, Task
+from crew import Blackboard, Budget, Task
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
 from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
-from crew.sandbox import Launch, Limits, LocalExecutor
+from crew.workflows.experiment import RunContext, run_experiment
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TASK = HERE / "tasks" / "breast-cancer" / "task.yaml"
@@ -74,20 +74,10 @@ def build(*, experiments: int) -> Any:
                                                               error="a person declined to launch it")
         return {"approved": bool(answer)}
 
-    def launch(state: State) -> dict[str, Any]:
-        task = Task.load(state["task"])
-        exp_id = state["proposal"]["id"]
-        result = LocalExecutor(root=Path(state["run_dir"]) / "experiments").run(
-            Launch(id=exp_id, code=state["verdict"]["code"], data_dir=str(task.root),
-                   hide=[str(task.root / "grading")], limits=Limits(wall_time=task.budget.experiment_time,
-                                                                     memory=task.budget.memory)))
-        return {"result": {"experiment": exp_id, "reason": result.reason, "detail": result.detail,
-                           "workdir": result.workdir, "stderr_tail": result.stderr_tail}}
-
     def more(state: State) -> str:
         return "next_step" if state["queue"] else END
 
-    graph = StateGraph(State)
+    graph = StateGraph(State, context_schema=RunContext)
     graph.add_node("analyst", Analyst())
     graph.add_node("planner", Planner())
     graph.add_node("queue", queue)
@@ -95,7 +85,7 @@ def build(*, experiments: int) -> Any:
     graph.add_node("modeler", Modeler())
     graph.add_node("critic", Critic())
     graph.add_node("ask_human", ask_human)
-    graph.add_node("launch", launch)
+    graph.add_node("launch", run_experiment)  # crew's own sandbox node: answers hidden, budget charged
     graph.add_node("reviewer", Reviewer())
     graph.add_edge(START, "analyst")
     graph.add_edge("analyst", "planner")
@@ -122,8 +112,11 @@ def main(argv: list[str] | None = None) -> list[tuple[str, bool]]:
     run_dir.mkdir(parents=True, exist_ok=True)
     graph = build(experiments=args.experiments)
     config = {"configurable": {"thread_id": "approvals"}}
-    state = graph.invoke({"task": args.task, "run_dir": str(run_dir), "blackboard": str(run_dir / "blackboard.sqlite")},
-                         config)
+    task = Task.load(args.task)
+    board = Blackboard(run_dir / "blackboard.sqlite")
+    context = RunContext(task=task, run_dir=run_dir, blackboard=board, budget=Budget.from_task(task))
+    state = graph.invoke({"task": args.task, "run_dir": str(run_dir), "blackboard": str(board.path)}, config,
+                         context=context)
     answers: list[tuple[str, bool]] = []
     while state.get("__interrupt__"):
         ask = state["__interrupt__"][0].value
@@ -137,7 +130,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, bool]]:
             answer = input("[y/N] ").strip().lower().startswith("y")
         print(f"  -> {'launch' if answer else 'skip'}")
         answers.append((ask["experiment"], answer))
-        state = graph.invoke(Command(resume=answer), config)
+        state = graph.invoke(Command(resume=answer), config, context=context)
     for exp in Blackboard(run_dir / "blackboard.sqlite").experiments():
         print(f"{exp.id} {'+'.join(exp.insights)}: {exp.status}" + (f", cv {exp.score:.5f}" if exp.score else ""))
     return answers

@@ -20,16 +20,16 @@ from typing import Any
 from crew import Blackboard, Message
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
-from crew.roles.kernel_optimizer import KernelOptimizer
 from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
+from crew.roles.speed_optimizer import SpeedOptimizer
 from crew.workflows.solve import solve
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TASK = HERE / "tasks" / "breast-cancer" / "task.yaml"
 
-GOALS = {role.profile: role.goal for role in (Analyst, Planner, Modeler, Critic, Reviewer, KernelOptimizer)}
+GOALS = {role.profile: role.goal for role in (Analyst, Planner, Modeler, Critic, Reviewer, SpeedOptimizer)}
 GOALS["sandbox"] = ("Run each approved experiment as its own process with hard limits on time, memory and "
                     "processes, where the answers are unreadable, and report how it ended.")
 GOALS["workflow"] = "The graph itself: it keeps a valid submission on disk and makes the final selection."

@@ -2,11 +2,14 @@
 
     python examples/team_as_subgraph.py [TASK_YAML] [--budget SECONDS] [--out DIR]
 
-`build_solve_graph` returns a compiled LangGraph graph; added as a node,
+`build_solve_graph()` returns a compiled LangGraph graph; added as a node,
 it shares the state keys it declares (`task`, `run_dir`, `blackboard`,
-`final`, ...) with the outer graph. Here the outer graph checks the task
-before the team starts and writes a short summary after it finishes; in
-your own graph those could be a data refresh, an approval, a deployment.
+`final`, ...) with the outer graph, and the run's objects (task, blackboard,
+budget, sandbox) reach it as LangGraph's runtime context: the outer graph
+declares `context_schema=SolveContext` and is invoked with one. Here the
+outer graph checks the task before the team starts and writes a short
+summary after it finishes; in your own graph those could be a data refresh,
+an approval, a deployment.
 """
 
 
@@ -18,7 +21,7 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from crew import Blackboard, Budget, Task
-from crew.workflows.solve import build_solve_graph
+from crew.workflows.solve import SolveContext, build_solve_graph
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TASK = HERE / "tasks" / "breast-cancer" / "task.yaml"
@@ -50,15 +53,11 @@ def summarise(state: Outer) -> dict[str, Any]:
     return {"summary": text}
 
 
-def build(task_path: str, run_dir: Path, *, wall_time: float, max_experiments: int) -> Any:
-    task = Task.load(task_path)
-    board = Blackboard(run_dir / "blackboard.sqlite")
-    budget = Budget(wall_time=wall_time, experiment_time=task.budget.experiment_time, memory=task.budget.memory,
-                    max_experiments=max_experiments)
-    team = build_solve_graph(task, run_dir, board=board, budget=budget, workers=1)
-    outer = StateGraph(Outer)
+def build() -> Any:
+    """The outer graph; it compiles without a task: the run arrives at invoke time, as its context."""
+    outer = StateGraph(Outer, context_schema=SolveContext)
     outer.add_node("check_task", check_task)
-    outer.add_node("team", team)  # the compiled solve graph is one node here
+    outer.add_node("team", build_solve_graph())  # the compiled solve graph is one node here
     outer.add_node("summarise", summarise)
     outer.add_edge(START, "check_task")
     outer.add_edge("check_task", "team")
@@ -76,10 +75,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     run_dir = args.out or Path(tempfile.mkdtemp(prefix="crew-subgraph-"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    graph = build(args.task, run_dir, wall_time=args.budget, max_experiments=args.max_experiments)
-    final = graph.invoke({"task": str(Path(args.task).resolve()), "run_dir": str(run_dir),
-                          "blackboard": str(run_dir / "blackboard.sqlite"), "finished": []},
-                         {"recursion_limit": 10_000})
+    task = Task.load(args.task)
+    board = Blackboard(run_dir / "blackboard.sqlite")
+    budget = Budget(wall_time=args.budget, experiment_time=task.budget.experiment_time, memory=task.budget.memory,
+                    max_experiments=args.max_experiments)
+    final = build().invoke({"task": str(task.root / "task.yaml"), "run_dir": str(run_dir),
+                            "blackboard": str(board.path), "finished": []}, {"recursion_limit": 10_000},
+                           context=SolveContext(task=task, run_dir=run_dir, blackboard=board, budget=budget))
     print(final["summary"])
     return final
 

@@ -44,7 +44,6 @@ class Analyst(Role):
     profile: ClassVar[str] = "analyst"
     goal: ClassVar[str] = ("Profile the training data and report column treatments, missing values, imbalance, "
                            "duplicates and leakage suspects, so that nobody models blind.")
-    watches: ClassVar[tuple[str, ...]] = ("task",)
     decision: ClassVar[type[Decision]] = DataReport
     reads: ClassVar[tuple[str, ...]] = ("task", "run_dir")
     writes: ClassVar[tuple[str, ...]] = ("data_report",)

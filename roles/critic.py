@@ -9,38 +9,30 @@ subsample), or rejects with a reason the proposing role receives.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from crew import Blackboard, Decision, Message, Role, Task
-from crew import parse_python as parse
 from crew.roles._util import as_task
 from crew.testing import tiny_task
 from crew.tools.codecheck import Finding, check_code, check_kernel
-from crew.tools.cost import CostModel, Estimate, Observation, Workload, read_workload
+from crew.tools.cost import CostModel, Estimate, Workload, history, read_workload
 from crew.tools.kernels import estimate_run
+from crew.tools.knobs import apply_changes, exposed
 from crew.tools.pipelines import PipelineSpec, cached_stages, render
 
-__all__ = ["KNOBS", "Critic", "Verdict", "apply_changes", "calibration", "history"]
+__all__ = ["Critic", "Verdict", "changed_workload"]
 
-KNOBS = ("tune_trials", "bags", "repeats", "folds", "estimators", "subsample")
-"""What a cheaper variant may change, in the order the expert gives them up."""
-
-_KNOB_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # knob -> (top-level constants, keyword / dict-key names)
-    "tune_trials": (("TUNE_TRIALS", "N_TRIALS"), ("n_trials",)),
-    "bags": (("BAGS", "N_BAGS", "N_SEEDS"), ()),
-    "repeats": (("REPEATS", "N_REPEATS", "CV_REPEATS"), ("n_repeats",)),
-    "folds": (("FOLDS", "N_FOLDS", "N_SPLITS", "NFOLDS", "K_FOLDS"), ("n_splits",)),
-    "estimators": ((), ("n_estimators", "max_iter", "num_boost_round", "iterations", "num_iterations")),
-    "subsample": (("SUBSAMPLE", "MAX_ROWS", "SAMPLE_ROWS"), ()),
-}
 _SAFETY = 0.8  # approve only what is expected to finish in 80% of the time it may take
 _RESERVE = 10.0  # seconds of wall time kept back for final selection and the submission
 _MIN_FOLDS, _MIN_ESTIMATORS, _MIN_ROWS = 3, 50, 2_000
+
+
+def changed_workload(work: Workload, changes: Mapping[str, int]) -> Workload:
+    """The workload a variant runs: each knob is the Workload field of the same name."""
+    return work.model_copy(update=dict(changes))
 
 
 class Verdict(Decision):
@@ -58,78 +50,6 @@ class Verdict(Decision):
         return f"critic: {self.verdict}" + (f" ({changes})" if changes else "") + (f": {self.reason}" if self.reason else "")
 
 
-def _knob_nodes(tree: ast.AST, knob: str) -> list[ast.Constant]:
-    constants, keys = _KNOB_NAMES[knob]
-    found: list[ast.Constant] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in constants for t in node.targets):
-            if isinstance(node.value, ast.Constant) and (node.value.value is None or isinstance(node.value.value, int)):
-                found.append(node.value)
-        elif isinstance(node, ast.Call):
-            found += [k.value for k in node.keywords
-                      if k.arg in keys and isinstance(k.value, ast.Constant) and isinstance(k.value.value, int)]
-        elif isinstance(node, ast.Dict):
-            found += [v for k, v in zip(node.keys, node.values, strict=True)
-                      if isinstance(k, ast.Constant) and k.value in keys and isinstance(v, ast.Constant)
-                      and isinstance(v.value, int)]
-    return found
-
-
-def apply_changes(code: str, changes: Mapping[str, int]) -> str:
-    """Rewrite the knobs' literals in place (by syntax-tree position, so comments and layout survive).
-
-    Raises ValueError for a knob the code does not expose, because a variant
-    that silently changes nothing would be approved under a false estimate.
-    """
-    tree = parse(code)
-    edits: list[tuple[int, int, int, int, str]] = []
-    for knob, value in changes.items():
-        if knob not in _KNOB_NAMES:
-            raise ValueError(f"unknown knob {knob!r}; a variant may change {', '.join(KNOBS)}")
-        nodes = _knob_nodes(tree, knob)
-        if not nodes:
-            raise ValueError(f"the code exposes no {knob} setting to change")
-        edits += [(n.lineno, n.col_offset, n.end_lineno or n.lineno, n.end_col_offset or 0, repr(int(value)))
-                  for n in nodes]
-    lines = code.splitlines(keepends=True)
-    for start_line, start_col, end_line, end_col, text in sorted(edits, reverse=True):
-        if start_line != end_line:
-            raise ValueError("a knob literal spans lines; cannot rewrite it safely")
-        line = lines[start_line - 1]
-        prefix = line.encode()[:start_col].decode()
-        suffix = line.encode()[end_col:].decode()
-        lines[start_line - 1] = prefix + text + suffix
-    return "".join(lines)
-
-
-def _changed_workload(work: Workload, changes: Mapping[str, int]) -> Workload:
-    """The workload a variant runs: each knob is the Workload field of the same name."""
-    return work.model_copy(update=dict(changes))
-
-
-def history(blackboard: Blackboard) -> list[Observation]:
-    """Finished experiments with the critic's prior next to what they really cost, oldest first."""
-    seen = []
-    for exp in blackboard.experiments(status="done"):
-        prior = exp.estimate.get("prior_seconds")
-        if prior and exp.wall_time:
-            seen.append(Observation(family=exp.estimate.get("family", "unknown"), prior_seconds=float(prior),
-                                    seconds=float(exp.wall_time), prior_memory=exp.estimate.get("prior_memory"),
-                                    memory=exp.peak_memory))
-    return seen
-
-
-def calibration(blackboard: Blackboard, *, skip: int = 3, within: float = 2.0) -> dict[str, Any]:
-    """How good the time estimates were: the share of experiments (after the first `skip`) within `within`x."""
-    rows = [(exp.id, float(exp.estimate["seconds"]), float(exp.wall_time))
-            for exp in blackboard.experiments(status="done") if exp.estimate.get("seconds") and exp.wall_time]
-    scored = rows[skip:]
-    hits = [1 for _, est, actual in scored if 1 / within <= actual / est <= within]
-    return {"experiments": len(rows), "scored": len(scored), "within": within,
-            "share_within": (len(hits) / len(scored)) if scored else None,
-            "ratios": [round(actual / est, 3) for _, est, actual in rows]}
-
-
 class Critic(Role):
     """Reads `task`, `proposal` (id, code, insights, gpus) and `remaining` (the budget left); writes `verdict`."""
 
@@ -137,7 +57,6 @@ class Critic(Role):
     goal: ClassVar[str] = ("Let nothing launch that the machine or the budget cannot hold, or that breaks the rules: "
                            "estimate time and memory, propose a cheaper variant when it will not fit, reject with a "
                            "reason otherwise.")
-    watches: ClassVar[tuple[str, ...]] = ("modeler.decide", "optimizer.decide")
     decision: ClassVar[type[Decision]] = Verdict
     reads: ClassVar[tuple[str, ...]] = ("task", "proposal", "remaining")
     optional: ClassVar[tuple[str, ...]] = ("stage_cache",)
@@ -191,7 +110,7 @@ class Critic(Role):
         estimate = model.estimate(work)
         if cached:
             estimate = estimate.model_copy(update={"basis": f"{estimate.basis}; cached stages: {', '.join(cached)}"})
-        return estimate, model, check_code(proposal.get("code", ""), forbidden_paths=[str(task.root / "grading")])
+        return estimate, model, check_code(proposal.get("code", ""), forbidden_paths=[str(p) for p in task.hidden])
 
     def _kernel_cost(self, task: Task, proposal: dict[str, Any], remaining: dict[str, Any],
                      board: Blackboard | None) -> tuple[Estimate, CostModel, list[Finding]]:
@@ -205,7 +124,7 @@ class Critic(Role):
                         parent = (float(exp.wall_time), exp.peak_memory)
         estimate = estimate_run(runs, parent, experiment_time=float(remaining.get("experiment_time", 0.0)))
         findings = check_kernel(proposal.get("code", ""), scorer=str(task.score),
-                                forbidden_paths=[str(task.root / "grading")])
+                                forbidden_paths=[str(p) for p in task.hidden])
         return estimate, CostModel(history=[]), findings
 
     def expert(self, context: Mapping[str, Any]) -> Verdict:
@@ -241,27 +160,26 @@ class Critic(Role):
         model: CostModel = context["cost_model"]
         work: Workload = context["estimate"].workload
         code = context["proposal"].get("code", "")
-        tree = parse(code)
-        exposed = {knob for knob in KNOBS if _knob_nodes(tree, knob)}
+        knobs = exposed(code)
         allowed_s, allowed_m = context["allowed_seconds"], context["allowed_memory"]
         changes: dict[str, int] = {}
 
         def fits(candidate: dict[str, int]) -> bool:
-            estimate = model.estimate(_changed_workload(work, candidate))
+            estimate = model.estimate(changed_workload(work, candidate))
             return estimate.seconds <= allowed_s and estimate.memory <= allowed_m
 
         steps: list[tuple[str, list[int]]] = []
-        if "tune_trials" in exposed and work.tune_trials:
+        if "tune_trials" in knobs and work.tune_trials:
             steps.append(("tune_trials", [max(0, work.tune_trials * k // 8) for k in range(7, -1, -1)]))
-        if "bags" in exposed and work.bags > 1:
+        if "bags" in knobs and work.bags > 1:
             steps.append(("bags", list(range(work.bags - 1, 0, -1))))
-        if "repeats" in exposed and work.repeats > 1:
+        if "repeats" in knobs and work.repeats > 1:
             steps.append(("repeats", list(range(work.repeats - 1, 0, -1))))
-        if "folds" in exposed and work.folds > _MIN_FOLDS:
+        if "folds" in knobs and work.folds > _MIN_FOLDS:
             steps.append(("folds", list(range(work.folds - 1, _MIN_FOLDS - 1, -1))))
-        if "estimators" in exposed and work.estimators and work.estimators > _MIN_ESTIMATORS:
+        if "estimators" in knobs and work.estimators and work.estimators > _MIN_ESTIMATORS:
             steps.append(("estimators", [max(_MIN_ESTIMATORS, int(work.estimators * f)) for f in (0.75, 0.5, 0.3, 0.2)]))
-        if "subsample" in exposed and work.rows_per_fit > _MIN_ROWS:
+        if "subsample" in knobs and work.rows_per_fit > _MIN_ROWS:
             steps.append(("subsample", [max(_MIN_ROWS, int(work.rows_per_fit * f)) for f in (0.5, 0.25, 0.1, 0.05)]))
         for knob, values in steps:
             for value in values:
@@ -282,7 +200,7 @@ class Critic(Role):
         if verdict == "approve_variant":
             try:
                 code = apply_changes(code, decision.changes)
-                estimate = context["cost_model"].estimate(_changed_workload(estimate.workload, decision.changes))
+                estimate = context["cost_model"].estimate(changed_workload(estimate.workload, decision.changes))
             except (ValueError, SyntaxError) as exc:
                 verdict, reason = "reject", f"the proposed variant cannot be applied: {exc}"
             else:

@@ -17,13 +17,11 @@ from typing import Any, ClassVar, NamedTuple
 
 from pydantic import Field
 
-from crew import Blackboard, Decision, Experiment, Role, Task, best_first
+from crew import Blackboard, Decision, Experiment, Role, Task
 from crew.roles._util import add_proposed, as_task
 from crew.tools.kernels import TRANSFORMS, transform
-from crew.tools.pipelines import PipelineSpec, TaskInfo, render
-from crew.tools.speed import PREDICTION_TOLERANCE, profile, variants_left
 
-__all__ = ["Candidate", "KernelOptimizer", "ranked"]
+__all__ = ["Candidate", "KernelOptimizer", "ranked", "tiny_kernel_task"]
 
 _PARENTS = 3  # the expert tries its moves on this many of the best valid candidates
 
@@ -71,20 +69,17 @@ def _tried(experiments: list[Experiment]) -> set[tuple[str | None, str]]:
 
 
 class KernelOptimizer(Role):
-    """Reads `task`; writes `proposal` (the candidate on the blackboard, or `stop`).
+    """Reads `task` (a kernel task); writes `proposal` (the next candidate on the blackboard, or `stop`).
 
-    On a kernel task it proposes the next kernel candidate. Inside a tabular
-    solve it reads the state's `step` too (its `parent` is the winner to
-    speed up) and proposes a speed variant of the winner's slowest stage.
+    Its twin inside a tabular solve is `crew.roles.speed_optimizer.SpeedOptimizer`, the same seat at the table
+    (profile `optimizer`, decision `Candidate`) speeding up the winning pipeline instead of a kernel.
     """
 
     profile: ClassVar[str] = "optimizer"
     goal: ClassVar[str] = ("Make slow code fast without changing what it computes: kernel candidates measured by the "
-                           "task's scorer, and cheaper variants of the winning pipeline's slowest stage.")
-    watches: ClassVar[tuple[str, ...]] = ("critic.decide", "sandbox.result")
+                           "task's scorer.")
     decision: ClassVar[type[Decision]] = Candidate
     reads: ClassVar[tuple[str, ...]] = ("task",)
-    optional: ClassVar[tuple[str, ...]] = ("step",)
     writes: ClassVar[tuple[str, ...]] = ("proposal",)
     prompt: ClassVar[str] = (
         "Task: {task}\n\nMeasured so far: {log}\n\nThe code to make faster ({best_id}):\n{best_code}\n\n"
@@ -98,12 +93,6 @@ class KernelOptimizer(Role):
         "`transform` and leave `code` empty. Never read the scorer, patch its clock or modules, or cache results "
         "between calls: such code is rejected. Set `stop` when nothing is left worth measuring."
     )
-    pipeline_instructions: ClassVar[str] = (
-        "This is the search's winning experiment; the measurements are its stages' seconds. Propose a variant of its "
-        "slowest stage that predicts the same (out-of-fold predictions within {tolerance} on average) and scores no "
-        "worse: name a catalogue move in `transform` with `parent` set to {best_id}, or write the whole experiment "
-        "script in `code` under the same contract. Set `stop` if no variant is worth running."
-    )
     prompt_limits: ClassVar[Mapping[str, int]] = {"best_code": 12_000}
     log_size: ClassVar[int] = 12
 
@@ -111,8 +100,6 @@ class KernelOptimizer(Role):
         context = super().context(state)
         task = as_task(context["task"])
         board = self.board(state)
-        if task.kind == "tabular":
-            return self._pipeline_context(task, board, dict(state.get("step") or {}))
         experiments = board.experiments()
         valid = ranked(experiments)
         failed = [e for e in experiments if e.status in ("failed", "rejected")][-max(1, self.log_size // 3):]
@@ -126,32 +113,7 @@ class KernelOptimizer(Role):
                 "moves": [f"{t.name}: {t.description}" for t in TRANSFORMS],
                 "tried": sorted(f"{p}:{m}" for p, m in _tried(experiments)), "instructions": self.kernel_instructions}
 
-    def _pipeline_context(self, task: Task, board: Blackboard, step: dict[str, Any]) -> dict[str, Any]:
-        """Inside solve: the winning experiment (the step's parent), its stages' timings, the variants left."""
-        experiments = board.experiments()
-        winner: Experiment | None
-        if step.get("parent"):
-            winner = board.experiment(step["parent"])
-        else:
-            done = [e for e in experiments if e.status == "done" and e.score is not None]
-            winner = next(iter(best_first(done, task.metric_info.higher_is_better)), None)
-        tried = {c.insights[-1] for c in experiments if winner is not None and c.parent == winner.id and c.insights}
-        variants = variants_left(winner, experiments) if winner is not None else []
-        return {"task": task.summary(), "task_object": task, "mode": "pipeline", "experiments": experiments,
-                "valid": [], "winner": winner, "variants": variants, "step": step,
-                "log": [f"{stage}: {seconds:.2f}s" for stage, seconds in profile(winner.metrics)] if winner else [],
-                "best_id": winner.id if winner else None, "best_code": winner.code if winner else "",
-                "moves": [f"{v.name}: {v.description} (for its {v.stage} stage)" for v, _ in variants],
-                "tried": sorted(tried), "instructions": self.pipeline_instructions.format(
-                    tolerance=PREDICTION_TOLERANCE, best_id=winner.id if winner else None)}
-
     def expert(self, context: Mapping[str, Any]) -> Candidate:
-        if context.get("mode") == "pipeline":
-            if context["variants"]:
-                variant = context["variants"][0][0]
-                return Candidate(rationale=f"{variant.description}, for {context['best_id']}'s slowest stage "
-                                           f"({variant.stage})", transform=variant.name, parent=context["best_id"])
-            return Candidate(rationale="no speed variant left for the winner", transform="", stop=True)
         judged = [e for e in context["experiments"] if e.status not in ("proposed", "running")]
         tried = _tried(judged)
         hashes = {e.code_hash for e in judged}
@@ -172,8 +134,6 @@ class KernelOptimizer(Role):
         assert isinstance(decision, Candidate)
         if decision.stop:
             return {"proposal": {"stop": True}}
-        if context.get("mode") == "pipeline":
-            return self._act_pipeline(decision, context, blackboard)
         by_id = {e.id: _Parent(e.id, e.insights, e.code) for e in context["experiments"]}
         parents = _parents(context, context["experiments"])
         parent = by_id.get(decision.parent or "") or (parents[0] if parents else None)
@@ -193,32 +153,6 @@ class KernelOptimizer(Role):
         return {"proposal": {"id": experiment.id, "code": experiment.code, "insights": insights,
                              "parent": experiment.parent, "transform": decision.transform,
                              "rejected": error, "cached_from": cached.id if cached else None}}
-
-    @staticmethod
-    def _act_pipeline(decision: Candidate, context: Mapping[str, Any], blackboard: Blackboard) -> dict[str, Any]:
-        """The variant as an experiment: the winner's design with the variant's parameters (and its tuned ones)."""
-        winner: Experiment = context["winner"]
-        task: Task = context["task_object"]
-        step = context["step"]
-        threads = int(step.get("threads", winner.spec.get("threads", 1)))
-        spec = PipelineSpec(**{k: v for k, v in winner.spec.items() if k in PipelineSpec.model_fields})
-        params = next((p for v, p in context["variants"] if v.name == decision.transform), None)
-        error = None
-        if decision.code:
-            code = decision.code
-        elif params:
-            spec = spec.model_copy(update={"params": params, "tune_trials": 0, "tune_timeout": 0.0, "threads": threads})
-            code = render(spec, TaskInfo.from_task(task))
-        else:
-            code, error = "", f"no speed variant named {decision.transform!r} applies to {winner.id}"
-        recorded = {**spec.model_dump(mode="json"), "speed_of": winner.id, "step": "speed",
-                    "variant": decision.transform, **({"own_code": True} if decision.code else {})}
-        experiment = Experiment(parent=winner.id, stage="model", insights=[*winner.insights, f"speed:{decision.transform}"],
-                                code=code, spec=recorded)
-        cached = add_proposed(blackboard, experiment, error=error)
-        return {"proposal": {"id": experiment.id, "code": code, "insights": experiment.insights, "parent": winner.id,
-                             "phase": "speed", "threads": threads, "gpus": 0, "rejected": error,
-                             "cached_from": cached.id if cached else None}}
 
     @staticmethod
     def example_state(workdir: Any) -> dict[str, Any]:

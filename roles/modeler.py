@@ -17,54 +17,12 @@ from pydantic import Field
 from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task, best_first, positive_label
 from crew.roles._util import add_proposed, as_task
 from crew.testing import tiny_task
-from crew.tools.pipelines import FEATURES, MODELS, TaskInfo, default_params, render, spec_from_report
+from crew.tools.catalogue import FAMILIES, FEATURES, INSIGHTS, debug_depth, default_params, stage_of
+from crew.tools.pipelines import TaskInfo, render, spec_from_report
 from crew.tools.sizing import scale
 from crew.tools.speed import ran_params
 
-__all__ = ["IMPROVEMENTS", "Design", "Modeler", "applies", "debug_depth", "stage_of"]
-
-IMPROVEMENTS = ("tune", "more_estimators", "regularize", "missing_indicators", "seed_bag", *FEATURES)
-"""Insights the expert knows how to add to a parent's design."""
-
-_BOOSTERS = ("lightgbm", "xgboost", "hist_gradient_boosting")
-_FORESTS = ("random_forest", "extra_trees")
-_SEEDED = ("lightgbm", "xgboost", *_FORESTS)
-"""Families whose fit depends on the seed (row or column sampling): the ones a seed bag averages."""
-
-
-def applies(insight: str, model: str | None, plan: Mapping[str, Any]) -> bool:
-    """Whether adding `insight` to a `model` pipeline can change its predictions at all. An insight that cannot
-    (more trees for a linear model, seeds for a deterministic one, missing-value indicators on complete data)
-    would spend one of the run's experiments on a copy of its parent and a noisy score."""
-    if insight == "more_estimators":
-        return model in (*_BOOSTERS, *_FORESTS)
-    if insight == "seed_bag":
-        return model in _SEEDED
-    if insight == "missing_indicators":
-        return insight in plan.get("search_space", {}).get("preprocessing", [])
-    return True
-
-
-def stage_of(insight: str) -> str:
-    """The SELA stage an insight belongs to."""
-    if insight in FEATURES:
-        return "feature_engineering"
-    if insight in ("missing_indicators", "scale_numeric", "one_hot_low_cardinality", "ordinal_high_cardinality",
-                   "drop_leakage_suspects", "impute_median"):
-        return "preprocessing"
-    if insight in ("tune", "more_estimators", "regularize", "seed_bag", "debug") or insight in MODELS:
-        return "model"
-    return "evaluation"
-
-
-def debug_depth(exp: Experiment, by_id: Mapping[str, Experiment]) -> int:
-    """How many `debug` steps in a row led to `exp`."""
-    depth = 0
-    while exp.insights and exp.insights[-1] == "debug" and exp.parent is not None and exp.parent in by_id:
-        depth += 1
-        exp = by_id[exp.parent]
-    return depth
-
+__all__ = ["Design", "Modeler"]
 
 def _memory(experiments: list[Experiment], higher_is_better: bool, size: int) -> list[str]:
     """One line per experiment: the best finished ones, then the latest failures with the start of their error."""
@@ -95,7 +53,7 @@ def _contract(template: str, task: Task) -> str:
 class Design(Decision):
     """One experiment: the model family and its settings, the stages' insights, and what is new in it."""
 
-    model: str = Field(description=f"model family, one of {', '.join(MODELS)}")
+    model: str = Field(description=f"model family, one of {', '.join(FAMILIES)}")
     params: dict[str, Any] = Field(default_factory=dict)
     preprocessing: list[str] = Field(default_factory=list)
     features: list[str] = Field(default_factory=list)
@@ -120,7 +78,6 @@ class Modeler(Role):
     profile: ClassVar[str] = "modeler"
     goal: ClassVar[str] = ("Write the next experiment: the parent's pipeline plus exactly one new insight, as a "
                            "standalone script that cross-validates and writes metrics.json, oof.csv and predictions.csv.")
-    watches: ClassVar[tuple[str, ...]] = ("planner.decide", "critic.decide", "reviewer.decide")
     decision: ClassVar[type[Decision]] = Design
     reads: ClassVar[tuple[str, ...]] = ("task", "data_report", "plan", "step")
     writes: ClassVar[tuple[str, ...]] = ("proposal",)
@@ -171,7 +128,7 @@ class Modeler(Role):
         return {"task": task.summary(), "task_object": task, "data_report": context["data_report"],
                 "plan": context["plan"], "step": step, "parent": parent, "parent_code": parent_code,
                 "memory": memory, "debug_depth": depth, "contract": _contract(self.contract, task),
-                "models": ", ".join(MODELS), "features": ", ".join(FEATURES)}
+                "models": ", ".join(FAMILIES), "features": ", ".join(FEATURES)}
 
     def decide(self, context: Mapping[str, Any], *, blackboard: Blackboard | None = None) -> Decision:
         """A step marked `expert` (the debug depth of an LLM's own code is spent) is decided by the expert policy."""
@@ -193,16 +150,15 @@ class Modeler(Role):
         if parent is None or phase in ("baseline", "draft"):
             model = step.get("model") or "linear"
             preprocessing = [p for p in plan.get("search_space", {}).get("preprocessing", [])
-                             if p in ("impute_median", "one_hot_low_cardinality", "ordinal_high_cardinality",
-                                      "drop_leakage_suspects")]
+                             if p in INSIGHTS and INSIGHTS[p].draft]
             return Design(rationale=f"{phase}: {model} with default settings", model=model,
                           params=default_params(model, rows=rows, regression=regression),
                           preprocessing=preprocessing, folds=int(plan.get("cv_folds", 5)),
                           repeats=int(plan.get("cv_repeats", 1)),
                           seed=int(step.get("seed", 0)), insight=insight or model)
         spec = dict(parent["spec"])
-        if spec.get("model") not in MODELS:  # a chat model's own script: the expert falls back to a catalogue family
-            fallback = step.get("model") if step.get("model") in MODELS else "lightgbm"
+        if spec.get("model") not in FAMILIES:  # a chat model's own script: the expert falls back to a catalogue family
+            fallback = step.get("model") if step.get("model") in FAMILIES else "lightgbm"
             spec = {"model": fallback, "params": default_params(fallback, rows=rows, regression=regression)}
         own = spec.get("model") == parent["spec"].get("model")  # not the fallback family: the parent's tuning applies
         params = parent.get("params") if own and parent.get("params") else spec.get("params", {})
@@ -235,34 +191,9 @@ class Modeler(Role):
             if factor > 1:  # sized from measured times: a time box keeps a misjudged size inside the share
                 design.tune_timeout = round(0.8 * float(share or 0.0), 1)
         elif insight == "more_estimators":
-            for key in ("n_estimators", "max_iter"):
-                if key in params:
-                    params[key] = int(params[key] * 2)
-            if "learning_rate" in params:
-                params["learning_rate"] = round(params["learning_rate"] / 2, 5)
+            design.params = FAMILIES[model].more_estimators(params)
         elif insight == "regularize":
-            if model in ("lightgbm",):
-                params.update(num_leaves=max(4, params.get("num_leaves", 31) // 2),
-                              min_child_samples=params.get("min_child_samples", 20) * 2,
-                              reg_lambda=max(1.0, params.get("reg_lambda", 0.0) * 4))
-            elif model == "xgboost":
-                params.update(max_depth=max(2, params.get("max_depth", 6) - 2),
-                              min_child_weight=params.get("min_child_weight", 1.0) * 4)
-            elif model == "hist_gradient_boosting":
-                params.update(max_leaf_nodes=max(4, params.get("max_leaf_nodes", 31) // 2),
-                              l2_regularization=max(1.0, params.get("l2_regularization", 0.0) * 4))
-            elif model in _FORESTS:
-                params["min_samples_leaf"] = max(3, params.get("min_samples_leaf", 1) * 3)
-            elif model == "linear":
-                for key in ("C",):
-                    if key in params:
-                        params[key] = params[key] / 4
-                if "alpha" in params:
-                    params["alpha"] = params["alpha"] * 4
-            elif model == "knn":
-                params["n_neighbors"] = params.get("n_neighbors", 15) * 2
-            elif model == "svm":
-                params["C"] = params.get("C", 1.0) / 4
+            design.params = FAMILIES[model].regularize(params)
         elif insight == "seed_bag":  # several seeds per fold, averaged: less variance on the same folds
             design.bags = design.bags * max(2, scale(share, cv_seconds * design.bags * design.repeats, headroom=0.8))
         else:  # anything unknown: the same design on another seed, for the ensemble's diversity
@@ -300,7 +231,7 @@ class Modeler(Role):
                                 subsample=decision.subsample, tune_trials=decision.tune_trials,
                                 tune_timeout=decision.tune_timeout, bags=decision.bags,
                                 threads=int(step.get("threads", 1))) \
-            if decision.model in MODELS else None
+            if decision.model in FAMILIES else None
         code = decision.code or (render(spec, TaskInfo.from_task(task)) if spec else "")
         parent = context["parent"]
         insights = [*(parent["insights"] if parent else []), decision.insight]

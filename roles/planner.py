@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from crew import Blackboard, Decision, Role
 from crew.roles._util import as_task
+from crew.tools.catalogue import FAMILIES, INSIGHTS
 
 __all__ = ["STAGES", "Plan", "PlanStep", "Planner"]
 
@@ -43,7 +44,6 @@ class Planner(Role):
     profile: ClassVar[str] = "planner"
     goal: ClassVar[str] = ("Lay out the search: which insights to try at each stage (preprocessing, features, model, "
                            "evaluation) and a schedule that secures a valid submission first and spends the budget well.")
-    watches: ClassVar[tuple[str, ...]] = ("analyst.decide",)
     decision: ClassVar[type[Decision]] = Plan
     reads: ClassVar[tuple[str, ...]] = ("task", "data_report")
     writes: ClassVar[tuple[str, ...]] = ("plan",)
@@ -64,30 +64,12 @@ class Planner(Role):
         task, report = context["task"], context["data_report"]
         rows = int(task["rows"])
         classification = task["target_type"] != "regression"
-        preprocessing = ["impute_median", "scale_numeric"]
-        if report.get("missing_columns"):
-            preprocessing.append("missing_indicators")
-        if report.get("categorical_columns"):
-            preprocessing += ["one_hot_low_cardinality", "ordinal_high_cardinality"]
-        if report.get("drop_columns"):
-            preprocessing.append("drop_id_and_constant_columns")
-        if report.get("leakage_suspects"):
-            preprocessing.append("drop_leakage_suspects")
-        features = ["none"]
-        if report.get("datetime_columns"):
-            features.append("datetime_parts")
-        if report.get("text_columns"):
-            features.append("text_tfidf")
-        if len(report.get("numeric_columns", [])) >= 2:
-            features.append("numeric_interactions")
-        if report.get("categorical_columns"):
-            features.append("frequency_encoding")
+        suggested = [name for name, insight in INSIGHTS.items() if insight.suggest and insight.suggest(report)]
+        preprocessing = [name for name in suggested if INSIGHTS[name].stage == "preprocessing"]
+        features = ["none", *(name for name in suggested if INSIGHTS[name].stage == "feature_engineering")]
         linear = "linear"
-        models = [linear, "lightgbm", "xgboost", "hist_gradient_boosting", "extra_trees", "random_forest"]
-        if rows <= 20_000:  # distance and kernel methods are cheap and diverse on small data
-            models += ["svm", "knn"]
-        if rows > 200_000:  # forests over a few hundred thousand rows eat the budget for little gain
-            models = [m for m in models if m not in ("extra_trees", "random_forest")]
+        models = [name for name, family in FAMILIES.items()
+                  if family.draft_max_rows is None or rows <= family.draft_max_rows]
         folds = 10 if rows < 1_000 else 5 if rows < 100_000 else 3
         # On small data one split's CV is noisy enough to crown the wrong "best"; redrawn splits cost little there.
         repeats = 3 if rows < 2_000 else 2 if rows < 10_000 else 1

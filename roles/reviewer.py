@@ -77,7 +77,6 @@ class Reviewer(Role):
     goal: ClassVar[str] = ("Let no result count that is not valid and honest: check the submission, recompute the CV "
                            "from the out-of-fold predictions, confirm the predictions come from the model, and flag "
                            "unstable folds, overfitting and leakage with reasons a person can act on.")
-    watches: ClassVar[tuple[str, ...]] = ("sandbox.result", "critic.finding")
     decision: ClassVar[type[Decision]] = Review
     reads: ClassVar[tuple[str, ...]] = ("task", "result", "data_report")
     writes: ClassVar[tuple[str, ...]] = ("review",)

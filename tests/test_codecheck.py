@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from crew import Task
+from crew.tools.catalogue import FAMILIES as MODELS
 from crew.tools.codecheck import check_code, check_kernel
-from crew.tools.pipelines import MODELS, PipelineSpec, render
+from crew.tools.pipelines import PipelineSpec, render
 from tests.conftest import EXAMPLE_TASK
 
 FIT = "from sklearn.linear_model import LogisticRegression\nm = LogisticRegression().fit(X, y)\np = m.predict(X)\n"

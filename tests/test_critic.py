@@ -7,10 +7,11 @@ import sys
 import pytest
 
 from crew import Blackboard, Experiment, Task
-from crew.roles.critic import Critic, apply_changes, calibration
+from crew.roles.critic import Critic
 from crew.sandbox import Launch, Limits, LocalExecutor
 from crew.testing import check_role, tiny_task
-from crew.tools.cost import CostModel, Observation, Workload, read_workload
+from crew.tools.cost import CostModel, Observation, Workload, calibration, read_workload
+from crew.tools.knobs import apply_changes
 from crew.tools.pipelines import PipelineSpec, render
 from tests.conftest import EXAMPLE_TASK
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from crew import Blackboard, Experiment
-from crew.roles.modeler import Modeler, applies
+from crew.roles.modeler import Modeler
+from crew.tools.catalogue import applies
 from crew.workflows.strategies import improvements_for
 from tests.conftest import EXAMPLE_TASK
 

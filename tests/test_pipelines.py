@@ -12,7 +12,8 @@ import pytest
 from crew import Task
 from crew.sandbox import Launch, Limits, LocalExecutor
 from crew.testing import tiny_task
-from crew.tools.pipelines import MODELS, PipelineSpec, cached_stages, promote_stages, render, rendered, stage_keys
+from crew.tools.catalogue import FAMILIES as MODELS
+from crew.tools.pipelines import PipelineSpec, cached_stages, promote_stages, render, rendered, stage_keys
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def test_ok_experiment_reports_output_files_and_isolation(executor):
     result = executor.run(Launch(code="open('metrics.json', 'w').write('{}')\nprint('done')"))
     assert result.reason == "ok" and result.exit_code == 0 and result.signal is None
     assert result.stdout_tail == "done\n" and result.files == {"metrics.json": 2}
-    assert result.wall_time < 10 and result.peak_memory and result.peak_memory > 1 * MiB
+    assert result.wall_time > 0 and result.peak_memory and result.peak_memory > 1 * MiB
     assert set(result.isolation) >= {"memory", "processes", "network", "tmp", "user", "output"}
 
 

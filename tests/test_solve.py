@@ -173,7 +173,8 @@ def test_a_refusal_for_the_critics_wall_margin_counts_towards_the_streak(tmp_pat
 
 def test_final_selection_weighs_the_best_of_every_family_not_only_the_top():
     from crew import Experiment
-    from crew.workflows.solve import _TOP_K, _candidates
+    from crew.workflows.final import TOP_K as _TOP_K
+    from crew.workflows.final import candidates as _candidates
 
     ranked = [Experiment(id=f"lgb{i}", insights=["lightgbm"], code="x", spec={"model": "lightgbm"})
               for i in range(_TOP_K + 3)]

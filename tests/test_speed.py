@@ -19,6 +19,7 @@ from crew.roles.reviewer import Reviewer, audit
 from crew.tools.pipelines import PipelineSpec, render
 from crew.tools.speed import PREDICTION_TOLERANCE, prediction_gap, profile, ran_params, variants_for
 from crew.workflows import solve as solve_module
+from crew.workflows.speed_pass import speed_step
 from crew.workflows.strategies import Greedy
 from tests.conftest import EXAMPLE_TASK
 
@@ -155,7 +156,7 @@ def test_the_speed_pass_waits_for_the_opening(tmp_path):
                                     score=0.95, wall_time=30.0, artifacts={"predictions.csv": "p.csv"}))
     plan = {"schedule": [{"phase": "baseline", "insights": ["extra_trees"]},
                          {"phase": "draft", "insights": ["linear"]}]}
-    assert solve_module._speed_step(board, plan, True, 0, max_drafts=None) is None
-    assert solve_module._speed_step(board, plan, True, 0, max_drafts=0).insight.startswith("speed:")
+    assert speed_step(board, plan, True, 0, max_drafts=None) is None
+    assert speed_step(board, plan, True, 0, max_drafts=0).insight.startswith("speed:")
     board.add_experiment(Experiment(id="lin", insights=["linear"], code="b", spec={"model": "linear"}))
-    assert solve_module._speed_step(board, plan, True, 0, max_drafts=None).parent == "slow"
+    assert speed_step(board, plan, True, 0, max_drafts=None).parent == "slow"

@@ -183,9 +183,9 @@ def metric_input(kind: str, values: np.ndarray, task: Task, metric: Metric) -> n
     if metric.submission == "proba":
         if kind != "proba":
             return values
-        if task.target_type == "binary" and metric.name != "log_loss":
+        if task.target_type == "binary" and not metric.log_probabilities:
             return values[:, classes.index(positive_label(classes))]
-        probs = np.clip(values, 1e-15, 1) if metric.name == "log_loss" else values
+        probs = np.clip(values, 1e-15, 1) if metric.log_probabilities else values
         return probs / probs.sum(axis=1, keepdims=True)
     return np.clip(values, 0, None) if metric.nonnegative else values
 

@@ -19,32 +19,36 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from crew import Blackboard
 from crew import parse_python as parse
+from crew.tools.catalogue import FAMILIES
+from crew.tools.knobs import KNOB_NAMES
 
-__all__ = ["PRIORS", "CostModel", "Estimate", "FamilyPrior", "Observation", "Workload", "read_workload"]
+__all__ = ["PRIORS", "CostModel", "Estimate", "FamilyPrior", "Observation", "Workload", "calibration", "history",
+           "read_workload"]
 
 _FAMILY_OF = {
-    "LogisticRegression": "linear", "LogisticRegressionCV": "linear", "Ridge": "linear", "RidgeCV": "linear",
+    # estimators chat models' scripts use besides the catalogue's own (added below)
+    "LogisticRegressionCV": "linear", "RidgeCV": "linear",
     "RidgeClassifier": "linear", "Lasso": "linear", "ElasticNet": "linear", "LinearRegression": "linear",
     "SGDClassifier": "linear", "SGDRegressor": "linear", "LinearSVC": "linear", "LinearSVR": "linear",
-    "KNeighborsClassifier": "knn", "KNeighborsRegressor": "knn",
-    "SVC": "svm", "SVR": "svm", "NuSVC": "svm", "NuSVR": "svm",
-    "RandomForestClassifier": "random_forest", "RandomForestRegressor": "random_forest",
-    "ExtraTreesClassifier": "extra_trees", "ExtraTreesRegressor": "extra_trees",
-    "HistGradientBoostingClassifier": "hist_gradient_boosting", "HistGradientBoostingRegressor": "hist_gradient_boosting",
+    "NuSVC": "svm", "NuSVR": "svm",
     "GradientBoostingClassifier": "gradient_boosting", "GradientBoostingRegressor": "gradient_boosting",
-    "LGBMClassifier": "lightgbm", "LGBMRegressor": "lightgbm", "LGBMRanker": "lightgbm",
-    "XGBClassifier": "xgboost", "XGBRegressor": "xgboost",
+    "LGBMRanker": "lightgbm",
     "CatBoostClassifier": "catboost", "CatBoostRegressor": "catboost",
     "MLPClassifier": "mlp", "MLPRegressor": "mlp",
+    **{path.rpartition(".")[2]: family.name for family in FAMILIES.values()
+       for path in (family.classifier, family.regressor)},
 }
-_ESTIMATOR_KEYS = ("n_estimators", "max_iter", "num_boost_round", "iterations", "num_iterations")
-_FOLD_CONSTANTS = ("FOLDS", "N_FOLDS", "N_SPLITS", "NFOLDS", "K_FOLDS")
-_TRIAL_CONSTANTS = ("TUNE_TRIALS", "N_TRIALS")
-_SUBSAMPLE_CONSTANTS = ("SUBSAMPLE", "MAX_ROWS", "SAMPLE_ROWS")
-_BAG_CONSTANTS = ("BAGS", "N_BAGS", "N_SEEDS")
-_REPEAT_CONSTANTS = ("REPEATS", "N_REPEATS", "CV_REPEATS")
+_ESTIMATOR_KEYS = KNOB_NAMES["estimators"][1]
+_FOLD_CONSTANTS = KNOB_NAMES["folds"][0]
+_TRIAL_CONSTANTS = KNOB_NAMES["tune_trials"][0]
+_SUBSAMPLE_CONSTANTS = KNOB_NAMES["subsample"][0]
+_BAG_CONSTANTS = KNOB_NAMES["bags"][0]
+_REPEAT_CONSTANTS = KNOB_NAMES["repeats"][0]
 _BOOSTERS = {"hist_gradient_boosting", "lightgbm", "xgboost", "gradient_boosting", "catboost"}
+"""Families whose multi-class fits grow one tree per class and round (chat models' scripts use more than the
+catalogue's)."""
 MiB = 1024**2
 
 
@@ -289,3 +293,26 @@ class CostModel:
         return Estimate(seconds=round(seconds, 3), memory=memory, family=family, prior_seconds=round(prior_seconds, 4),
                         prior_memory=prior_memory, time_correction=round(time_fix, 4), memory_correction=memory_fix,
                         basis=basis, workload=work)
+
+
+def history(blackboard: Blackboard) -> list[Observation]:
+    """Finished experiments with the critic's prior next to what they really cost, oldest first."""
+    seen = []
+    for exp in blackboard.experiments(status="done"):
+        prior = exp.estimate.get("prior_seconds")
+        if prior and exp.wall_time:
+            seen.append(Observation(family=exp.estimate.get("family", "unknown"), prior_seconds=float(prior),
+                                    seconds=float(exp.wall_time), prior_memory=exp.estimate.get("prior_memory"),
+                                    memory=exp.peak_memory))
+    return seen
+
+
+def calibration(blackboard: Blackboard, *, skip: int = 3, within: float = 2.0) -> dict[str, Any]:
+    """How good the time estimates were: the share of experiments (after the first `skip`) within `within`x."""
+    rows = [(exp.id, float(exp.estimate["seconds"]), float(exp.wall_time))
+            for exp in blackboard.experiments(status="done") if exp.estimate.get("seconds") and exp.wall_time]
+    scored = rows[skip:]
+    hits = [1 for _, est, actual in scored if 1 / within <= actual / est <= within]
+    return {"experiments": len(rows), "scored": len(scored), "within": within,
+            "share_within": (len(hits) / len(scored)) if scored else None,
+            "ratios": [round(actual / est, 3) for _, est, actual in rows]}

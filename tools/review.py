@@ -423,7 +423,7 @@ def _compare_to_model(task: Task, aligned: pl.DataFrame, test_pred: pl.DataFrame
             ordered = ordered[:, task.classes.index(positive_label(task.classes))]
         elif kind == "proba":
             ordered = ordered / np.where(ordered.sum(axis=1, keepdims=True) > 0, ordered.sum(axis=1, keepdims=True), 1)
-        elif metric.name == "rmsle":
+        elif metric.nonnegative:
             ordered = np.clip(ordered, 0, None)
         columns = [c for c in task.submission_columns() if c != task.id_column]
         submitted = aligned.select(columns).cast(pl.Float64).to_numpy()

@@ -1,7 +1,8 @@
 """`diagram`: the solve and optimize workflows as Mermaid text, or as SVG / PNG drawn by Graphviz.
 
 The drawing is of the real compiled graphs (LangGraph's own `get_graph`),
-built on a throwaway tiny task, so the picture cannot drift from the code.
+so the picture cannot drift from the code; both compile without a run (a
+run arrives as LangGraph's runtime context), so no task is needed.
 Mermaid needs nothing to print; an image needs Graphviz's `dot` program,
 because LangGraph's own PNG renderers call a web service or need pygraphviz.
 """
@@ -10,13 +11,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
-
-from crew import Blackboard, Budget, Task
-from crew.roles.kernel_optimizer import tiny_kernel_task
-from crew.testing import tiny_task
 
 __all__ = ["GRAPHS", "drawable", "mermaid", "render", "to_dot"]
 
@@ -30,16 +26,7 @@ def drawable(name: str) -> Any:
 
     if name not in GRAPHS:
         raise ValueError(f"unknown workflow {name!r}; choose one of {', '.join(GRAPHS)}")
-    with tempfile.TemporaryDirectory(prefix="crew-graph-") as folder:
-        root = Path(folder)
-        task = Task.load(tiny_task(root / "task") if name == "solve" else tiny_kernel_task(root / "task"))
-        board = Blackboard(root / "blackboard.sqlite")
-        budget = Budget.from_task(task)
-        build = build_solve_graph if name == "solve" else build_optimize_graph
-        graph = build(task, root / "run", board=board, budget=budget)
-        drawn = graph.get_graph(xray=1)
-        board.close()
-        return drawn
+    return (build_solve_graph() if name == "solve" else build_optimize_graph()).get_graph(xray=1)
 
 
 def mermaid(name: str) -> str:

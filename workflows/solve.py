@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 import operator
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-import numpy as np
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from crew import (
@@ -35,32 +35,28 @@ from crew import (
     Message,
     TableError,
     Task,
-    best_first,
-    brain_for,
     team_brains,
 )
 from crew.roles.analyst import Analyst
 from crew.roles.critic import Critic
-from crew.roles.kernel_optimizer import KernelOptimizer
 from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
-from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor, Pool, available_memory, confinement, disk_usage
-from crew.tools import ensemble, sizing
+from crew.roles.speed_optimizer import SpeedOptimizer
+from crew.sandbox import GPUSlots, LocalExecutor, Pool, available_memory, confinement
+from crew.tools import sizing
 from crew.tools.pipelines import promote_stages, rendered
 from crew.tools.probe import judge, judge_canaries, perturb_train
-from crew.tools.speed import variants_left
 from crew.workflows._run import events, remaining
+from crew.workflows.experiment import MIN_EXPERIMENT, RunContext, run_experiment
+from crew.workflows.final import constant_submission, finalize, write_best
 from crew.workflows.optimize import optimize, score_log
-from crew.workflows.strategies import STRATEGIES, Step, Strategy, family_leaders, opening_done
+from crew.workflows.speed_pass import speed_report, speed_step
+from crew.workflows.strategies import STRATEGIES, Strategy
 
-__all__ = ["ExperimentState", "SolveState", "build_solve_graph", "default_run_dir", "solve", "speed_report"]
+__all__ = ["ExperimentState", "SolveContext", "SolveState", "build_experiment_graph", "build_solve_graph",
+           "default_run_dir", "probe", "solve", "speed_report"]
 
-_MIN_EXPERIMENT = 5.0  # seconds: below this, launching is pointless
-_MIN_DISK = 64 * 1024**2  # bytes: an experiment with less disk than this cannot write its outputs
-_TOP_K = 12  # experiments final selection considers
-_SPEED_MIN_SECONDS = 8.0  # a winner faster than this is not worth a speed variant
-_SPEED_TRIES = 2  # speed variants tried on one winner before the search moves on
 
 
 class SolveState(TypedDict, total=False):
@@ -111,323 +107,201 @@ def _workers(requested: int | None, task: Task) -> int:
                      per_experiment_memory=task.budget.memory, gpu_count=gpus, gpus_per_experiment=task.budget.gpus)
 
 
-def _constant_submission(task: Task, path: Path) -> None:
-    """The first valid submission: class priors or the target's mean, written before any experiment runs."""
-    rows = ensemble.task_rows(task)
-    if task.target_type == "regression":
-        raw = np.full(len(rows.test_ids), float(np.mean(rows.y)))
+@dataclass
+class SolveContext(RunContext):
+    """A solve run's context: `RunContext` plus the search strategy that proposes each round's steps."""
+
+    search: Any = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.search is None:
+            self.search = STRATEGIES["greedy"](seed=self.seed)
+
+
+def _context(runtime: Runtime[SolveContext]) -> SolveContext:
+    if runtime.context is None:
+        raise TypeError("the solve graph needs its run: invoke it with context=SolveContext(...)")
+    return runtime.context
+
+
+# -- the experiment branch -------------------------------------------------------------
+
+def _first(state: ExperimentState) -> str:
+    return "optimizer" if state["step"].get("phase") == "speed" else "modeler"
+
+
+def _after_optimizer(state: ExperimentState) -> str:
+    proposal = state["proposal"]
+    return "critic" if proposal.get("id") and not proposal.get("rejected") else "done"
+
+
+def _after_run(state: ExperimentState) -> str:
+    return "review" if state["result"]["reason"] not in ("rejected", "cached") else "done"
+
+
+def probe(state: ExperimentState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
+    """A chat model's code is run once more on a train table with new labels for random rows: accepted only
+    if its out-of-fold predictions do not follow each row's own label (tools/probe.py)."""
+    context = _context(runtime)
+    task, board, budget = context.task, context.blackboard, context.budget
+    exp_id, review = state["proposal"]["id"], dict(state.get("review") or {})
+    found = board.experiment(exp_id)
+    # a chat model's script (the modeler marks it own_code, and the critic's cheaper variants keep the mark)
+    if not review.get("accepted") or not found.spec.get("own_code") or not task.data:
+        return {}
+    left = budget.remaining()
+    wall = min(left.experiment_time, left.wall_time - context.reserve, 2.0 * float(found.wall_time or 0.0) + 10.0)
+    verdict: str | None = None
+    if wall < max(MIN_EXPERIMENT, float(found.wall_time or 0.0) * 1.2):
+        verdict = "not verified: too little wall time left to run the label probe, so it is not trusted"
     else:
-        prior = np.array([(rows.y == c).mean() for c in task.classes])
-        raw = np.tile(prior, (len(rows.test_ids), 1))
-    ensemble.submission_frame(task, rows.test_ids, raw).to_csv(path, index=False)
-
-
-def build_solve_graph(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
-                      brain: Brain | Mapping[str, Brain] | None = None,
-                      strategy: str | Strategy = "greedy", workers: int = 1, seed: int = 0, executor: Any = None,
-                      checkpointer: Any = None) -> Any:
-    """Compile the solve graph for one run; roles share `board`, the sandbox runs under `budget`."""
-    executor = executor or LocalExecutor(root=run_dir / "experiments")
-    search = STRATEGIES[strategy](seed=seed) if isinstance(strategy, str) else strategy
-    reserve = max(8.0, 0.05 * budget.wall_time)
-    threads = max(1, len(os.sched_getaffinity(0)) // workers)
-    higher = task.metric_info.higher_is_better
-    output = run_dir / task.output_name
-    hidden = [str(task.root / "grading")]
-    data_files = [f for f in (task.data.train, task.data.test, task.data.sample_submission) if f] if task.data else None
-    stage_cache = run_dir / "stage_cache"
-
-    def run_disk_left() -> int:
-        """What the run's budget.disk still allows its experiment folders."""
-        return task.budget.disk - disk_usage(run_dir / "experiments")[0]
-
-    # -- the experiment branch -------------------------------------------------------------
-
-    def run(state: ExperimentState) -> dict[str, Any]:
-        proposal, verdict = state["proposal"], state["verdict"]
-        exp_id = proposal["id"]
-        base = {"experiment": exp_id, "findings": verdict.get("findings", [])}
-        if proposal.get("cached_from"):
-            return {"result": {**base, "reason": "cached", "workdir": str(run_dir / "experiments" / proposal["cached_from"])}}
-        if verdict["verdict"] == "reject":
-            return {"result": {**base, "reason": "rejected", "detail": verdict["reason"]}}
-        left = budget.remaining()
-        wall = min(left.experiment_time, left.wall_time - reserve)
-        if wall < _MIN_EXPERIMENT:
-            board.update_experiment(exp_id, status="rejected", error="no wall time left to run it")
-            return {"result": {**base, "reason": "rejected", "detail": "no wall time left"}}
-        disk_left = run_disk_left()
-        if disk_left < _MIN_DISK:
-            board.update_experiment(exp_id, status="rejected", error="the run's disk quota (budget.disk) is spent")
-            return {"result": {**base, "reason": "rejected", "detail": "no disk quota left"}}
-        budget.charge(experiments=1)
-        board.update_experiment(exp_id, status="running")
-        launch = Launch(id=exp_id, code=verdict["code"], data_dir=str(task.root), data_files=data_files, hide=hidden,
-                        shared_dir=str(stage_cache),
-                        limits=Limits(wall_time=wall, memory=left.memory, threads=threads,
-                                      disk=min(Limits().disk, disk_left)),
-                        estimate=verdict.get("estimate") or {})
-        result = executor.run(launch)
-        for loss in result.lost:  # a cluster worker died under it and it was run again elsewhere
-            board.post(Message(content=f"{exp_id}: lost ({loss}); retried", sent_from="sandbox", send_to=["reviewer"],
-                               cause_by="sandbox.lost", payload={"experiment": exp_id, "lost": loss}))
-        board.update_experiment(exp_id, wall_time=result.wall_time, peak_memory=result.peak_memory,
-                                finished_at=time.time(), gpu=result.gpus)
-        board.post(Message(content=f"{exp_id}: {result.reason} in {result.wall_time:.1f}s"
-                                   + (f" ({result.detail})" if result.detail else ""),
-                           sent_from="sandbox", send_to=["reviewer"], cause_by="sandbox.result",
-                           payload={"experiment": exp_id, "reason": result.reason, "wall_time": result.wall_time,
-                                    "peak_memory": result.peak_memory}, payload_type="Result"))
-        if result.audit:  # what the experiment did at run time, beside what the critic read in its code
-            board.post(Message(content=f"{exp_id}: audit hook saw " + "; ".join(f"{e['level']}: {e['event']}: "
-                                                                               f"{e['detail']}" for e in result.audit[:5]),
-                               sent_from="sandbox", send_to=["reviewer"], cause_by="sandbox.audit",
-                               payload={"experiment": exp_id, "audit": result.audit}))
-        return {"result": {**base, "reason": result.reason, "detail": result.detail, "workdir": result.workdir,
-                           "stderr_tail": result.stderr_tail[-4000:], "audit": result.audit}}
-
-    def after_run(state: ExperimentState) -> str:
-        return "review" if state["result"]["reason"] not in ("rejected", "cached") else "done"
-
-    def probe(state: ExperimentState) -> dict[str, Any]:
-        """A chat model's code is run once more on a train table with new labels for random rows: accepted only
-        if its out-of-fold predictions do not follow each row's own label (tools/probe.py)."""
-        exp_id, review = state["proposal"]["id"], dict(state.get("review") or {})
-        found = board.experiment(exp_id)
-        # a chat model's script (the modeler marks it own_code, and the critic's cheaper variants keep the mark)
-        if not review.get("accepted") or not found.spec.get("own_code") or not task.data:
-            return {}
-        left = budget.remaining()
-        wall = min(left.experiment_time, left.wall_time - reserve, 2.0 * float(found.wall_time or 0.0) + 10.0)
-        verdict: str | None = None
-        if wall < max(_MIN_EXPERIMENT, float(found.wall_time or 0.0) * 1.2):
-            verdict = "not verified: too little wall time left to run the label probe, so it is not trusted"
+        change = perturb_train(task, context.run_dir / "probes" / exp_id, seed=context.seed)
+        result = context.executor.run(context.launch(f"{exp_id}-probe", found.code, context.limits(wall),
+                                                     shared=False, data_sources=change.sources))
+        if result.reason != "ok":
+            verdict = f"not verified: its label probe run ended with {result.reason} ({result.detail})"
         else:
-            change = perturb_train(task, run_dir / "probes" / exp_id, seed=seed)
-            launch = Launch(id=f"{exp_id}-probe", code=found.code, data_dir=str(task.root), data_files=data_files,
-                            data_sources=change.sources, hide=hidden,
-                            limits=Limits(wall_time=wall, memory=left.memory, threads=threads,
-                                          disk=min(Limits().disk, max(_MIN_DISK, run_disk_left()))))
-            result = executor.run(launch)
-            if result.reason != "ok":
-                verdict = f"not verified: its label probe run ended with {result.reason} ({result.detail})"
+            try:
+                judged = judge(task, change, Path(state["result"]["workdir"]), Path(result.workdir))
+                canaries = judge_canaries(task, change, Path(result.workdir))
+            except (ValueError, KeyError, IndexError, OSError, TableError) as exc:
+                verdict = f"not verified: its label probe could not be compared ({str(exc)[:200]})"
             else:
-                try:
-                    judged = judge(task, change, Path(state["result"]["workdir"]), Path(result.workdir))
-                    canaries = judge_canaries(task, change, Path(result.workdir))
-                except (ValueError, KeyError, IndexError, OSError, TableError) as exc:
-                    verdict = f"not verified: its label probe could not be compared ({str(exc)[:200]})"
-                else:
-                    for check, seen in (("label probe", judged), ("canary rows", canaries)):
-                        board.post(Message(content=f"{exp_id}: {check} {'CAUGHT' if seen.caught else 'passed'}: "
-                                                   f"{seen.note}", sent_from="reviewer", send_to=["*"],
-                                           cause_by="reviewer.probe",
-                                           payload={"experiment": exp_id, "check": check, **vars(seen)}))
-                    if judged.caught:
-                        verdict = ("out-of-fold predictions follow each row's own label (label probe: "
-                                   f"{judged.note}): the model saw the rows it predicts, or a feature holds the target")
-                    elif canaries.caught:
-                        verdict = (f"the submission does not come from the model (canary rows: {canaries.note}): "
-                                   "predictions for test rows must be the fitted model's")
-        if verdict is None:
-            return {}
-        board.update_experiment(exp_id, status="failed", error=f"reviewer: {verdict}")
-        board.post(Message(content=f"reviewer: {exp_id} rejected: {verdict}", sent_from="reviewer",
-                           send_to=["modeler", "planner"], cause_by="reviewer.decide", payload={"experiment": exp_id}))
-        return {"review": {**review, "accepted": False, "issues": [*review.get("issues", []), verdict]}}
+                for check, seen in (("label probe", judged), ("canary rows", canaries)):
+                    board.post(Message(content=f"{exp_id}: {check} {'CAUGHT' if seen.caught else 'passed'}: "
+                                               f"{seen.note}", sent_from="reviewer", send_to=["*"],
+                                       cause_by="reviewer.probe",
+                                       payload={"experiment": exp_id, "check": check, **vars(seen)}))
+                if judged.caught:
+                    verdict = ("out-of-fold predictions follow each row's own label (label probe: "
+                               f"{judged.note}): the model saw the rows it predicts, or a feature holds the target")
+                elif canaries.caught:
+                    verdict = (f"the submission does not come from the model (canary rows: {canaries.note}): "
+                               "predictions for test rows must be the fitted model's")
+    if verdict is None:
+        return {}
+    board.update_experiment(exp_id, status="failed", error=f"reviewer: {verdict}")
+    board.post(Message(content=f"reviewer: {exp_id} rejected: {verdict}", sent_from="reviewer",
+                       send_to=["modeler", "planner"], cause_by="reviewer.decide", payload={"experiment": exp_id}))
+    return {"review": {**review, "accepted": False, "issues": [*review.get("issues", []), verdict]}}
 
-    def done(state: ExperimentState) -> dict[str, Any]:
-        exp_id = state.get("proposal", {}).get("id")
-        workdir = (state.get("result") or {}).get("workdir")
-        if exp_id and workdir and (state.get("review") or {}).get("accepted"):
-            found = board.experiment(exp_id)  # only crew's own scripts may fill the cache later experiments trust
-            if rendered(found.code, found.spec, task):
-                promote_stages(found.code, workdir, stage_cache)
-        return {"finished": [exp_id] if exp_id else []}
 
-    def first(state: ExperimentState) -> str:
-        return "optimizer" if state["step"].get("phase") == "speed" else "modeler"
+def _done(state: ExperimentState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
+    """The branch's end: a reviewed experiment of crew's own script fills the stage cache later ones read."""
+    context = _context(runtime)
+    exp_id = state.get("proposal", {}).get("id")
+    workdir = (state.get("result") or {}).get("workdir")
+    if exp_id and workdir and (state.get("review") or {}).get("accepted"):
+        found = context.blackboard.experiment(exp_id)  # only crew's own scripts may fill the cache others trust
+        if rendered(found.code, found.spec, context.task):
+            promote_stages(found.code, workdir, context.stage_cache)
+    return {"finished": [exp_id] if exp_id else []}
 
-    def after_optimizer(state: ExperimentState) -> str:
-        proposal = state["proposal"]
-        return "critic" if proposal.get("id") and not proposal.get("rejected") else "done"
 
-    branch = StateGraph(ExperimentState)
-    branch.add_node("modeler", Modeler(brain=brain_for(brain, "modeler"), blackboard=board))
-    branch.add_node("optimizer", KernelOptimizer(brain=brain_for(brain, "optimizer"), blackboard=board))
-    branch.add_node("critic", Critic(brain=brain_for(brain, "critic"), blackboard=board))
-    branch.add_node("run", run)
-    branch.add_node("review", Reviewer(brain=brain_for(brain, "reviewer"), blackboard=board))
-    branch.add_node("done", done)
-    branch.add_conditional_edges(START, first, ["modeler", "optimizer"])
-    branch.add_edge("modeler", "critic")
-    branch.add_conditional_edges("optimizer", after_optimizer, ["critic", "done"])
-    branch.add_edge("critic", "run")
-    branch.add_conditional_edges("run", after_run, ["review", "done"])
+def build_experiment_graph() -> Any:
+    """One experiment: modeler (or, for a speed step, the optimizer) -> critic -> sandbox -> reviewer -> probe."""
+    branch = StateGraph(ExperimentState, context_schema=SolveContext)
+    branch.add_node("modeler", Modeler())
+    branch.add_node("optimizer", SpeedOptimizer())
+    branch.add_node("critic", Critic())
+    branch.add_node("run", run_experiment)
+    branch.add_node("review", Reviewer())
     branch.add_node("probe", probe)
+    branch.add_node("done", _done)
+    branch.add_conditional_edges(START, _first, ["modeler", "optimizer"])
+    branch.add_edge("modeler", "critic")
+    branch.add_conditional_edges("optimizer", _after_optimizer, ["critic", "done"])
+    branch.add_edge("critic", "run")
+    branch.add_conditional_edges("run", _after_run, ["review", "done"])
     branch.add_edge("review", "probe")
     branch.add_edge("probe", "done")
     branch.add_edge("done", END)
-    compiled = branch.compile()
+    return branch.compile()
 
-    def experiment(state: ExperimentState) -> dict[str, Any]:
+
+# -- the main graph -------------------------------------------------------------------------
+
+def _setup(state: SolveState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
+    context = _context(runtime)
+    output = context.run_dir / context.task.output_name
+    if not output.exists():
+        constant_submission(context.task, output)
+        context.blackboard.post(Message(content=f"wrote a constant-prediction {context.task.output_name} as a "
+                                                "safety net", sent_from="workflow", cause_by="workflow.submission"))
+    return {"rounds": 0}
+
+
+def _dispatch(state: SolveState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
+    context = _context(runtime)
+    board, task = context.blackboard, context.task
+    board.set_meta("elapsed", context.budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
+    write_best(board, task, context.run_dir / task.output_name, task.metric_info.higher_is_better)
+    return {"rounds": state.get("rounds", 0) + 1}
+
+
+def _route(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send] | str:
+    """The next round: one `Send` per step the speed pass and the search propose, or final selection when the
+    budget would not hold even the cheapest experiment so far."""
+    context = _context(runtime)
+    board, budget, workers, reserve = context.blackboard, context.budget, context.workers, context.reserve
+    higher = context.task.metric_info.higher_is_better
+    left = budget.remaining()
+    times = [e.wall_time for e in board.experiments(status="done") if e.wall_time]
+    cheapest = max(MIN_EXPERIMENT, 0.8 * min(times)) if times else MIN_EXPERIMENT
+    if budget.exhausted() or left.wall_time - reserve < cheapest:
+        return "finalize"  # not even the cheapest experiment so far would fit
+    if _out_of_time_streak(board, 2 * workers, left.wall_time - reserve):
+        return "finalize"  # the last proposals were all refused for time, and less time is left now
+    search = context.search
+    speed = speed_step(board, state["plan"], higher, context.seed, max_drafts=getattr(search, "max_drafts", None))
+    steps = [speed] if speed else []
+    steps += search.next_steps(board, state["plan"], workers - len(steps), higher_is_better=higher, pending=steps)
+    if not steps:
+        return "finalize"
+    left_now = remaining(budget, reserve)
+    base = {"task": state["task"], "blackboard": state["blackboard"], "data_report": state["data_report"],
+            "plan": state["plan"], "remaining": left_now, "stage_cache": str(context.stage_cache)}
+    share = round(sizing.share(left_now["wall_time"], left_now["experiments"], workers), 1)
+    return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": context.threads, "share": share}})
+            for step in steps]
+
+
+def _finalize_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
+    context = _context(runtime)
+    board, task = context.blackboard, context.task
+    final = {**finalize(board, task, context.run_dir, context.run_dir / task.output_name,
+                         task.metric_info.higher_is_better, context.seed), "speed": speed_report(board)}
+    board.set_meta("final", final)
+    board.set_meta("elapsed", context.budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
+    board.post(Message(content=final["rationale"], sent_from="workflow", cause_by="workflow.final", payload=final))
+    return {"final": final}
+
+
+def build_solve_graph(*, checkpointer: Any = None) -> Any:
+    """The solve graph, compiled without a run: invoke it with `context=SolveContext(...)` (what `solve` does).
+    Each round fans out one experiment branch (`build_experiment_graph`) per free worker."""
+    branch = build_experiment_graph()
+
+    def experiment(state: ExperimentState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
         """One branch of the fan-out; only `finished` flows back, so parallel branches never collide."""
-        return {"finished": compiled.invoke(state)["finished"]}
+        return {"finished": branch.invoke(state, context=runtime.context)["finished"]}
 
-    # -- the main graph -------------------------------------------------------------------------
-
-    def setup(state: SolveState) -> dict[str, Any]:
-        if not output.exists():
-            _constant_submission(task, output)
-            board.post(Message(content=f"wrote a constant-prediction {task.output_name} as a safety net",
-                               sent_from="workflow", cause_by="workflow.submission"))
-        return {"rounds": 0}
-
-    def dispatch(state: SolveState) -> dict[str, Any]:
-        board.set_meta("elapsed", budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
-        _write_best(board, task, output, higher)
-        return {"rounds": state.get("rounds", 0) + 1}
-
-    def route(state: SolveState) -> list[Send] | str:
-        left = budget.remaining()
-        times = [e.wall_time for e in board.experiments(status="done") if e.wall_time]
-        cheapest = max(_MIN_EXPERIMENT, 0.8 * min(times)) if times else _MIN_EXPERIMENT
-        if budget.exhausted() or left.wall_time - reserve < cheapest:
-            return "finalize"  # not even the cheapest experiment so far would fit
-        if _out_of_time_streak(board, 2 * workers, left.wall_time - reserve):
-            return "finalize"  # the last proposals were all refused for time, and less time is left now
-        speed = _speed_step(board, state["plan"], higher, seed, max_drafts=getattr(search, "max_drafts", None))
-        steps = [speed] if speed else []
-        steps += search.next_steps(board, state["plan"], workers - len(steps), higher_is_better=higher, pending=steps)
-        if not steps:
-            return "finalize"
-        left_now = remaining(budget, reserve)
-        base = {"task": state["task"], "blackboard": state["blackboard"], "data_report": state["data_report"],
-                "plan": state["plan"], "remaining": left_now, "stage_cache": str(stage_cache)}
-        share = round(sizing.share(left_now["wall_time"], left_now["experiments"], workers), 1)
-        return [Send("experiment", {**base, "step": {**step.model_dump(), "threads": threads, "share": share}})
-                for step in steps]
-
-    def finalize(state: SolveState) -> dict[str, Any]:
-        final = {**_finalize(board, task, run_dir, output, higher, seed), "speed": speed_report(board)}
-        board.set_meta("final", final)
-        board.set_meta("elapsed", budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
-        board.post(Message(content=final["rationale"], sent_from="workflow", cause_by="workflow.final", payload=final))
-        return {"final": final}
-
-    graph = StateGraph(SolveState)
-    graph.add_node("setup", setup)
-    graph.add_node("analyst", Analyst(brain=brain_for(brain, "analyst"), blackboard=board))
-    graph.add_node("planner", Planner(brain=brain_for(brain, "planner"), blackboard=board))
-    graph.add_node("dispatch", dispatch)
+    graph = StateGraph(SolveState, context_schema=SolveContext)
+    graph.add_node("setup", _setup)
+    graph.add_node("analyst", Analyst())
+    graph.add_node("planner", Planner())
+    graph.add_node("dispatch", _dispatch)
     graph.add_node("experiment", experiment)
-    graph.add_node("finalize", finalize)
+    graph.add_node("finalize", _finalize_node)
     graph.add_edge(START, "setup")
     graph.add_edge("setup", "analyst")
     graph.add_edge("analyst", "planner")
     graph.add_edge("planner", "dispatch")
-    graph.add_conditional_edges("dispatch", route, ["experiment", "finalize"])
+    graph.add_conditional_edges("dispatch", _route, ["experiment", "finalize"])
     graph.add_edge("experiment", "dispatch")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer)
-
-
-def _speed_step(board: Blackboard, plan: dict, higher: bool, seed: int, *, max_drafts: int | None) -> Step | None:
-    """The speed pass: the best experiment, when it is slow enough to matter and has variants left, goes to the
-    optimizer (one variant in flight at a time, at most `_SPEED_TRIES` per winner). It waits for the opening: while
-    drafts are still to come the winner is provisional, and whether a draft took `_SPEED_MIN_SECONDS` depends on how
-    busy the machine was, which would make a seeded run's experiments depend on the load."""
-    experiments = board.experiments()
-    if not opening_done(experiments, plan, max_drafts=max_drafts):
-        return None
-    if any(e.spec.get("speed_of") and e.status in ("proposed", "running") for e in experiments):
-        return None
-    best = _accepted(board, higher)
-    if not best or best[0].spec.get("speed_of") or (best[0].wall_time or 0.0) < _SPEED_MIN_SECONDS:
-        return None
-    winner = best[0]
-    tried = [e for e in experiments if e.spec.get("speed_of") == winner.id]
-    if len(tried) >= _SPEED_TRIES or any(e.status == "done" for e in tried):
-        return None
-    left = variants_left(winner, experiments)
-    if not left:
-        return None
-    return Step(phase="speed", parent=winner.id, model=winner.spec.get("model"), insight=f"speed:{left[0][0].name}",
-                seed=seed)
-
-
-def speed_report(board: Blackboard) -> dict[str, Any]:
-    """What the speed pass bought: variants tried and kept, how much faster each kept one ran the stage it speeds up
-    (cross-validation), and how many more experiments the time its descendants saved there would have paid for
-    at the run's mean experiment time. Stages a variant skips outright (the tuning it inherits) are not counted."""
-    experiments = board.experiments()
-    by_id = {e.id: e for e in experiments}
-    variants = [e for e in experiments if e.spec.get("speed_of")]
-
-    def stage_seconds(exp: Any) -> float:
-        return float((exp.metrics.get("timings") or {}).get("cross_validate") or 0.0)
-
-    kept = [e for e in variants if e.status == "done" and stage_seconds(e) and e.spec["speed_of"] in by_id
-            and stage_seconds(by_id[e.spec["speed_of"]])]
-    children: dict[str, list[Any]] = {}
-    for e in experiments:
-        if e.parent:
-            children.setdefault(e.parent, []).append(e)
-    saved, ratios = 0.0, {}
-    for variant in kept:
-        ratio = stage_seconds(variant) / stage_seconds(by_id[variant.spec["speed_of"]])
-        ratios[variant.id] = round(ratio, 3)
-        stack = list(children.get(variant.id, []))
-        while stack:  # each descendant's cross-validation would have taken 1/ratio as long on the slower pipeline
-            node = stack.pop()
-            saved += stage_seconds(node) * max(0.0, 1.0 / ratio - 1.0)
-            stack.extend(children.get(node.id, []))
-    timed = [e.wall_time for e in experiments if e.wall_time]
-    mean = sum(timed) / len(timed) if timed else 0.0
-    return {"tried": len(variants), "kept": len(kept), "stage_time_ratio": ratios, "seconds_saved": round(saved, 1),
-            "extra_experiments": round(saved / mean, 1) if mean else 0.0}
-
-
-def _accepted(board: Blackboard, higher: bool) -> list[Any]:
-    done = [e for e in board.experiments(status="done") if e.score is not None and e.artifacts.get("predictions.csv")]
-    return best_first(done, higher)
-
-
-def _write_best(board: Blackboard, task: Task, output: Path, higher: bool) -> None:
-    best = _accepted(board, higher)
-    if best and board.get_meta("best_written") != best[0].id:
-        shutil.copyfile(best[0].artifacts["predictions.csv"], output)
-        board.set_meta("best_written", best[0].id)
-
-
-def _candidates(ranked: list[Any]) -> list[Any]:
-    """What final selection weighs: the `_TOP_K` best, plus the best of every other model family. The top of a
-    long search is often one family's near-copies; an ensemble gains from models that err differently."""
-    chosen = ranked[:_TOP_K]
-    ids = {e.id for e in chosen}
-    return chosen + [e for e in family_leaders(ranked) if e.id not in ids]
-
-
-def _finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher: bool, seed: int) -> dict[str, Any]:
-    accepted = _candidates(_accepted(board, higher))
-    if not accepted:
-        return {"kind": "constant", "rationale": "no experiment passed review; the constant-prediction submission "
-                                                 "stands", "experiments": []}
-    folders = [str(Path(e.artifacts["predictions.csv"]).parent) for e in accepted]
-    try:
-        selection = ensemble.select(task, folders, seed=seed)
-    except Exception as exc:  # final selection must never cost the run its submission
-        _write_best(board, task, output, higher)
-        return {"kind": "single", "experiments": [accepted[0].id], "cv": accepted[0].score,
-                "rationale": f"final selection failed ({type(exc).__name__}: {exc}); submitted the best experiment"}
-    frame = ensemble.submission_frame(task, selection.test_ids, selection.test)
-    tmp = output.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, output)
-    weights = {Path(name).name: w for name, w in selection.weights.items() if w}
-    return {"kind": selection.kind, "weights": weights, "cv": selection.cv, "spread": selection.spread,
-            "single_cv": selection.single_cv, "ensemble_cv": selection.ensemble_cv, "best_single": Path(selection.best_single).name,
-            "rationale": selection.rationale, "experiments": list(weights)}
 
 
 def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain | Mapping[str, Brain] | None = None,
@@ -496,15 +370,17 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
                 "score_log": score_log(board)}
     connection = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     try:
-        graph = build_solve_graph(task, run_dir, board=board, budget=budget, brain=brain, strategy=strategy,
-                                  workers=workers, seed=seed, executor=executor,
-                                  checkpointer=SqliteSaver(connection))
+        graph = build_solve_graph(checkpointer=SqliteSaver(connection))
+        search = STRATEGIES[strategy](seed=seed) if isinstance(strategy, str) else strategy
+        context = SolveContext(task=task, run_dir=run_dir, blackboard=board, budget=budget, executor=executor,
+                               brain=brain, seed=seed, workers=workers, search=search)
         config = {"configurable": {"thread_id": "solve"}, "recursion_limit": 10_000}
         # a run killed before its first checkpoint has nothing to continue: it starts over in its folder
         fresh = resume is None or not graph.get_state(config).values
         start = {"task": str(task.root / "task.yaml"), "run_dir": str(run_dir), "blackboard": str(board.path),
                  "finished": []} if fresh else None
-        for kind, payload in events(graph.stream(start, config, stream_mode="updates", subgraphs=True)):
+        for kind, payload in events(graph.stream(start, config, context=context, stream_mode="updates",
+                                                 subgraphs=True)):
             if on_event:
                 on_event(kind, payload)
         state = graph.get_state(config).values

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel
 
 from crew import Blackboard, Experiment, best_first, oriented
-from crew.roles.modeler import IMPROVEMENTS, applies, debug_depth
+from crew.tools.catalogue import FEATURES, IMPROVEMENTS, applies, debug_depth
 
 __all__ = ["MCTS", "STRATEGIES", "Greedy", "Step", "Strategy", "family_leaders", "improvements_for",
            "opening_done"]
@@ -47,8 +47,8 @@ class Strategy(Protocol):
 def improvements_for(plan: dict, experiment: Experiment) -> list[str]:
     """Insights that may still be added to `experiment`, and can change it: the plan's feature ideas first, then
     model-stage ones."""
-    planned = [i for i in plan.get("search_space", {}).get("feature_engineering", []) if i in IMPROVEMENTS]
-    ordered = [*planned, "tune", "regularize", "more_estimators", "missing_indicators", "seed_bag"]
+    planned = [i for i in plan.get("search_space", {}).get("feature_engineering", []) if i in FEATURES]
+    ordered = [*planned, *IMPROVEMENTS]
     used = set(experiment.insights)
     features = set(experiment.spec.get("features", []))
     model = experiment.spec.get("model")
