@@ -342,7 +342,7 @@ def flaml_worker(spec_path: Path) -> None:
 
     from crew import Task
     from crew._metrics import canonical_labels, positive_label
-    from crew.tools.ensemble import submission_frame
+    from crew.tools.submission import submission_frame
 
     task = Task.load(spec["task_yaml"])
     train, test = _read_frame(spec["train"]), _read_frame(spec["test"])

@@ -24,9 +24,8 @@ from crew.tools.ensemble import (
     load_candidates,
     score_raw,
     select,
-    submission_frame,
-    task_rows,
 )
+from crew.tools.submission import submission_frame, task_rows
 
 # -- builders -----------------------------------------------------------------------------------
 
@@ -162,9 +161,9 @@ def test_unusable_folders_are_reported_not_dropped(binary, tmp_path):
     assert set(reasons) == {f.name for f in bad}
     assert "oof.csv is missing" in reasons["no-oof"]
     assert "test_pred.csv is missing" in reasons["no-test"]
-    assert "not in the task's train rows" in reasons["shifted"]
-    assert "has 10 rows" in reasons["short"]
-    assert "lacks column(s) ['0']" in reasons["no-class"]
+    assert "that are not in the train table" in reasons["shifted"]  # the reviewer's words: one artifact reader
+    assert "has 10 rows, the task's train table has 600" in reasons["short"]
+    assert "expected one probability column per class ['0', '1']" in reasons["no-class"]
     assert "missing or infinite" in reasons["nan"]
     assert "not a folder" in reasons["never-ran"]
 

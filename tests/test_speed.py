@@ -121,8 +121,7 @@ def test_a_speed_variant_that_predicts_differently_is_rejected(parent_run, tmp_p
     score = audit(Task.load(TASK_YAML), {"workdir": str(folder), "reason": "ok"}, REPORT).score
     metrics = json.loads((folder / "metrics.json").read_text())
     (folder / "metrics.json").write_text(json.dumps({**metrics, "cv": score}))
-    assert prediction_gap(parent_run / "oof.csv", folder / "oof.csv", id_column="id", regression=False) \
-        > PREDICTION_TOLERANCE
+    assert prediction_gap(Task.load(TASK_YAML), parent_run / "oof.csv", folder / "oof.csv") > PREDICTION_TOLERANCE
     review = _review(board, folder)
     assert not review["accepted"] and review["checks"]["speed_equivalence"].startswith("fail")
     assert board.experiment("v").status == "failed" and "predict what p predicts" in board.experiment("v").error
@@ -140,8 +139,7 @@ def test_solve_runs_the_speed_pass_and_reports_what_it_bought(tmp_path, monkeypa
     task = Task.load(TASK_YAML)
     for variant in (e for e in variants if e.status == "done"):
         parent = board.experiment(variant.spec["speed_of"])
-        gap = prediction_gap(parent.artifacts["oof.csv"], variant.artifacts["oof.csv"], id_column=task.id_column,
-                             regression=False)
+        gap = prediction_gap(task, parent.artifacts["oof.csv"], variant.artifacts["oof.csv"])
         assert gap <= PREDICTION_TOLERANCE
     speed_messages = board.messages(sent_from="optimizer")
     assert speed_messages and all(m.cause_by == "optimizer.decide" for m in speed_messages)

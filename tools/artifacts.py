@@ -27,6 +27,7 @@ __all__ = [
     "ARTIFACTS",
     "REQUIRED",
     "ArtifactError",
+    "aligned_predictions",
     "canonical",
     "count_rows",
     "file_size",
@@ -34,6 +35,7 @@ __all__ = [
     "metric_input",
     "predictions",
     "read_columns",
+    "read_frame",
     "row_positions",
     "size_limits",
     "test_ids",
@@ -173,6 +175,38 @@ def predictions(frame: pl.DataFrame, task: Task, file: str) -> tuple[str, np.nda
     if bad:
         raise ArtifactError(f"{file} has {bad} row(s) with missing or infinite predictions")
     return kind, values if kind == "proba" else values[:, 0]
+
+
+def read_frame(path: Path) -> pl.DataFrame:
+    """A prediction file as a frame (every row read to infer its columns' types); ArtifactError when it is missing
+    or cannot be parsed."""
+    if not path.is_file():
+        raise ArtifactError(f"{path.name} is missing")
+    try:
+        return pl.read_csv(path, infer_schema_length=None)
+    except Exception as exc:  # polars raises several types; each means "cannot parse"
+        detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"{path.name} could not be read ({detail})") from None
+
+
+def aligned_predictions(path: Path, task: Task, which: str) -> tuple[str, np.ndarray]:
+    """An experiment's predictions for every row of the task's `which` table (`train`: oof.csv, `test`:
+    test_pred.csv), rows in the table's order: ('proba', class matrix), ('label', labels) or ('value', numbers).
+    A file that misses rows, repeats them or names rows the table lacks raises ArtifactError."""
+    if which == "train":
+        y, keys = train_targets(task)
+        n = len(y)
+    else:
+        frame, keys = test_ids(task)
+        n = frame.height
+    found = read_frame(path)
+    positions = row_positions(found, keys, n, task.id_column, path.name, which)
+    if len(positions) != n:
+        raise ArtifactError(f"{path.name} has {found.height} rows, the task's {which} table has {n}")
+    kind, values = predictions(found, task, path.name)
+    out = np.empty_like(values)
+    out[positions] = values
+    return kind, out
 
 
 def metric_input(kind: str, values: np.ndarray, task: Task, metric: Metric) -> np.ndarray:

@@ -16,7 +16,7 @@ module turns a set of such folders into one answer:
    (weights and "best single" picked on K-1 folds of the OOF rows, scored on
    the held-out fold) and demands a gain larger than `margin` paired
    bootstrap standard errors.
-4. `submission_frame` writes raw predictions in the task's submission format.
+4. `crew.tools.submission.submission_frame` writes raw predictions in the task's submission format.
 
 `select(task, folders)` does all of it in one call.
 """
@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from crew import Metric, Task, canonical_labels, oriented, positive_label
 from crew.errors import CrewError
+from crew.tools import artifacts
+from crew.tools.submission import TaskRows, task_rows
 
 __all__ = [
     "Candidate",
@@ -44,14 +45,11 @@ __all__ = [
     "EnsembleError",
     "Selection",
     "Skipped",
-    "TaskRows",
     "choose",
     "ensemble_selection",
     "load_candidates",
     "score_raw",
     "select",
-    "submission_frame",
-    "task_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,52 +63,6 @@ class EnsembleError(CrewError):
 
 
 # -- the task's rows ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class TaskRows:
-    """The train and test rows in the order experiment scripts see them, with the target.
-
-    Scripts read the data with pandas and drop train rows without a target
-    (pipelines' `load_data`); we read it the same way so that ids and the
-    implicit `row` numbering agree with what the scripts wrote.
-    """
-
-    id_name: str
-    train_keys: np.ndarray
-    """Canonical string ids of the train rows (or `row` numbers), used to align oof.csv."""
-    y: np.ndarray
-    """Canonical labels (classification) or floats (regression), one per train row."""
-    test_keys: np.ndarray
-    test_ids: np.ndarray
-    """The test ids as the test file holds them (what a submission carries), or row numbers."""
-
-
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, low_memory=False)
-
-
-def task_rows(task: Task) -> TaskRows:
-    """Read the task's train and test tables the way the experiment scripts do (pandas, rows with a target)."""
-    if task.data is None or task.target is None or task.metric is None:
-        raise EnsembleError(f"task {task.name!r} is not a tabular task with data, target and metric")
-    train = _read(task.path(task.data.train))
-    test = _read(task.path(task.data.test))
-    train = train[train[task.target].notna()].reset_index(drop=True)
-    if task.id_column:
-        train_ids, test_ids = train[task.id_column].to_numpy(), test[task.id_column].to_numpy()
-    else:
-        train_ids, test_ids = np.arange(len(train)), np.arange(len(test))
-    raw_y = train[task.target].to_numpy()
-    if task.target_type == "regression":
-        y = raw_y.astype(float)
-    else:
-        y = canonical_labels(raw_y)
-        unknown = sorted(set(y) - set(task.classes))[:3]
-        if unknown:
-            raise EnsembleError(f"train labels {unknown} are not among the task's classes {task.classes[:10]}")
-    return TaskRows(id_name=task.id_column or "row", train_keys=canonical_labels(train_ids), y=y,
-                    test_keys=canonical_labels(test_ids), test_ids=test_ids)
 
 
 # -- candidates -----------------------------------------------------------------------------------
@@ -152,56 +104,34 @@ class Candidates(list[Candidate]):
         self.skipped = list(skipped)
 
 
+def _rows(task: Task) -> TaskRows:
+    try:
+        return task_rows(task)
+    except CrewError as exc:
+        raise EnsembleError(str(exc)) from None
+
+
 class _Unusable(Exception):
     """A folder problem, phrased for a human; becomes a Skipped entry."""
 
 
-def _prediction_columns(task: Task) -> list[str]:
-    assert task.target is not None
-    return [task.target] if task.target_type == "regression" else task.classes
-
-
-def _read_predictions(path: Path, task: Task, id_name: str, keys: np.ndarray, what: str) -> np.ndarray:
-    """One oof.csv / test_pred.csv as an array whose rows follow `keys`; _Unusable says what is wrong."""
-    if not path.is_file():
-        raise _Unusable(f"{path.name} is missing")
+def _read_predictions(path: Path, task: Task, which: str) -> np.ndarray:
+    """One oof.csv / test_pred.csv aligned to the task's rows, as final selection blends them: class probabilities
+    in [0, 1] (or values for regression); _Unusable says what is wrong."""
     try:
-        frame = pd.read_csv(path, low_memory=False)
-    except Exception as exc:  # pandas raises many types; each means "cannot parse"
-        detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise _Unusable(f"{path.name} could not be read ({detail})") from None
-    frame.columns = [str(c) for c in frame.columns]
-    first = frame.columns[0] if len(frame.columns) else None
-    if first != id_name:
-        raise _Unusable(f"{path.name}'s first column is {first!r}, expected {id_name!r}")
-    wanted = _prediction_columns(task)
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        raise _Unusable(f"{path.name} lacks column(s) {missing[:5]} (expected {id_name!r} then {wanted[:10]})")
-    if len(frame) != len(keys):
-        raise _Unusable(f"{path.name} has {len(frame)} rows, the task's {what} has {len(keys)}")
-    ids = canonical_labels(frame[id_name].to_numpy())
-    position = {key: i for i, key in enumerate(keys)}
-    order = np.array([position.get(key, -1) for key in ids])
-    if (order < 0).any():
-        unknown = ids[order < 0][:3].tolist()
-        raise _Unusable(f"{path.name} holds {id_name} value(s) {unknown} that are not in the task's {what} rows")
-    if len(set(order.tolist())) != len(order):
-        raise _Unusable(f"{path.name} repeats {id_name} values")
-    try:
-        values = frame[wanted].to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        raise _Unusable(f"{path.name} has non-numeric predictions") from None
-    if not np.isfinite(values).all():
-        raise _Unusable(f"{path.name} has {int((~np.isfinite(values)).sum())} missing or infinite prediction(s)")
-    if task.target_type != "regression":
-        if values.min() < 0 or values.max() > 1:
-            raise _Unusable(f"{path.name} holds probabilities outside [0, 1] ({values.min():.3g} to {values.max():.3g})")
-        if (values.sum(axis=1) <= 0).any():
-            raise _Unusable(f"{path.name} has rows whose class probabilities sum to 0")
-    aligned = np.empty_like(values)
-    aligned[order] = values
-    return aligned[:, 0] if task.target_type == "regression" else aligned
+        kind, values = artifacts.aligned_predictions(path, task, which)
+    except artifacts.ArtifactError as exc:
+        raise _Unusable(str(exc)) from None
+    if task.target_type == "regression":
+        return values
+    if kind != "proba":
+        raise _Unusable(f"{path.name} holds no probability column per class {task.classes[:10]}: final selection "
+                        "blends probabilities")
+    if values.min() < 0 or values.max() > 1:
+        raise _Unusable(f"{path.name} holds probabilities outside [0, 1] ({values.min():.3g} to {values.max():.3g})")
+    if (values.sum(axis=1) <= 0).any():
+        raise _Unusable(f"{path.name} has rows whose class probabilities sum to 0")
+    return values
 
 
 def _reported_cv(folder: Path) -> float | None:
@@ -221,7 +151,7 @@ def load_candidates(task: Task, folders: Iterable[str | Path], *, strict: bool =
     cover other rows is skipped with its reason in `.skipped` (and logged),
     or raises EnsembleError when `strict`.
     """
-    rows = rows or task_rows(task)
+    rows = rows or _rows(task)
     kept: list[Candidate] = []
     skipped: list[Skipped] = []
     names: set[str] = set()
@@ -230,8 +160,8 @@ def load_candidates(task: Task, folders: Iterable[str | Path], *, strict: bool =
         try:
             if not folder.is_dir():
                 raise _Unusable("is not a folder")
-            oof = _read_predictions(folder / "oof.csv", task, rows.id_name, rows.train_keys, "train")
-            test = _read_predictions(folder / "test_pred.csv", task, rows.id_name, rows.test_keys, "test")
+            oof = _read_predictions(folder / "oof.csv", task, "train")
+            test = _read_predictions(folder / "test_pred.csv", task, "test")
         except _Unusable as exc:
             if strict:
                 raise EnsembleError(f"{folder}: {exc}") from None
@@ -344,7 +274,7 @@ def ensemble_selection(task: Task, candidates: Sequence[Candidate], *, rounds: i
     """
     if not candidates:
         raise EnsembleError("no candidates to select from")
-    rows = getattr(candidates, "rows", None) or task_rows(task)
+    rows = getattr(candidates, "rows", None) or _rows(task)
     scorer, metric = _scorer(task, _encode(task, rows.y)), task.metric_info
     counts = _greedy([c.oof for c in candidates], lambda p: _gain(metric, scorer(p)), rounds=rounds, init=init)
     return {c.name: int(n) for c, n in zip(candidates, counts, strict=True)}
@@ -430,7 +360,7 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
         skipped = getattr(candidates, "skipped", [])
         detail = "; ".join(str(s) for s in skipped) or "no folders given"
         raise EnsembleError(f"no usable experiment predictions to select from ({detail})")
-    rows = getattr(candidates, "rows", None) or task_rows(task)
+    rows = getattr(candidates, "rows", None) or _rows(task)
     skipped = list(getattr(candidates, "skipped", []))
     metric = task.metric_info
     y = _encode(task, rows.y)
@@ -524,43 +454,12 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
 # -- submission -------------------------------------------------------------------------------------
 
 
-def submission_frame(task: Task, test_ids: Sequence[object] | np.ndarray | None, raw: np.ndarray) -> pd.DataFrame:
-    """Raw test predictions in the task's submission format (the pipelines template's `submission_frame`).
-
-    Label metrics get canonical class labels, binary probability metrics the
-    positive class's column, multi-class probability metrics one column per
-    class; rmsle predictions are clipped at 0 because grading rejects
-    negatives. `test_ids` is only used when the task has an id column.
-    """
-    assert task.target is not None
-    raw = np.asarray(raw, dtype=float)
-    if task.target_type == "regression" and raw.ndim == 2 and raw.shape[1] == 1:
-        raw = raw[:, 0]
-    n = raw.shape[0]
-    frame = pd.DataFrame(index=pd.RangeIndex(n))
-    if task.id_column:
-        if test_ids is None or len(test_ids) != n:
-            got = None if test_ids is None else len(test_ids)
-            raise ValueError(f"need {n} test ids for column {task.id_column!r}, got {got}")
-        frame[task.id_column] = np.asarray(test_ids)
-    metric = task.metric_info
-    if task.target_type == "regression":
-        frame[task.target] = np.clip(raw, 0, None) if metric.nonnegative else raw
-    elif metric.submission == "label":
-        frame[task.target] = np.asarray(task.classes, dtype=object)[raw.argmax(axis=1)]
-    elif task.target_type == "binary":
-        frame[task.target] = np.clip(raw[:, task.classes.index(positive_label(task.classes))], 0, 1)
-    else:
-        for i, label in enumerate(task.classes):
-            frame[label] = np.clip(raw[:, i], 0, 1)
-    return frame[task.submission_columns()]
-
-
 # -- one call -----------------------------------------------------------------------------------------
 
 
 def select(task: Task, folders: Iterable[str | Path], *, rounds: int = 25, init: int = 1, folds: int = 5,
            margin: float = 1.0, seed: int = 0, strict: bool = False) -> Selection:
-    """Load the experiment folders and choose what to submit; `submission_frame(task, s.test_ids, s.test)` writes it."""
+    """Load the experiment folders and choose what to submit; `crew.tools.submission.submission_frame(task,
+    s.test_ids, s.test)` writes it."""
     candidates = load_candidates(task, folders, strict=strict)
     return choose(task, candidates, rounds=rounds, init=init, folds=folds, margin=margin, seed=seed)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from crew import Blackboard, Experiment, Task, oriented
+from crew.tools.artifacts import ArtifactError, aligned_predictions
 from crew.tools.review import Audit
 
 __all__ = ["CV_SPREAD_TOLERANCE", "PREDICTION_TOLERANCE", "SPEED_VARIANTS", "SpeedVariant", "check_speed_variant",
@@ -104,28 +104,21 @@ def variants_left(winner: Experiment, experiments: list[Experiment]) -> list[tup
             if f"speed:{variant.name}" not in tried]
 
 
-def _prediction_matrix(path: Path, id_column: str | None) -> pd.DataFrame:
-    frame = pd.read_csv(path)
-    key = id_column if id_column and id_column in frame.columns else ("row" if "row" in frame.columns else None)
-    if key is not None:
-        frame = frame.set_index(key).sort_index()
-    return frame.select_dtypes("number")
+def prediction_gap(task: Task, parent_oof: str | Path, variant_oof: str | Path) -> float:
+    """Mean absolute difference of two experiments' out-of-fold predictions, in the tolerance's units (probability
+    for classifiers, the parent's standard deviation for regressors), both read and aligned to the task's train rows
+    by `crew.tools.artifacts`.
 
-
-def prediction_gap(parent_oof: str | Path, variant_oof: str | Path, *, id_column: str | None,
-                   regression: bool) -> float:
-    """Mean absolute difference of two experiments' out-of-fold predictions, in the tolerance's units.
-
-    Raises ValueError when the two files do not describe the same rows and columns.
+    Raises ArtifactError (a ValueError) when a file breaks the contract or the two hold different kinds of predictions.
     """
-    parent = _prediction_matrix(Path(parent_oof), id_column)
-    variant = _prediction_matrix(Path(variant_oof), id_column)
-    if list(parent.columns) != list(variant.columns) or len(parent) != len(variant) or \
-            not parent.index.equals(variant.index):
-        raise ValueError("the out-of-fold files do not cover the same rows and columns")
-    gap = float(np.nanmean(np.abs(parent.to_numpy(float) - variant.to_numpy(float))))
-    if regression:
-        scale = float(np.nanstd(parent.to_numpy(float)))
+    kind, parent = aligned_predictions(Path(parent_oof), task, "train")
+    other, variant = aligned_predictions(Path(variant_oof), task, "train")
+    if kind != other or kind == "label" or parent.shape != variant.shape:
+        raise ArtifactError("the out-of-fold files do not hold the same kind of predictions")
+    parent, variant = parent.astype(float), variant.astype(float)
+    gap = float(np.nanmean(np.abs(parent - variant)))
+    if task.target_type == "regression":
+        scale = float(np.nanstd(parent))
         return gap / scale if scale > 0 else gap
     return gap
 
@@ -143,7 +136,7 @@ def check_speed_variant(out: Audit, task: Task, board: Blackboard, exp_id: str) 
         return
     fails = []
     try:
-        gap = prediction_gap(theirs, mine, id_column=task.id_column, regression=task.target_type == "regression")
+        gap = prediction_gap(task, theirs, mine)
     except (ValueError, OSError) as exc:
         out.record("speed_equivalence", fails=[f"cannot compare with {speed_of}: {exc}"])
         return

@@ -8,10 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from crew import Blackboard, Task, best_first
-from crew.tools import ensemble
+from crew.tools import ensemble, submission
 from crew.workflows.strategies import family_leaders
 
 __all__ = ["TOP_K", "accepted", "candidates", "constant_submission", "finalize", "write_best"]
@@ -22,13 +20,7 @@ TOP_K = 12
 
 def constant_submission(task: Task, path: Path) -> None:
     """The first valid submission: class priors or the target's mean, written before any experiment runs."""
-    rows = ensemble.task_rows(task)
-    if task.target_type == "regression":
-        raw = np.full(len(rows.test_ids), float(np.mean(rows.y)))
-    else:
-        prior = np.array([(rows.y == c).mean() for c in task.classes])
-        raw = np.tile(prior, (len(rows.test_ids), 1))
-    ensemble.submission_frame(task, rows.test_ids, raw).to_csv(path, index=False)
+    submission.constant_submission(task).to_csv(path, index=False)
 
 
 def accepted(board: Blackboard, higher: bool) -> list[Any]:
@@ -64,7 +56,7 @@ def finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher:
         write_best(board, task, output, higher)
         return {"kind": "single", "experiments": [chosen[0].id], "cv": chosen[0].score,
                 "rationale": f"final selection failed ({type(exc).__name__}: {exc}); submitted the best experiment"}
-    frame = ensemble.submission_frame(task, selection.test_ids, selection.test)
+    frame = submission.submission_frame(task, selection.test_ids, selection.test)
     tmp = output.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)
     os.replace(tmp, output)

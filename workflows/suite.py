@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from crew import CrewError, Task, grade, oriented
 from crew.sandbox import check_executor, require_ray
+from crew.tools.submission import constant_submission, prior_raw
 
 __all__ = ["RunRecord", "SuiteTask", "bench", "discover", "dummy_raw", "dummy_score", "normalized_score", "pass_at_k",
            "read_baseline", "render", "summarize"]
@@ -101,20 +102,13 @@ def normalized_score(score: float | None, baseline: float | None, dummy: float) 
 
 
 def dummy_raw(task: Task, y: np.ndarray, n_test: int) -> np.ndarray:
-    """The dummy's raw predictions: class priors for classification (argmax: the majority class), train mean otherwise."""
-    if task.target_type == "regression":
-        return np.full(n_test, float(np.mean(np.asarray(y, dtype=float))))
-    labels = np.asarray(y, dtype=object)
-    priors = np.array([np.mean(labels == c) for c in task.classes], dtype=float)
-    return np.tile(priors, (n_test, 1))
+    """The dummy's raw predictions: the constant model's (`crew.tools.submission.prior_raw`)."""
+    return prior_raw(task, y, n_test)
 
 
 def dummy_score(task: Task, answers: str | Path, workdir: str | Path) -> float:
     """The graded score of the dummy: class priors (so the majority class for labels), the train mean otherwise."""
-    from crew.tools.ensemble import submission_frame, task_rows
-
-    rows = task_rows(task)
-    frame = submission_frame(task, rows.test_ids, dummy_raw(task, rows.y, len(rows.test_ids)))
+    frame = constant_submission(task)
     path = Path(workdir) / f"dummy-{task.name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
