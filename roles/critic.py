@@ -19,9 +19,9 @@ from crew.roles._util import as_task
 from crew.testing import tiny_task
 from crew.tools.codecheck import Finding, check_code, check_kernel
 from crew.tools.cost import CostModel, Estimate, Workload, history, read_workload
-from crew.tools.kernels import estimate_run
 from crew.tools.knobs import apply_changes, exposed
 from crew.tools.pipelines import PipelineSpec, cached_stages, render
+from crew.tools.scorer import estimate_run
 
 __all__ = ["Critic", "Verdict", "changed_workload"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
 import os
 import pwd
@@ -11,18 +10,16 @@ import select
 import shutil
 import signal
 import stat
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from crew.sandbox._cgroup import Cgroup, cgroup_support
+from crew.sandbox._types import Launch, Limits, Reason, Result
+from crew.sandbox._view import _reachable_by_others, _view
 
 __all__ = ["Launch", "Limits", "LocalExecutor", "Result", "confinement", "disk_usage"]
 
@@ -34,176 +31,6 @@ _AUDIT_DIR = Path(__file__).with_name("_audit")
 _AUDIT_BYTES = 256 * 1024
 _AUDIT_EVENTS = 200
 _DISK_POLL = 0.25  # seconds between looks at an experiment's disk use
-
-Reason = Literal["ok", "error", "timeout", "memory", "disk", "killed"]
-
-
-class Limits(BaseModel):
-    """What one experiment may use; the sandbox enforces each while it runs."""
-
-    wall_time: float = Field(default=120.0, gt=0)
-    memory: int = Field(default=4 * 1024**3, gt=0)
-    threads: int = Field(default=1, ge=1)
-    max_processes: int = Field(default=256, ge=1)
-    output_bytes: int = Field(default=512 * 1024**2, gt=0, description="largest file it may write, stdout included")
-    disk: int = Field(default=4 * 1024**3, gt=0, description="bytes its work folder may hold on disk in all")
-    max_files: int = Field(default=50_000, ge=16, description="files and folders its work folder may hold")
-    tail_bytes: int = Field(default=8192, gt=0)
-
-
-class Launch(BaseModel):
-    """One experiment to run: its script, limits, where its data is, and paths it must not see."""
-
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
-    code: str
-    limits: Limits = Field(default_factory=Limits)
-    data_dir: str | None = None
-    data_files: list[str] | None = Field(default=None, description="the only files of data_dir (relative paths) the "
-                                         "experiment sees; None: all of data_dir but `hide`")
-    data_sources: dict[str, str] = Field(default_factory=dict, description="data files served from elsewhere, "
-                                         "relative name -> host path (a probe's perturbed copy of the train table)")
-    hide: list[str] = Field(default_factory=list, description="paths made unreadable inside the sandbox (answers)")
-    env: dict[str, str] = Field(default_factory=dict)
-    gpus: list[int] = Field(default_factory=list)
-    cpus: list[int] = Field(default_factory=list)
-    shared_dir: str | None = Field(default=None, description="a folder the experiments of one run share (the stage "
-                                   "cache), read-only to them, given as $CREW_SHARED")
-    estimate: dict[str, Any] = Field(default_factory=dict, description="the critic's approved estimate (seconds, "
-                                     "memory): what a cluster executor reserves for it")
-
-
-class Result(BaseModel):
-    """What happened: the reason it ended, exit status or signal, time, memory, output and the isolation it had."""
-
-    id: str
-    reason: Reason
-    detail: str = ""
-    exit_code: int | None = None
-    signal: int | None = None
-    wall_time: float
-    cpu_time: float
-    peak_memory: int | None
-    stdout_tail: str = ""
-    stderr_tail: str = ""
-    files: dict[str, int] = Field(default_factory=dict)
-    gpus: list[int] = Field(default_factory=list)
-    isolation: dict[str, str] = Field(default_factory=dict)
-    workdir: str
-    lost: list[str] = Field(default_factory=list, description="workers lost under it before it ended (cluster "
-                            "executors retry elsewhere)")
-    audit: list[dict[str, str]] = Field(default_factory=list, description="what its audit hook saw at run time: "
-                                        "{level: fail|warn|note, event, detail}, each once")
-
-
-_SYSTEM = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
-_ETC = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone",
-        "/etc/alternatives", "/etc/mime.types"]
-_DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
-_STAGING = "/tmp"  # where the launcher assembles the new root, inside its own mount namespace
-_RUNTIMES: dict[str, list[str]] = {}
-_RUNTIME_LOCK = threading.Lock()
-
-
-def _runtime_paths(python: str) -> list[str]:
-    """The folders the experiment's interpreter imports from: its prefixes, its sys.path (site-packages and what
-    .pth files add) and crew's own packages. Asked of the interpreter itself, once per process."""
-    with _RUNTIME_LOCK:
-        if python not in _RUNTIMES:
-            probe = subprocess.run([python, "-I", "-c", "import json, sys; print(json.dumps([sys.prefix, "
-                                    "sys.base_prefix, sys.exec_prefix, *sys.path]))"],
-                                   capture_output=True, text=True, timeout=60, env={"PATH": os.defpath})
-            found = json.loads(probe.stdout) if probe.returncode == 0 else [sys.prefix, sys.base_prefix, *sys.path]
-            found.append(str(Path(python).resolve().parent))
-            for name in ("crew", "crew.roles", "crew.tools", "crew.workflows", "crew.sandbox"):
-                spec = importlib.util.find_spec(name)
-                found.extend((spec.submodule_search_locations or []) if spec else [])
-            _RUNTIMES[python] = _outermost(str(Path(p).resolve()) for p in found if p and Path(p).is_dir())
-        return list(_RUNTIMES[python])
-
-
-def _outermost(paths: Any) -> list[str]:
-    unique = sorted(set(paths), key=len)
-    return [p for p in unique if not any(p != q and _inside(p, q) for q in unique)]
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _sockets(folder: Path, limit: int = 20_000) -> list[str]:
-    """Unix sockets inside a folder bound into the sandbox (a socket on a read-only mount still connects)."""
-    found, seen = [], 0
-    for top, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            seen += 1
-            try:
-                if stat.S_ISSOCK(os.lstat(os.path.join(top, name)).st_mode):
-                    found.append(os.path.join(top, name))
-            except OSError:
-                continue
-        if seen > limit:
-            break
-    return found
-
-
-def _view(launch: Launch, workdir: Path, python: str, uid: int, gid: int, user: str) -> dict[str, Any]:
-    """The experiment's whole filesystem, as an allow-list: each entry is bound at its own path, read-only unless
-    it is the work folder. Runtime folders that would expose the run or its data whole are left out."""
-    binds: list[dict[str, Any]] = []
-    symlinks: dict[str, str] = {}
-    for path in _SYSTEM:
-        if os.path.islink(path):
-            symlinks[path] = os.readlink(path)
-        elif os.path.isdir(path):
-            binds.append({"source": path, "target": path})
-    binds += [{"source": p, "target": p} for p in _ETC if os.path.exists(p)]
-    guarded = [str(workdir.parent.resolve())] + ([str(Path(launch.data_dir).resolve())] if launch.data_dir else [])
-    binds += [{"source": p, "target": p, "required": True} for p in _runtime_paths(python)
-              if not any(_inside(g, p) for g in guarded) and p != "/"]
-    binds += [{"source": p, "target": p, "device": True} for p in _DEVICES if os.path.exists(p)]
-    if launch.gpus:
-        binds += [{"source": str(p), "target": str(p), "device": True} for p in sorted(Path("/dev").glob("nvidia*"))]
-        binds.append({"source": "/sys", "target": "/sys"})
-    elif os.path.isdir("/sys/devices/system/cpu"):  # core counts for OpenMP, BLAS and joblib
-        binds.append({"source": "/sys/devices/system/cpu", "target": "/sys/devices/system/cpu"})
-    cover: list[str] = []
-    if launch.data_dir:
-        data = Path(launch.data_dir).resolve()
-        if launch.data_files is not None:
-            binds += [{"source": launch.data_sources.get(f, str(data / f)), "target": str(data / f), "required": True}
-                      for f in launch.data_files]
-        else:
-            binds.append({"source": str(data), "target": str(data), "required": True})
-            cover += _sockets(data)
-    binds.append({"source": str(workdir), "target": str(workdir), "writable": True, "required": True})
-    if launch.shared_dir:
-        shared = str(Path(launch.shared_dir).resolve())
-        binds.append({"source": shared, "target": shared, "required": True})
-    cover += [str(Path(h).resolve()) for h in launch.hide]
-    tmpfs = [{"target": "/tmp", "size": "64m"}, {"target": "/var/tmp", "size": "64m"},
-             {"target": "/dev", "size": "1m", "mode": "0755"},
-             {"target": "/dev/shm", "size": str(launch.limits.memory)}]
-    symlinks.update({"/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1",
-                     "/dev/stderr": "/proc/self/fd/2"})
-    home = str(workdir)
-    files = {"/etc/passwd": f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
-                            f"{user}:x:{uid}:{gid}:crew experiment:{home}:/usr/sbin/nologin\n",
-             "/etc/group": f"root:x:0:\n{user}:x:{gid}:\n"}
-    return {"staging": _STAGING, "binds": binds, "tmpfs": tmpfs, "symlinks": symlinks, "files": files, "cover": cover}
-
-
-def _reachable_by_others(path: Path) -> bool:
-    """Whether an unprivileged user can traverse to `path` (every parent o+x)."""
-    path = path.resolve()
-    for parent in [path, *path.parents]:
-        try:
-            mode = parent.stat().st_mode
-        except OSError:
-            return False
-        if parent != path and not mode & stat.S_IXOTH:
-            return False
-    return True
-
 
 class LocalExecutor:
     """Runs experiments as local subprocesses with hard limits, each in a world of its own.
@@ -455,6 +282,7 @@ class LocalExecutor:
 
 
 _CONFINEMENT: dict[str, dict[str, str]] = {}
+_CONFINEMENT_LOCK = threading.Lock()
 
 
 _CONFINEMENT_PROBE = """import socket
@@ -470,7 +298,7 @@ def confinement(python: str | None = None) -> dict[str, str]:
     """The isolation an experiment really gets on this machine, observed by running an empty one (once per process
     and interpreter); `["confined"]` is "yes" or says what is missing."""
     key = python or sys.executable
-    with _RUNTIME_LOCK:
+    with _CONFINEMENT_LOCK:
         cached = _CONFINEMENT.get(key)
     if cached is None:
         with tempfile.TemporaryDirectory(prefix="crew-probe-") as tmp:
@@ -480,7 +308,7 @@ def confinement(python: str | None = None) -> dict[str, str]:
         audit = ("hook in the experiment's interpreter (saw the check's socket use): spawns, sockets, native "
                  "libraries, opens outside its world" if seen else "NO: the audit hook did not report the check")
         cached = {**result.isolation, "audit": audit, "launch": f"{result.reason} in {result.wall_time * 1000:.0f} ms"}
-        with _RUNTIME_LOCK:
+        with _CONFINEMENT_LOCK:
             _CONFINEMENT[key] = cached
     return dict(cached)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol, Self, runtime_checkable
 
 from crew.sandbox._gpu import GPUSlots
-from crew.sandbox._local import Launch, Result
+from crew.sandbox._types import Launch, Result
 
 __all__ = ["Executor", "Pool", "available_memory"]
 

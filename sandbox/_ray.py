@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from crew.errors import CrewError
-from crew.sandbox._local import Launch, LocalExecutor, Result, _restore, _sanitize
+from crew.sandbox._local import LocalExecutor, _restore, _sanitize
+from crew.sandbox._types import Launch, Result
 
 __all__ = ["RayExecutor", "check_executor", "require_ray"]
 

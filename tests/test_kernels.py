@@ -12,16 +12,14 @@ import pytest
 
 from crew.tools.kernels import (
     TRANSFORMS,
-    estimate_run,
     hoist_allocation,
     numba_jit,
     numpy_scan,
     parallel_loops,
     parity_flags,
-    read_score,
-    scorer_driver,
     transform,
 )
+from crew.tools.scorer import estimate_run, read_score, scorer_driver
 
 REPO = Path(__file__).resolve().parents[1]
 START = (REPO / "examples" / "tasks" / "prefix-sum" / "solution.py").read_text(encoding="utf-8")

@@ -30,7 +30,7 @@ from crew import Blackboard, Brain, Budget, Experiment, Message, ScoreEntry, Tas
 from crew.roles.critic import Critic
 from crew.roles.kernel_optimizer import KernelOptimizer, ranked
 from crew.sandbox import Launch, Limits
-from crew.tools.kernels import read_score, scorer_driver
+from crew.tools.scorer import read_score, scorer_driver
 from crew.workflows._run import events, remaining
 from crew.workflows.experiment import RunContext
 
