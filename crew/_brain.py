@@ -8,10 +8,11 @@ import re
 import time
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from crew._blackboard import Blackboard
 from crew._budget import Budget
 from crew._llmspec import _PROVIDERS, ROLES, llm_spec_problem
 from crew._pricing import CONSERVATIVE, cost_of, price_of
@@ -19,14 +20,24 @@ from crew._redact import redact
 from crew.errors import CrewError
 from crew.types import Decision, LLMUsage, Message
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a heavy import, only for annotations
     from langchain_core.language_models import BaseChatModel
-
-    from crew._blackboard import Blackboard
-    from crew._role import Role
 
 __all__ = ["ROLES", "Brain", "ChatBrain", "ExpertBrain", "LLMAuthError", "MalformedAnswer", "chat_model_from_string",
            "llm_spec_problem", "team_brains"]
+
+class Role(Protocol):
+    """What a brain needs of a role (`crew.Role` has it): who it is, its decision type, its prompt and its offline
+    policy. A protocol, so that the brains do not import the roles that call them."""
+
+    profile: ClassVar[str]
+    goal: ClassVar[str]
+    decision: ClassVar[type[Decision]]
+
+    def expert(self, context: Mapping[str, Any]) -> Decision: ...
+
+    def render_prompt(self, context: Mapping[str, Any], *, limit: int = 6000) -> str: ...
+
 
 class LLMAuthError(CrewError):
     """The provider refused the credentials: retrying cannot help, so the run stops at once."""

@@ -6,12 +6,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from crew._task import Task
 from crew.errors import CrewError
-
-if TYPE_CHECKING:
-    from crew._task import Task
 
 __all__ = ["Budget", "BudgetExceeded", "Remaining"]
 

@@ -6,17 +6,14 @@ import inspect
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic_core import to_jsonable_python
 
 from crew._blackboard import Blackboard
-from crew._brain import ExpertBrain, brain_for
+from crew._brain import Brain, ExpertBrain, brain_for
 from crew.errors import CrewError
 from crew.types import Decision, Message
-
-if TYPE_CHECKING:
-    from crew._brain import Brain
 
 __all__ = ["Action", "MissingStateKeys", "NoExpertPolicy", "Role", "RoleContractError"]
 

@@ -65,3 +65,49 @@ def test_core_imports_nothing_of_the_other_folders():
         text = path.read_text(encoding="utf-8")
         for sub in ("roles", "tools", "workflows", "sandbox"):
             assert f"crew.{sub}" not in text, f"{path.name} imports crew.{sub}; the core may import none of the others"
+
+
+_PACKAGES = {"crew": "crew", "roles": "crew.roles", "tools": "crew.tools", "workflows": "crew.workflows",
+             "sandbox": "crew.sandbox"}
+
+
+def _imports() -> dict[str, set[str]]:
+    """Every crew module -> the crew modules it imports anywhere in its source (function-level and type-checking
+    imports included: a cycle hidden in a function is still a cycle)."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for folder, package in _PACKAGES.items():
+        for path in (REPO / folder).glob("*.py"):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            names: set[str] = set()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("crew"):
+                    names |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+                elif isinstance(node, ast.Import):
+                    names |= {a.name for a in node.names if a.name.startswith("crew")}
+            found[name] = names
+    return {module: {n for n in names if n in found and n != module} for module, names in found.items()}
+
+
+def test_no_module_imports_its_way_back_to_itself():
+    """DESIGN.md: dependencies point one way. Packages' __init__ re-exports are the public surface, not modules."""
+    graph = _imports()
+    packages = set(_PACKAGES.values())
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for dependency in sorted(graph[module] - packages):
+            if state.get(dependency) == 1:
+                cycles.append([*path[path.index(dependency):], dependency])
+            elif dependency not in state:
+                visit(dependency, [*path, dependency])
+        state[module] = 2
+
+    for module in sorted(graph.keys() - packages):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+    assert "crew._brain" in graph["crew._role"] and "crew._task" in graph["crew._budget"]  # the graph is real
