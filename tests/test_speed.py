@@ -19,6 +19,7 @@ from crew.roles.reviewer import Reviewer, audit
 from crew.tools.pipelines import PipelineSpec, render
 from crew.tools.speed import PREDICTION_TOLERANCE, prediction_gap, profile, ran_params, variants_for
 from crew.workflows import solve as solve_module
+from crew.workflows import speed_pass
 from crew.workflows.speed_pass import speed_step
 from crew.workflows.strategies import Greedy
 from tests.conftest import EXAMPLE_TASK
@@ -128,7 +129,7 @@ def test_a_speed_variant_that_predicts_differently_is_rejected(parent_run, tmp_p
 
 
 def test_solve_runs_the_speed_pass_and_reports_what_it_bought(tmp_path, monkeypatch):
-    monkeypatch.setattr(solve_module, "_SPEED_MIN_SECONDS", 0.0)  # the example task's experiments take seconds
+    monkeypatch.setattr(speed_pass, "SPEED_MIN_SECONDS", 0.0)  # the example task's experiments take seconds
     summary = solve_module.solve(TASK_YAML, out=tmp_path / "run", wall_time=90, workers=2)
     board = Blackboard(tmp_path / "run" / "blackboard.sqlite")
     variants = [e for e in board.experiments() if e.spec.get("speed_of")]

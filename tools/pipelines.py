@@ -118,7 +118,7 @@ def _py(value: Any) -> str:
 def _source() -> tuple[str, list[str], dict[str, str]]:
     """The script module's source: its import block, the names of its constants and each function's code."""
     text = inspect.getsource(script)
-    tree = ast.parse(text)
+    tree = parse(text)
     found = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     imports = "\n".join(text.splitlines()[found[0].lineno - 1:found[-1].end_lineno])
     first_function = next(n.lineno for n in tree.body if isinstance(n, ast.FunctionDef))
