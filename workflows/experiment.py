@@ -68,10 +68,12 @@ class RunContext:
         """What the run's budget.disk still allows its experiment folders."""
         return self.task.budget.disk - disk_usage(self.run_dir / "experiments")[0]
 
-    def limits(self, wall_time: float) -> Limits:
-        """An experiment's limits: `wall_time`, the memory left, its share of the threads and the disk left."""
+    def limits(self, wall_time: float, *, disk_left: int | None = None) -> Limits:
+        """An experiment's limits: `wall_time`, the memory left, its share of the threads and the disk left
+        (`disk_left` when the caller has just measured it: measuring walks every experiment folder)."""
+        disk = self.disk_left() if disk_left is None else disk_left
         return Limits(wall_time=wall_time, memory=self.budget.remaining().memory, threads=self.threads,
-                      disk=min(Limits().disk, max(MIN_DISK, self.disk_left())))
+                      disk=min(Limits().disk, max(MIN_DISK, disk)))
 
     def launch(self, exp_id: str, code: str, limits: Limits, *, shared: bool = True, **fields: Any) -> Launch:
         """A launch of `code` on the task: its data files only, its hidden paths unreadable, and (`shared`) the
@@ -91,12 +93,14 @@ def launch(context: RunContext, exp_id: str, code: str, *, estimate: Mapping[str
     if wall < MIN_EXPERIMENT:
         board.update_experiment(exp_id, status="rejected", error="no wall time left to run it")
         return {"reason": "rejected", "detail": "no wall time left"}
-    if context.disk_left() < MIN_DISK:
+    disk_left = context.disk_left()
+    if disk_left < MIN_DISK:
         board.update_experiment(exp_id, status="rejected", error="the run's disk quota (budget.disk) is spent")
         return {"reason": "rejected", "detail": "no disk quota left"}
     budget.charge(experiments=1)
     board.update_experiment(exp_id, status="running")
-    result = context.executor.run(context.launch(exp_id, code, context.limits(wall), estimate=dict(estimate or {})))
+    limits = context.limits(wall, disk_left=disk_left)
+    result = context.executor.run(context.launch(exp_id, code, limits, estimate=dict(estimate or {})))
     for loss in result.lost:  # a cluster worker died under it and it was run again elsewhere
         board.post(Message(content=f"{exp_id}: lost ({loss}); retried", sent_from="sandbox", send_to=["reviewer"],
                            cause_by="sandbox.lost", payload={"experiment": exp_id, "lost": loss}))
