@@ -134,6 +134,21 @@ def test_candidates_are_aligned_by_id_and_scored(binary):
     assert a.score == pytest.approx(score_raw(binary.task, task_rows(binary.task).y, binary.oofs["a"]))
 
 
+def test_probabilities_off_by_float_rounding_are_used_not_skipped(binary):
+    """Averaging folds x repeats x seeds can sum a probability to 1 + 2e-16; final selection once skipped such
+    an experiment as 'outside [0, 1] (0 to 1)'. Rounding is read and clipped; a real excursion is still refused."""
+    rounded = binary.oofs["a"].copy()
+    rounded[0] = [sum([1 / 9] * 9) - 1.0, sum([1 / 9] * 9)]  # -> (2.2e-16, 1 + 2.2e-16)
+    assert rounded.max() > 1.0
+    test = np.full((150, 2), 0.5)
+    kept = load_candidates(binary.task, [binary.experiment("rounded", rounded, test)])
+    assert [c.name for c in kept] == ["rounded"] and kept[0].oof.max() == 1.0
+    wrong = rounded.copy()
+    wrong[0] = [-0.01, 1.01]
+    skipped = load_candidates(binary.task, [binary.experiment("wrong", wrong, test)]).skipped
+    assert len(skipped) == 1 and "outside [0, 1] (-0.01 to 1.01)" in skipped[0].reason
+
+
 def test_unusable_folders_are_reported_not_dropped(binary, tmp_path):
     s = binary
     good_oof = s.oofs["a"]

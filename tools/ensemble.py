@@ -115,6 +115,11 @@ class _Unusable(Exception):
     """A folder problem, phrased for a human; becomes a Skipped entry."""
 
 
+_ROUNDING = 1e-9
+"""How far outside [0, 1] an averaged probability may land by float rounding (folds x repeats x seeds of 1/k each
+can sum to 1 + 2e-16) and still be read, clipped, as a probability."""
+
+
 def _read_predictions(path: Path, task: Task, which: str) -> np.ndarray:
     """One oof.csv / test_pred.csv aligned to the task's rows, as final selection blends them: class probabilities
     in [0, 1] (or values for regression); _Unusable says what is wrong."""
@@ -127,11 +132,11 @@ def _read_predictions(path: Path, task: Task, which: str) -> np.ndarray:
     if kind != "proba":
         raise _Unusable(f"{path.name} holds no probability column per class {task.classes[:10]}: final selection "
                         "blends probabilities")
-    if values.min() < 0 or values.max() > 1:
-        raise _Unusable(f"{path.name} holds probabilities outside [0, 1] ({values.min():.3g} to {values.max():.3g})")
+    if values.min() < -_ROUNDING or values.max() > 1 + _ROUNDING:
+        raise _Unusable(f"{path.name} holds probabilities outside [0, 1] ({values.min():.6g} to {values.max():.6g})")
     if (values.sum(axis=1) <= 0).any():
         raise _Unusable(f"{path.name} has rows whose class probabilities sum to 0")
-    return values
+    return np.clip(values, 0.0, 1.0)
 
 
 def _reported_cv(folder: Path) -> float | None:
