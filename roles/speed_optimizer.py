@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from crew import Blackboard, Decision, Experiment, Role, Task, best_first
 from crew.roles._util import add_proposed, as_task
-from crew.roles.kernel_optimizer import Candidate
+from crew.roles.kernel_optimizer import Candidate, KernelOptimizer
 from crew.testing import tiny_task
 from crew.tools.pipelines import PipelineSpec, TaskInfo, render
 from crew.tools.speed import PREDICTION_TOLERANCE, profile, variants_left
@@ -34,15 +34,15 @@ class SpeedOptimizer(Role):
     decision: ClassVar[type[Decision]] = Candidate
     reads: ClassVar[tuple[str, ...]] = ("task", "step")
     writes: ClassVar[tuple[str, ...]] = ("proposal",)
-    prompt: ClassVar[str] = (
-        "Task: {task}\n\nMeasured so far: {log}\n\nThe code to make faster ({best_id}):\n{best_code}\n\n"
-        "Catalogue moves you may name instead of writing code: {moves}\nAlready tried (parent, move): {tried}\n\n"
+    prompt: ClassVar[str] = KernelOptimizer.prompt
+    """The optimizer seat's one prompt; `instructions` (below, filled in per winner) says what this half asks."""
+    instructions: ClassVar[str] = (
         "This is the search's winning experiment; the measurements are its stages' seconds. Propose a variant of its "
         "slowest stage that predicts the same (out-of-fold predictions within {tolerance} on average) and scores no "
         "worse: name a catalogue move in `transform` with `parent` set to {best_id}, or write the whole experiment "
         "script in `code` under the same contract. Set `stop` if no variant is worth running."
     )
-    prompt_limits: ClassVar[Mapping[str, int]] = {"best_code": 12_000}
+    prompt_limits: ClassVar[Mapping[str, int]] = KernelOptimizer.prompt_limits
 
     def context(self, state: Mapping[str, Any]) -> dict[str, Any]:
         """The winning experiment (the step's parent, else the best so far), its stages' timings, the variants left."""
@@ -61,7 +61,8 @@ class SpeedOptimizer(Role):
                 "log": [f"{stage}: {seconds:.2f}s" for stage, seconds in profile(winner.metrics)] if winner else [],
                 "best_id": winner.id if winner else None, "best_code": winner.code if winner else "",
                 "moves": [f"{v.name}: {v.description} (for its {v.stage} stage)" for v, _ in variants],
-                "tried": sorted(tried), "tolerance": PREDICTION_TOLERANCE}
+                "tried": sorted(tried), "instructions": self.instructions.format(
+                    tolerance=PREDICTION_TOLERANCE, best_id=winner.id if winner else None)}
 
     def expert(self, context: Mapping[str, Any]) -> Candidate:
         if context["variants"]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from langgraph.runtime import Runtime
 
@@ -60,9 +60,26 @@ class RunContext:
         """Threads each of the `workers` side-by-side experiments may use."""
         return max(1, len(os.sched_getaffinity(0)) // self.workers)
 
+    @classmethod
+    def of(cls, runtime: Runtime[Any]) -> Self:
+        """The run a node was invoked with; a graph invoked without one fails here, naming what to pass."""
+        if not isinstance(runtime.context, cls):
+            raise TypeError(f"this graph needs its run: invoke it with context={cls.__name__}(...)")
+        return runtime.context
+
+    @property
+    def output(self) -> Path:
+        """Where the run leaves what it hands over (the submission, or a kernel task's solution)."""
+        return self.run_dir / self.task.output_name
+
     @property
     def stage_cache(self) -> Path:
         return self.run_dir / "stage_cache"
+
+    def record_elapsed(self) -> None:
+        """The run's wall time so far, earlier lives of a resumed run included, on the blackboard."""
+        board = self.blackboard
+        board.set_meta("elapsed", self.budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
 
     def disk_left(self) -> int:
         """What the run's budget.disk still allows its experiment folders."""
@@ -123,9 +140,7 @@ def launch(context: RunContext, exp_id: str, code: str, *, estimate: Mapping[str
 def run_experiment(state: Mapping[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The sandbox node: reads `proposal` (the modeler's) and `verdict` (the critic's), writes `result`. A
     rejected proposal is not run; one identical to a finished experiment points at that one's folder."""
-    context = runtime.context
-    if context is None:
-        raise TypeError("run_experiment needs the run's RunContext: invoke the graph with context=RunContext(...)")
+    context = RunContext.of(runtime)
     proposal, verdict = state["proposal"], state["verdict"]
     exp_id = proposal["id"]
     base = {"experiment": exp_id, "findings": verdict.get("findings", [])}

@@ -81,18 +81,8 @@ class OptimizeContext(RunContext):
         return len(os.sched_getaffinity(0))
 
     @property
-    def output(self) -> Path:
-        return self.run_dir / self.task.output_name
-
-    @property
     def start_code(self) -> str:
         return (self.task.root / str(self.task.starting_solution)).read_text(encoding="utf-8")
-
-
-def _context(runtime: Runtime[OptimizeContext]) -> OptimizeContext:
-    if runtime.context is None:
-        raise TypeError("the optimize graph needs its run: invoke it with context=OptimizeContext(...)")
-    return runtime.context
 
 
 def _score(context: OptimizeContext, exp_id: str, code: str, source: str, wall: float) -> dict[str, Any]:
@@ -121,7 +111,7 @@ def _score(context: OptimizeContext, exp_id: str, code: str, source: str, wall: 
 
 def _setup(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[str, Any]:
     """The start is the safety net and the yardstick: written to the output, then scored first."""
-    context = _context(runtime)
+    context = OptimizeContext.of(runtime)
     board, start_code = context.blackboard, context.start_code
     if not context.output.exists():
         context.output.write_text(start_code, encoding="utf-8")
@@ -136,12 +126,12 @@ def _setup(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[str,
 
 
 def _propose(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[str, Any]:
-    context = _context(runtime)
+    context = OptimizeContext.of(runtime)
     return {"remaining": remaining(context.budget, context.reserve)}
 
 
 def _run(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[str, Any]:
-    context = _context(runtime)
+    context = OptimizeContext.of(runtime)
     board, budget = context.blackboard, context.budget
     proposal, verdict = state["proposal"], state.get("verdict") or {}
     if proposal.get("stop") or proposal.get("rejected") or proposal.get("cached_from"):
@@ -168,7 +158,7 @@ def _run(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[str, A
 
 
 def _after_run(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> str:
-    context = _context(runtime)
+    context = OptimizeContext.of(runtime)
     budget = context.budget
     left = budget.remaining()
     runs = [e.wall_time for e in context.blackboard.experiments() if e.wall_time]
@@ -180,7 +170,7 @@ def _after_run(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> str:
 
 def _confirm(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[str, Any]:
     """Score the fastest few once more while time allows, so the winner is not one lucky timing."""
-    context = _context(runtime)
+    context = OptimizeContext.of(runtime)
     for exp in ranked(context.blackboard.experiments())[:_CONFIRM]:
         left = context.budget.remaining()
         wall = min(left.experiment_time, left.wall_time - context.reserve)
@@ -191,7 +181,7 @@ def _confirm(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[st
 
 
 def _finalize(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[str, Any]:
-    context = _context(runtime)
+    context = OptimizeContext.of(runtime)
     board = context.blackboard
     winner = _write_fastest(board, context.output)
     start = next((e for e in board.experiments() if e.insights == ["start"]), None)
@@ -206,7 +196,7 @@ def _finalize(state: OptimizeState, runtime: Runtime[OptimizeContext]) -> dict[s
                      rationale=f"{winner['id']} ({'+'.join(winner['insights'])}): {winner['ms']:.3f} ms mean of "
                                f"{winner['runs']} scorer run(s)" + (f", {speedup:.1f}x the start" if speedup else ""))
     board.set_meta("final", final)
-    board.set_meta("elapsed", context.budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
+    context.record_elapsed()
     board.post(Message(content=final["rationale"], sent_from="workflow", cause_by="workflow.final", payload=final))
     return {"final": final}
 

@@ -119,12 +119,6 @@ class SolveContext(RunContext):
             self.search = STRATEGIES["greedy"](seed=self.seed)
 
 
-def _context(runtime: Runtime[SolveContext]) -> SolveContext:
-    if runtime.context is None:
-        raise TypeError("the solve graph needs its run: invoke it with context=SolveContext(...)")
-    return runtime.context
-
-
 # -- the experiment branch -------------------------------------------------------------
 
 def _first(state: ExperimentState) -> str:
@@ -143,7 +137,7 @@ def _after_run(state: ExperimentState) -> str:
 def probe(state: ExperimentState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
     """A chat model's code is run once more on a train table with new labels for random rows: accepted only
     if its out-of-fold predictions do not follow each row's own label (tools/probe.py)."""
-    context = _context(runtime)
+    context = SolveContext.of(runtime)
     task, board, budget = context.task, context.blackboard, context.budget
     exp_id, review = state["proposal"]["id"], dict(state.get("review") or {})
     found = board.experiment(exp_id)
@@ -189,7 +183,7 @@ def probe(state: ExperimentState, runtime: Runtime[SolveContext]) -> dict[str, A
 
 def _done(state: ExperimentState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
     """The branch's end: a reviewed experiment of crew's own script fills the stage cache later ones read."""
-    context = _context(runtime)
+    context = SolveContext.of(runtime)
     exp_id = state.get("proposal", {}).get("id")
     workdir = (state.get("result") or {}).get("workdir")
     if exp_id and workdir and (state.get("review") or {}).get("accepted"):
@@ -223,27 +217,26 @@ def build_experiment_graph() -> Any:
 # -- the main graph -------------------------------------------------------------------------
 
 def _setup(state: SolveState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
-    context = _context(runtime)
-    output = context.run_dir / context.task.output_name
-    if not output.exists():
-        constant_submission(context.task, output)
+    context = SolveContext.of(runtime)
+    if not context.output.exists():
+        constant_submission(context.task, context.output)
         context.blackboard.post(Message(content=f"wrote a constant-prediction {context.task.output_name} as a "
                                                 "safety net", sent_from="workflow", cause_by="workflow.submission"))
     return {"rounds": 0}
 
 
 def _dispatch(state: SolveState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
-    context = _context(runtime)
+    context = SolveContext.of(runtime)
     board, task = context.blackboard, context.task
-    board.set_meta("elapsed", context.budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
-    write_best(board, task, context.run_dir / task.output_name, task.metric_info.higher_is_better)
+    context.record_elapsed()
+    write_best(board, task, context.output, task.metric_info.higher_is_better)
     return {"rounds": state.get("rounds", 0) + 1}
 
 
 def _route(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send] | str:
     """The next round: one `Send` per step the speed pass and the search propose, or final selection when the
     budget would not hold even the cheapest experiment so far."""
-    context = _context(runtime)
+    context = SolveContext.of(runtime)
     board, budget, workers, reserve = context.blackboard, context.budget, context.workers, context.reserve
     higher = context.task.metric_info.higher_is_better
     left = budget.remaining()
@@ -268,12 +261,12 @@ def _route(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send] | st
 
 
 def _finalize_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
-    context = _context(runtime)
+    context = SolveContext.of(runtime)
     board, task = context.blackboard, context.task
-    final = {**finalize(board, task, context.run_dir, context.run_dir / task.output_name,
+    final = {**finalize(board, task, context.run_dir, context.output,
                          task.metric_info.higher_is_better, context.seed), "speed": speed_report(board)}
     board.set_meta("final", final)
-    board.set_meta("elapsed", context.budget.elapsed() + float(board.get_meta("elapsed_before", 0.0)))
+    context.record_elapsed()
     board.post(Message(content=final["rationale"], sent_from="workflow", cause_by="workflow.final", payload=final))
     return {"final": final}
 
