@@ -1,6 +1,7 @@
-"""crew against FLAML at the same wall budget, graded by crew's own grader.
+"""crew against FLAML and AutoGluon-Tabular at the same wall budget, graded by crew's own grader.
 
     python bench/compare.py [--budget 5m] [--tasks a,b] [--seed 0] [--out bench/compare.json] [--cores 2]
+                            [--peers flaml,autogluon] [--autogluon-python PATH] [--reuse-peers OLD.json]
 
 Every task of `../shared/tasks/` (each `<task>/task.yaml`, answers in
 `<task>/grading/answers.csv`) and the example task `examples/tasks/breast-cancer`
@@ -10,9 +11,27 @@ each given the same wall budget (the task's `budget.wall_time`, or `--budget`
 for every task). FLAML's subprocess gets the paths of train, test and
 task.yaml only; the answers path is never passed to it.
 
-Both submissions, and a dummy one (class priors, hence the majority class for
+AutoGluon runs the same way (`TabularPredictor(...).fit(time_limit=budget,
+presets="best_quality")`, its default model zoo: LightGBM, CatBoost, XGBoost,
+forests, k-NN, linear, and its networks when torch is installed) through
+`bench/autogluon_worker.py`, a standalone worker that may run under an
+interpreter of its own (`--autogluon-python`; AutoGluon pins library versions
+crew need not share). Every side's wall time and peak memory (the largest
+resident set of the side's processes, from `wait4`) are recorded.
+
+Per task and peer, the error ratio is crew's error over the peer's, where
+error is the distance to the metric's perfect score (`Metric.best`), floored at
+1% of the dummy's error so that a perfect score does not divide by zero; the
+summary gives its geometric mean over the tasks where both are valid, and how
+often crew is at least as good as each peer.
+
+`--reuse-peers OLD.json` takes the peers' scores from an earlier comparison at
+the same budget and seed instead of rerunning them (the peers do not change
+when crew does): for a development loop; the output says so.
+
+All submissions, and a dummy one (class priors, hence the majority class for
 label metrics; the train mean for regression), are graded with `crew.grade`.
-The normalized score is
+The normalized score against FLAML is
 
     NS = (crew - dummy) / (FLAML - dummy)
 
@@ -26,13 +45,13 @@ direction, valid-submission rate, whether every crew run finished within
 budget + 5%); the same goes to `--out` as JSON. Run folders go under
 `runs/compare-<time>/` (or `--work`).
 
-Needs FLAML: `pip install -e '.[bench]'`.
+Needs FLAML: `pip install -e '.[bench]'`; AutoGluon: `pip install 'autogluon.tabular[lightgbm,catboost,xgboost]'`
+(in this interpreter or the one `--autogluon-python` names).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -132,6 +151,24 @@ def crew_at_least_as_good(crew: float | None, flaml: float | None, higher_is_bet
     return crew > flaml if higher_is_better else crew < flaml
 
 
+ERROR_FLOOR = 0.01
+"""Errors below this share of the dummy's error count as that (a perfect score must not divide by zero)."""
+
+
+def error_ratio(crew: float | None, peer: float | None, dummy: float, best: float | None) -> float | None:
+    """crew's error over the peer's, error = |best - score| floored at ERROR_FLOOR x the dummy's error; None when
+    either submission is invalid or the metric has no perfect score."""
+    if crew is None or peer is None or best is None:
+        return None
+    floor = max(ERROR_FLOOR * abs(best - dummy), 1e-12)
+    return max(abs(best - crew), floor) / max(abs(best - peer), floor)
+
+
+def geometric_mean(values: list[float]) -> float | None:
+    logs = [math.log(v) for v in values if v > 0 and math.isfinite(v)]
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
 def within_budget(wall_s: float | None, budget_s: float, slack: float = BUDGET_SLACK) -> bool:
     return wall_s is not None and wall_s <= budget_s * (1 + slack)
 
@@ -152,14 +189,27 @@ class TaskResult:
     crew_error: str | None = None
     flaml_error: str | None = None
     flaml_best_estimator: str | None = None
+    autogluon: float | None = None
+    autogluon_wall_s: float | None = None
+    autogluon_error: str | None = None
+    autogluon_best_model: str | None = None
+    best: float | None = None
+    """The metric's perfect score (`Metric.best`): errors are distances to it."""
+    peak_mb: dict[str, float] = field(default_factory=dict)
     ns: float | None = field(default=None)
     crew_ge_flaml: bool = field(default=False)
     crew_within_budget: bool = field(default=False)
     flaml_within_budget: bool = field(default=False)
+    crew_ge_autogluon: bool = field(default=False)
+    error_ratio_flaml: float | None = field(default=None)
+    error_ratio_autogluon: float | None = field(default=None)
 
     def __post_init__(self) -> None:
         self.ns = normalized_score(self.crew, self.flaml, self.dummy)
         self.crew_ge_flaml = crew_at_least_as_good(self.crew, self.flaml, self.higher_is_better)
+        self.crew_ge_autogluon = crew_at_least_as_good(self.crew, self.autogluon, self.higher_is_better)
+        self.error_ratio_flaml = error_ratio(self.crew, self.flaml, self.dummy, self.best)
+        self.error_ratio_autogluon = error_ratio(self.crew, self.autogluon, self.dummy, self.best)
         self.crew_within_budget = within_budget(self.crew_wall_s, self.budget_s)
         self.flaml_within_budget = within_budget(self.flaml_wall_s, self.budget_s)
 
@@ -175,6 +225,12 @@ def summarize(results: list[TaskResult]) -> dict[str, Any]:
         "ns_defined": len(defined),
         "ns_undefined": [r.task for r in results if r.ns is None],
         "crew_ge_flaml": sum(r.crew_ge_flaml for r in results),
+        "crew_ge_autogluon": sum(r.crew_ge_autogluon for r in results),
+        "autogluon_valid_rate": sum(r.autogluon is not None for r in results) / n if n else None,
+        "geomean_error_ratio_flaml": geometric_mean([r.error_ratio_flaml for r in results
+                                                     if r.error_ratio_flaml is not None]),
+        "geomean_error_ratio_autogluon": geometric_mean([r.error_ratio_autogluon for r in results
+                                                         if r.error_ratio_autogluon is not None]),
         "crew_valid_rate": sum(r.crew is not None for r in results) / n if n else None,
         "flaml_valid_rate": sum(r.flaml is not None for r in results) / n if n else None,
         "crew_all_within_budget": all(r.crew_within_budget for r in results),
@@ -185,38 +241,41 @@ def summarize(results: list[TaskResult]) -> dict[str, Any]:
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
-    return "invalid" if x is None else f"{x:.{digits}f}"
+    return "—" if x is None else f"{x:.{digits}f}"
 
 
 def render(results: list[TaskResult], summary: dict[str, Any]) -> str:
     """The markdown table and the summary lines."""
     lines = [
-        "| task | metric | crew | FLAML | dummy | crew wall / budget | FLAML wall | NS |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| task | metric | crew | FLAML | AutoGluon | dummy | err crew/FLAML | err crew/AG | wall crew / FLAML / AG "
+        "(budget) | peak MB crew / FLAML / AG |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         arrow = "↑" if r.higher_is_better else "↓"
-        crew_wall = "—" if r.crew_wall_s is None else f"{r.crew_wall_s:.1f}s / {r.budget_s:g}s"
-        if r.crew_wall_s is not None and not r.crew_within_budget:
-            crew_wall += " (over)"
-        flaml_wall = "—" if r.flaml_wall_s is None else f"{r.flaml_wall_s:.1f}s"
-        ns = "n/a" if r.ns is None else f"{r.ns:.3f}"
-        lines.append(f"| {r.task} | {r.metric} {arrow} | {_fmt(r.crew)} | {_fmt(r.flaml)} | {_fmt(r.dummy)} "
-                     f"| {crew_wall} | {flaml_wall} | {ns} |")
+        walls = " / ".join("—" if w is None else f"{w:.0f}s" for w in (r.crew_wall_s, r.flaml_wall_s, r.autogluon_wall_s))
+        walls += f" ({r.budget_s:g}s)" + ("" if r.crew_wall_s is None or r.crew_within_budget else " crew over")
+        peaks = " / ".join(f"{r.peak_mb[k]:.0f}" if k in r.peak_mb else "—" for k in ("crew", "flaml", "autogluon"))
+        lines.append(f"| {r.task} | {r.metric} {arrow} | {_fmt(r.crew)} | {_fmt(r.flaml)} | {_fmt(r.autogluon)} "
+                     f"| {_fmt(r.dummy)} | {_fmt(r.error_ratio_flaml, 3)} | {_fmt(r.error_ratio_autogluon, 3)} "
+                     f"| {walls} | {peaks} |")
     s = summary
     mean_ns = "n/a" if s["mean_ns"] is None else f"{s['mean_ns']:.3f}"
     undefined = f" ({len(s['ns_undefined'])} undefined: {', '.join(s['ns_undefined'])})" if s["ns_undefined"] else ""
     lines += [
         "",
         f"- mean NS: {mean_ns} over {s['ns_defined']} task(s){undefined}",
-        f"- crew >= FLAML: {s['crew_ge_flaml']}/{s['tasks']}",
-        f"- valid submissions: crew {_rate(s['crew_valid_rate'])}, FLAML {_rate(s['flaml_valid_rate'])}",
+        f"- geometric-mean error ratio crew/FLAML: {_fmt(s['geomean_error_ratio_flaml'], 3)}; "
+        f"crew/AutoGluon: {_fmt(s['geomean_error_ratio_autogluon'], 3)}",
+        f"- crew >= FLAML: {s['crew_ge_flaml']}/{s['tasks']}; crew >= AutoGluon: {s['crew_ge_autogluon']}/{s['tasks']}",
+        f"- valid submissions: crew {_rate(s['crew_valid_rate'])}, FLAML {_rate(s['flaml_valid_rate'])}, "
+        f"AutoGluon {_rate(s['autogluon_valid_rate'])}",
         f"- every crew run within budget + {BUDGET_SLACK:.0%}: {'yes' if s['crew_all_within_budget'] else 'no'}"
         + (f" (over: {', '.join(s['crew_over_budget'])})" if s["crew_over_budget"] else "")
         + ("" if s["crew_max_wall_over_budget"] is None else f"; max wall/budget {s['crew_max_wall_over_budget']:.3f}"),
     ]
     for r in results:
-        for side, err in (("crew", r.crew_error), ("FLAML", r.flaml_error)):
+        for side, err in (("crew", r.crew_error), ("FLAML", r.flaml_error), ("AutoGluon", r.autogluon_error)):
             if err:
                 lines.append(f"- {r.task}: {side}: {err}")
     return "\n".join(lines)
@@ -245,19 +304,33 @@ def discover_tasks() -> dict[str, tuple[Path, Path]]:
 # -- the two sides --------------------------------------------------------------------------------
 
 
-def _run(cmd: list[str], log: Path, cpus: list[int] | None, timeout: float, cwd: Path) -> tuple[float, int]:
+PEAK_MB: dict[Path, float] = {}
+"""Peak resident memory (MB) of each finished `_run`, by its log path: the largest process of the side's tree
+that was waited for (`wait4`'s ru_maxrss covers the child and the descendants it reaped)."""
+
+
+def _run(cmd: list[str], log: Path, cpus: list[int] | None, timeout: float, cwd: Path,
+         env: dict[str, str] | None = None) -> tuple[float, int]:
     """Run `cmd` in its own session pinned to `cpus`; (wall seconds, exit status). Killed (group) at `timeout`."""
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus and hasattr(os, "sched_setaffinity") else None
     with log.open("w") as out:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, preexec_fn=pin,
-                                start_new_session=True)
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            code = proc.wait()
+                                start_new_session=True, env=env)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.2)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        code = proc.returncode
         wall = time.monotonic() - start
+    PEAK_MB[log] = usage.ru_maxrss / 1024
     return wall, code
 
 
@@ -299,6 +372,39 @@ def run_flaml(task: Any, task_dir: Path, out: Path, budget_s: float, seed: int, 
     (out / "spec.json").write_text(json.dumps(spec, indent=1))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--flaml-worker", str(out / "spec.json")]
     return _run(cmd, out / "flaml.log", cpus, timeout=2 * budget_s + 120, cwd=out)
+
+
+AUTOGLUON_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1",
+                     "f1_macro": "f1_macro", "roc_auc": "roc_auc", "log_loss": "log_loss",
+                     "rmse": "root_mean_squared_error", "mae": "mean_absolute_error",
+                     "rmsle": "root_mean_squared_error", "r2": "r2"}
+"""AutoGluon's scorer for each crew metric; rmsle is fitted as rmse on log1p(y) (AutoGluon has no rmsle)."""
+
+
+def run_autogluon(task: Any, task_dir: Path, out: Path, budget_s: float, seed: int, cpus: list[int] | None,
+                  python: str) -> tuple[float, int]:
+    """AutoGluon in a subprocess of `python`: the spec names train, test and the task's columns, never the answers."""
+    from crew import positive_label
+
+    out.mkdir(parents=True, exist_ok=True)
+    metric = task.metric
+    ag_metric = AUTOGLUON_METRICS[metric]
+    if metric == "roc_auc" and task.target_type == "multiclass":
+        ag_metric = "roc_auc_ovr_macro"
+    spec = {
+        "train": str(task.path(task.data.train)), "test": str(task.path(task.data.test)),
+        "target": task.target, "id_column": task.id_column, "target_type": task.target_type,
+        "classes": task.classes, "positive": positive_label(task.classes) if task.target_type == "binary" else None,
+        "ag_metric": ag_metric, "log_target": metric == "rmsle", "nonnegative": task.metric_info.nonnegative,
+        "submission": str(out / "submission.csv"), "submission_kind": task.metric_info.submission,
+        "submission_columns": task.submission_columns(), "presets": "best_quality",
+        "budget_s": budget_s, "margin_s": flaml_margin(budget_s), "seed": seed,
+        "n_jobs": len(cpus) if cpus else (os.cpu_count() or 1), "model_dir": str(out / "model"),
+        "result": str(out / "result.json"), "launched": time.time(),
+    }
+    (out / "spec.json").write_text(json.dumps(spec, indent=1))
+    cmd = [python, str(Path(__file__).resolve().parent / "autogluon_worker.py"), str(out / "spec.json")]
+    return _run(cmd, out / "autogluon.log", cpus, timeout=2 * budget_s + 180, cwd=out)
 
 
 def _read_frame(path: str) -> Any:
@@ -402,43 +508,68 @@ def flaml_worker(spec_path: Path) -> None:
 # -- one task, all tasks ---------------------------------------------------------------------------
 
 
+def _graded(task: Any, submission: Path, answers: Path, code: int, log: Path) -> tuple[float | None, str | None]:
+    """(score, error) of one side's submission: None and why when it is missing or invalid."""
+    from crew import grade
+
+    report = grade(task, submission, answers) if submission.is_file() else None
+    if report is None:
+        return None, f"no {submission.name} (exit {code}): {_tail(log)}"
+    if report.error:
+        return None, report.error
+    return report.score, (f"exit {code} (submission graded anyway): {_tail(log)}" if code != 0 else None)
+
+
 def compare_task(name: str, task_dir: Path, answers: Path, work: Path, budget_s: float | None, seed: int,
-                 cpus: list[int] | None) -> TaskResult:
-    from crew import Task, grade
+                 cpus: list[int] | None, peers: tuple[str, ...] = ("flaml",), autogluon_python: str | None = None,
+                 reused: dict[str, Any] | None = None) -> TaskResult:
+    """crew, then each of `peers` (or their row of `reused`, an earlier comparison's), on one task."""
+    from crew import Task
 
     task = Task.load(task_dir / "task.yaml")
     budget = float(budget_s if budget_s is not None else task.budget.wall_time)
     work.mkdir(parents=True, exist_ok=True)
     dummy = dummy_score(task, answers, work)
+    peak: dict[str, float] = {}
 
     _log(f"{name}: crew solve, budget {budget:g}s")
     crew_wall, crew_code, run_dir = run_crew(task_dir, work / "crew", budget, seed, cpus)
-    crew_sub = run_dir / task.output_name
-    crew_report = grade(task, crew_sub, answers) if crew_sub.is_file() else None
-    crew_error = None if crew_report is not None else f"no {crew_sub.name} (exit {crew_code}): {_tail(work / 'crew' / 'crew.log')}"
-    if crew_report is not None and crew_report.error:
-        crew_error = crew_report.error
-    elif crew_code != 0:
-        crew_error = f"exit {crew_code} (submission graded anyway): {_tail(work / 'crew' / 'crew.log')}"
+    crew, crew_error = _graded(task, run_dir / task.output_name, answers, crew_code, work / "crew" / "crew.log")
+    peak["crew"] = PEAK_MB.get(work / "crew" / "crew.log", 0.0)
 
-    _log(f"{name}: FLAML, budget {budget:g}s")
-    flaml_wall, flaml_code = run_flaml(task, task_dir, work / "flaml", budget, seed, cpus)
-    flaml_sub = work / "flaml" / "submission.csv"
-    flaml_report = grade(task, flaml_sub, answers) if flaml_sub.is_file() else None
-    flaml_error = None if flaml_report is not None else f"no submission (exit {flaml_code}): {_tail(work / 'flaml' / 'flaml.log')}"
-    if flaml_report is not None and flaml_report.error:
-        flaml_error = flaml_report.error
-    result_file = work / "flaml" / "result.json"
-    best = json.loads(result_file.read_text()).get("best_estimator") if result_file.is_file() else None
+    sides: dict[str, Any] = {}
+    if reused is not None:
+        sides = {k: reused.get(k) for k in ("flaml", "flaml_wall_s", "flaml_error", "flaml_best_estimator",
+                                            "autogluon", "autogluon_wall_s", "autogluon_error", "autogluon_best_model")}
+        peak.update({k: v for k, v in (reused.get("peak_mb") or {}).items() if k != "crew"})
+    if "flaml" in peers and reused is None:
+        _log(f"{name}: FLAML, budget {budget:g}s")
+        wall, code = run_flaml(task, task_dir, work / "flaml", budget, seed, cpus)
+        sides["flaml"], sides["flaml_error"] = _graded(task, work / "flaml" / "submission.csv", answers, code,
+                                                       work / "flaml" / "flaml.log")
+        sides["flaml_wall_s"], peak["flaml"] = wall, PEAK_MB.get(work / "flaml" / "flaml.log", 0.0)
+        result_file = work / "flaml" / "result.json"
+        sides["flaml_best_estimator"] = (json.loads(result_file.read_text()).get("best_estimator")
+                                         if result_file.is_file() else None)
+    if "autogluon" in peers and reused is None:
+        _log(f"{name}: AutoGluon, budget {budget:g}s")
+        wall, code = run_autogluon(task, task_dir, work / "autogluon", budget, seed, cpus,
+                                   autogluon_python or sys.executable)
+        sides["autogluon"], sides["autogluon_error"] = _graded(task, work / "autogluon" / "submission.csv", answers,
+                                                               code, work / "autogluon" / "autogluon.log")
+        sides["autogluon_wall_s"], peak["autogluon"] = wall, PEAK_MB.get(work / "autogluon" / "autogluon.log", 0.0)
+        result_file = work / "autogluon" / "result.json"
+        sides["autogluon_best_model"] = (json.loads(result_file.read_text()).get("best_model")
+                                         if result_file.is_file() else None)
 
     result = TaskResult(
         task=name, metric=task.metric or "", higher_is_better=task.metric_info.higher_is_better, budget_s=budget,
-        dummy=dummy, crew=None if crew_report is None else crew_report.score,
-        flaml=None if flaml_report is None else flaml_report.score, crew_wall_s=crew_wall, flaml_wall_s=flaml_wall,
-        crew_error=crew_error, flaml_error=flaml_error, flaml_best_estimator=best,
+        dummy=dummy, crew=crew, crew_wall_s=crew_wall, crew_error=crew_error, best=task.metric_info.best,
+        peak_mb=peak, **{"flaml": None, **sides},
     )
-    _log(f"{name}: crew {_fmt(result.crew)} ({crew_wall:.1f}s), FLAML {_fmt(result.flaml)} ({flaml_wall:.1f}s), "
-         f"dummy {_fmt(dummy)}, NS {'n/a' if result.ns is None else f'{result.ns:.3f}'}")
+    _log(f"{name}: crew {_fmt(result.crew)} ({crew_wall:.1f}s), FLAML {_fmt(result.flaml)}, "
+         f"AutoGluon {_fmt(result.autogluon)}, dummy {_fmt(dummy)}, error ratio vs FLAML "
+         f"{_fmt(result.error_ratio_flaml, 3)}, vs AutoGluon {_fmt(result.error_ratio_autogluon, 3)}")
     return result
 
 
@@ -463,20 +594,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default bench/compare.json)")
     parser.add_argument("--cores", type=int, default=2, help="CPUs both sides are pinned to; FLAML's n_jobs (default 2)")
     parser.add_argument("--work", type=Path, help="folder for the run folders (default runs/compare-<time>)")
+    parser.add_argument("--peers", default="flaml,autogluon", help="comma-separated: flaml, autogluon")
+    parser.add_argument("--autogluon-python", help="interpreter with autogluon.tabular (default: this one)")
+    parser.add_argument("--reuse-peers", type=Path, help="take the peers' rows from this earlier comparison's JSON")
     parser.add_argument("--flaml-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if importlib.util.find_spec("flaml") is None:
-        print(INSTALL_HINT, file=sys.stderr)
-        return 2
+    peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())
+    if unknown_peers := [p for p in peers if p not in ("flaml", "autogluon")]:
+        parser.error(f"--peers: unknown {', '.join(unknown_peers)}; known: flaml, autogluon")
     if args.flaml_worker is not None:
         flaml_worker(args.flaml_worker)
         return 0
-    try:
-        from flaml import AutoML  # noqa: F401  (the automl extras: lightgbm, xgboost, scipy)
-    except ImportError as exc:
-        print(f"{INSTALL_HINT} ({exc})", file=sys.stderr)
-        return 2
+    reused_rows: dict[str, dict[str, Any]] = {}
+    if args.reuse_peers is not None:
+        try:
+            old = json.loads(args.reuse_peers.read_text())
+            reused_rows = {row["task"]: row for row in old["results"]}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            parser.error(f"--reuse-peers: cannot read {args.reuse_peers} ({exc})")
 
     from crew._units import parse_duration
 
@@ -491,21 +627,40 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in names if t not in known]
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if "flaml" in peers and args.reuse_peers is None:
+        try:
+            from flaml import AutoML  # noqa: F401  (the automl extras: lightgbm, xgboost, scipy)
+        except ImportError as exc:
+            print(f"{INSTALL_HINT} ({exc})", file=sys.stderr)
+            return 2
+    if "autogluon" in peers and args.reuse_peers is None:
+        python = args.autogluon_python or sys.executable
+        try:
+            found = subprocess.run([python, "-c", "import autogluon.tabular"], capture_output=True).returncode == 0
+        except OSError:
+            found = False
+        if not found:
+            print(f"bench/compare.py: {python} cannot import autogluon.tabular; install it there or pass "
+                  "--autogluon-python, or leave it out with --peers flaml", file=sys.stderr)
+            return 2
     cpus = _cpus(args.cores)
     work = args.work or REPO / "runs" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     _log(f"tasks: {', '.join(names)}; cpus {cpus}; run folders in {work}")
 
-    results = [compare_task(name, *known[name], work / name, budget, args.seed, cpus) for name in names]
+    if reused_rows and (missing := [n for n in names if n not in reused_rows]):
+        parser.error(f"--reuse-peers: {args.reuse_peers} has no row for {', '.join(missing)}")
+    results = [compare_task(name, *known[name], work / name, budget, args.seed, cpus, peers, args.autogluon_python,
+                            reused_rows.get(name) if reused_rows else None) for name in names]
     summary = summarize(results)
     print(render(results, summary))
-
-    import flaml
+    if args.reuse_peers is not None:
+        print(f"\n(peers' rows reused from {args.reuse_peers}; only crew ran in this comparison)")
 
     from crew import __version__ as crew_version
 
     payload = {
-        "budget_override_s": budget, "seed": args.seed, "cpus": cpus, "work": str(work),
-        "crew_version": crew_version, "flaml_version": flaml.__version__,
+        "budget_override_s": budget, "seed": args.seed, "cpus": cpus, "work": str(work), "peers": list(peers),
+        "reused_peers": str(args.reuse_peers) if args.reuse_peers else None, "crew_version": crew_version,
         "results": [asdict(r) for r in results], "summary": summary,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -255,6 +255,10 @@ class Metric:
     """Scored on the log of the probabilities (log_loss): it takes every class's column even for a binary target,
     clipped away from 0."""
     fast: Callable[[np.ndarray, Sequence[str], str], Scorer] | None = None
+    decides: bool = False
+    """Scored on labels whose best choice is not always the most probable class (a threshold for f1, the class
+    priors for balanced accuracy and macro averages): labels are decided from the probabilities with per-class
+    weights fitted on out-of-fold predictions (the experiment script's `fit_weights`)."""
 
     def score(self, y_true: Sequence[object] | np.ndarray, y_pred: Sequence[object] | np.ndarray,
               classes: Sequence[str] = ()) -> float:
@@ -277,14 +281,15 @@ METRICS: dict[str, Metric] = {
                fast=_fast_accuracy),
         Metric("balanced_accuracy", True, "classification", "label", False, _labels(skm.balanced_accuracy_score),
                template="    return metrics.balanced_accuracy_score(y, raw.argmax(axis=1))", best=1.0,
-               fast=_fast_balanced_accuracy),
+               fast=_fast_balanced_accuracy, decides=True),
         Metric("f1", True, "classification", "label", True, _f1,
                template='    positive = TASK["classes"].index(TASK["positive"])\n'
-                        "    return metrics.f1_score(y == positive, raw.argmax(axis=1) == positive)", best=1.0, fast=_fast_f1),
+                        "    return metrics.f1_score(y == positive, raw.argmax(axis=1) == positive)", best=1.0, fast=_fast_f1,
+               decides=True),
         Metric("f1_macro", True, "classification", "label", False, _labels(skm.f1_score, average="macro"),
                template='    return metrics.f1_score(y, raw.argmax(axis=1), average="macro", '
                         'labels=range(len(TASK["classes"])))', best=1.0,
-               fast=_fast_f1_macro),
+               fast=_fast_f1_macro, decides=True),
         Metric("roc_auc", True, "classification", "proba", False, _roc_auc,
                template='    if TASK["target_type"] == "binary":\n'
                         '        positive = TASK["classes"].index(TASK["positive"])\n'

@@ -149,11 +149,12 @@ class Modeler(Role):
         phase, insight = step.get("phase", "draft"), step.get("insight")
         if parent is None or phase in ("baseline", "draft"):
             model = step.get("model") or "linear"
-            preprocessing = [p for p in plan.get("search_space", {}).get("preprocessing", [])
-                             if p in INSIGHTS and INSIGHTS[p].draft]
+            space = plan.get("search_space", {})
+            preprocessing = [p for p in space.get("preprocessing", []) if p in INSIGHTS and INSIGHTS[p].draft]
+            features = [f for f in space.get("feature_engineering", []) if f in INSIGHTS and INSIGHTS[f].draft]
             return Design(rationale=f"{phase}: {model} with default settings", model=model,
                           params=default_params(model, rows=rows, regression=regression),
-                          preprocessing=preprocessing, folds=int(plan.get("cv_folds", 5)),
+                          preprocessing=preprocessing, features=features, folds=int(plan.get("cv_folds", 5)),
                           repeats=int(plan.get("cv_repeats", 1)),
                           seed=int(step.get("seed", 0)), insight=insight or model)
         spec = dict(parent["spec"])
@@ -181,7 +182,7 @@ class Modeler(Role):
                       / max(1, design.bags) / max(1, design.repeats))  # one pass over the folds, one seed
         if insight in FEATURES and insight not in design.features:
             design.features.append(insight)
-        elif insight == "missing_indicators" and insight not in design.preprocessing:
+        elif insight in ("missing_indicators", "native_categories") and insight not in design.preprocessing:
             design.preprocessing.append(insight)
         elif insight == "tune":
             trials = 40 if rows < 20_000 else 15

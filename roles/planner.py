@@ -57,6 +57,7 @@ class Planner(Role):
         context = super().context(state)
         task = as_task(context["task"])
         info = {**task.summary(), "rows": task.shapes.get("train", (0, 0))[0], "target_type": task.target_type,
+                "n_classes": len(task.classes),
                 "wall_time_s": task.budget.wall_time, "experiment_time_s": task.budget.experiment_time}
         return {"task": info, "data_report": context["data_report"]}
 
@@ -68,8 +69,7 @@ class Planner(Role):
         preprocessing = [name for name in suggested if INSIGHTS[name].stage == "preprocessing"]
         features = ["none", *(name for name in suggested if INSIGHTS[name].stage == "feature_engineering")]
         linear = "linear"
-        models = [name for name, family in FAMILIES.items()
-                  if family.draft_max_rows is None or rows <= family.draft_max_rows]
+        models = [name for name, family in FAMILIES.items() if family.drafted(rows, int(task.get("n_classes", 0)))]
         folds = 10 if rows < 1_000 else 5 if rows < 100_000 else 3
         # On small data one split's CV is noisy enough to crown the wrong "best"; redrawn splits cost little there.
         repeats = 3 if rows < 2_000 else 2 if rows < 10_000 else 1

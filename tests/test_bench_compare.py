@@ -91,9 +91,9 @@ def test_summary_mixed_directions_edge_cases_and_budget():
     assert s["crew_all_within_budget"] is False and s["crew_over_budget"] == ["crew-invalid"]
     assert s["crew_max_wall_over_budget"] == pytest.approx(1.06)
     text = compare.render(rows, s)
-    assert text.splitlines()[0].startswith("| task | metric | crew | FLAML |")
-    assert "| rmse | m ↓ | 4.0000 | 2.0000 | 8.0000 |" in text
-    assert "| crew-invalid | m ↓ | invalid |" in text and "(over)" in text
+    assert text.splitlines()[0].startswith("| task | metric | crew | FLAML | AutoGluon |")
+    assert "| rmse | m ↓ | 4.0000 | 2.0000 | — | 8.0000 |" in text
+    assert "| crew-invalid | m ↓ | — |" in text and "crew over" in text
     assert "mean NS: 0.667 over 3 task(s) (1 undefined: flaml-dummy)" in text
     assert "crew >= FLAML: 2/4" in text and "crew 75%, FLAML 100%" in text
     json.dumps(s)  # what --out writes
@@ -194,9 +194,39 @@ def test_tasks_discovered_and_unknown_task_rejected(capsys):
 
 
 def test_without_flaml_main_says_how_to_install(monkeypatch, capsys):
-    monkeypatch.setattr(compare.importlib.util, "find_spec", lambda name: None)
-    assert compare.main(["--tasks", "breast-cancer"]) == 2
+    monkeypatch.setitem(sys.modules, "flaml", None)  # import flaml raises ImportError
+    assert compare.main(["--tasks", "breast-cancer", "--peers", "flaml"]) == 2
     assert "pip install -e '.[bench]'" in capsys.readouterr().err
+
+
+def test_without_autogluon_main_names_the_interpreter(capsys):
+    assert compare.main(["--tasks", "breast-cancer", "--peers", "autogluon",
+                         "--autogluon-python", sys.executable + "-missing"]) == 2
+    assert "cannot import autogluon.tabular" in capsys.readouterr().err
+
+
+def test_error_ratios_are_distances_to_a_perfect_score_with_a_floor():
+    assert compare.error_ratio(0.9, 0.8, 0.5, 1.0) == pytest.approx(0.5)  # errors 0.1 vs 0.2
+    assert compare.error_ratio(2.0, 4.0, 8.0, 0.0) == pytest.approx(0.5)  # a loss: same arithmetic
+    assert compare.error_ratio(1.0, 0.9, 0.5, 1.0) == pytest.approx(0.005 / 0.1)  # perfect: floored at 1% of 0.5
+    assert compare.error_ratio(None, 0.9, 0.5, 1.0) is None and compare.error_ratio(0.9, 0.9, 0.5, None) is None
+    assert compare.geometric_mean([0.5, 2.0]) == pytest.approx(1.0) and compare.geometric_mean([]) is None
+    row = compare.TaskResult(task="t", metric="m", higher_is_better=True, budget_s=10, dummy=0.5, crew=0.9,
+                             flaml=0.8, autogluon=0.95, best=1.0)
+    assert row.crew_ge_flaml and not row.crew_ge_autogluon and row.error_ratio_autogluon == pytest.approx(2.0)
+    s = compare.summarize([row])
+    assert s["geomean_error_ratio_flaml"] == pytest.approx(0.5) and s["crew_ge_autogluon"] == 0
+
+
+def test_autogluon_worker_spec_never_names_the_answers(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(compare, "_run", lambda cmd, log, cpus, timeout, cwd: calls.append(cmd) or (0.0, 0))
+    task = Task.load(EXAMPLE_TASK / "task.yaml")
+    compare.run_autogluon(task, EXAMPLE_TASK, tmp_path / "ag", 60.0, 0, [0], "python-x")
+    spec = json.loads((tmp_path / "ag" / "spec.json").read_text())
+    assert "answers" not in json.dumps(spec) and "grading" not in json.dumps(spec)
+    assert spec["ag_metric"] == "roc_auc" and spec["presets"] == "best_quality" and spec["n_jobs"] == 1
+    assert calls[0][0] == "python-x" and calls[0][1].endswith("autogluon_worker.py")
 
 
 def test_flaml_worker_spec_never_names_the_answers(tmp_path, monkeypatch):

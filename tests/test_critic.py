@@ -43,8 +43,9 @@ def test_critic_passes_check_role():
 def test_workload_is_read_from_the_syntax_tree(task):
     work = read_workload(_code(task, folds=7, tune_trials=12, params={"n_estimators": 250}), rows=1000, columns=5)
     assert (work.family, work.folds, work.tune_trials, work.estimators) == ("lightgbm", 7, 12, 250)
+    assert work.early_stopping and work.refit  # a booster's rounds are a cap; test predictions get one more fit
     bagged = read_workload(_code(task, folds=5, bags=4, repeats=2), rows=1000, columns=5)
-    assert (bagged.bags, bagged.repeats, bagged.fits) == (4, 2, 40)
+    assert (bagged.bags, bagged.repeats, bagged.fits) == (4, 2, 5 * 4 * 2 + 4)  # + one refit per bag
     hand_written = "from sklearn.model_selection import KFold\nfrom sklearn.svm import SVC\ncv = KFold(n_splits=4)\n"
     work = read_workload(hand_written, rows=1000)
     assert (work.families, work.folds) == (["svm"], 4)

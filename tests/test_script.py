@@ -22,8 +22,8 @@ def test_classes_are_encoded_in_the_tasks_order(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(("preprocess", "width"), [
-    ({"impute": True, "indicators": True, "scale": True, "one_hot": True}, 1 + 1 + 3),  # a, a missing, 3 colours
-    ({"impute": False, "indicators": False, "scale": False, "one_hot": False}, 1 + 1),  # a, colour as a code
+    ({"impute": True, "indicators": True, "scale": True, "one_hot": True, "native": ""}, 1 + 1 + 3),  # a, a missing,
+    ({"impute": False, "indicators": False, "scale": False, "one_hot": False, "native": ""}, 1 + 1),  # 3 colours
 ])
 def test_the_preprocessor_follows_the_spec(monkeypatch: pytest.MonkeyPatch, preprocess: dict, width: int) -> None:
     monkeypatch.setattr(script, "PREPROCESS", preprocess)
@@ -52,12 +52,16 @@ def test_features_are_computed_on_train_and_test_together(monkeypatch: pytest.Mo
     assert {"when__epoch_days", "c__freq", "note__chars"} <= set(numeric)
 
 
-def test_folds_are_stratified_only_when_every_class_fills_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_folds_stay_stratified_when_a_class_is_rarer_than_the_folds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(script, "FOLDS", 3)
     assert type(script.splitter(np.array([0, 1] * 6))).__name__ == "StratifiedKFold"
-    assert type(script.splitter(np.array([0] * 10 + [1, 1]))).__name__ == "KFold"
+    y = np.array([0] * 10 + [1, 1])
+    folds = list(script.splitter(y).split(y, y))  # the two rare rows land in different folds, not by chance
+    assert sorted(int(y[valid].sum()) for _, valid in folds) == [0, 1, 1]
     monkeypatch.setattr(script, "REPEATS", 2)
     assert type(script.splitter(np.array([0, 1] * 6))).__name__ == "RepeatedStratifiedKFold"
+    monkeypatch.setattr(script, "TASK", REGRESSION)
+    assert type(script.splitter(np.arange(12.0))).__name__ == "RepeatedKFold"
 
 
 def test_a_log_target_round_trips_and_is_only_taken_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,9 +78,11 @@ def test_cross_validation_predicts_every_row_once_per_repeat(monkeypatch: pytest
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
     y = (X["a"] > 0).to_numpy(dtype=int)
-    oof, test_pred, folds, train = script.cross_validate(X, y, X.iloc[:5], ["a", "b"], [], {"C": 1.0})
+    oof, test_pred, parts, rounds = script.cross_validate(X, y, X.iloc[:5], ["a", "b"], [], {"C": 1.0})
+    folds, train = script.fold_scores(y, parts, np.ones(2))
     assert oof.shape == (60, 2) and oof.sum(axis=1) == pytest.approx(1.0)  # two repeats averaged, not summed
     assert test_pred.shape == (5, 2) and len(folds) == 6 and min(folds) > 0.8 and np.mean(train) > 0.8
+    assert rounds == []  # a linear model has no boosting rounds to choose
 
 
 def test_submissions_are_valid_whatever_the_averaging_left(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,3 +104,67 @@ def test_stage_values_round_trip_through_the_safe_formats(tmp_path) -> None:
     assert "item0.parquet" in manifest
     with pytest.raises(TypeError):
         script.save_stage(object(), str(tmp_path / "other"))
+
+
+def _task_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                      "colour": rng.choice(["red", "green", "blue"], size=n)})
+    X.loc[rng.random(n) < 0.2, "a"] = np.nan
+    y = ((X["a"].fillna(0) + (X["colour"] == "red") + rng.normal(scale=0.5, size=n)) > 0.5).to_numpy(dtype=int)
+    return X, y
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "hist_gradient_boosting", "catboost"])
+def test_boosters_stop_early_on_held_out_rows_and_refit_with_the_rounds_kept(monkeypatch: pytest.MonkeyPatch,
+                                                                              family: str) -> None:
+    from crew.tools.catalogue import FAMILIES
+    spec = FAMILIES[family]
+    monkeypatch.setattr(script, "make_model", getattr(script, f"make_model__{family}__classification"))
+    monkeypatch.setattr(script, "fit_model", getattr(script, f"fit__{family}"))
+    monkeypatch.setattr(script, "EARLY_STOPPING", 10)
+    monkeypatch.setattr(script, "ROUNDS_KEY", spec.rounds_key)
+    monkeypatch.setattr(script, "PREPROCESS", {"impute": False, "indicators": False, "scale": False,
+                                               "one_hot": False, "native": spec.native_categories})
+    X, y = _task_frame(400)
+    params = {**spec.params(rows=400), spec.rounds_key: 300, "learning_rate": 0.3}
+    model, kept = script.fit_pipeline(X, y, ["a", "b"], ["colour"], params, seed=0)
+    assert kept is not None and 1 <= kept < 300  # a high learning rate stops long before the cap
+    assert script.predict_raw(model, X).shape == (400, 2)
+    refit, none = script.fit_pipeline(X, y, ["a", "b"], ["colour"], params, seed=0, rounds=7, early=False)
+    assert none is None and script.predict_raw(refit, X.iloc[:3]).sum(axis=1) == pytest.approx(1.0)
+    assert script.refit_rounds([10, 20, 30]) == 22 and script.refit_rounds([]) is None
+
+
+def test_native_categories_keep_the_levels_seen_in_fit() -> None:
+    frame = pd.DataFrame({"num__a": [1.0, 2.0, 3.0], "cat__c": [0.0, 2.0, np.nan], "cat__wide": [0.0, 300.0, 1.0]})
+    native = script.NativeCategories().fit(frame)
+    out = native.transform(frame)
+    assert list(out["cat__c"].cat.categories) == [0, 1, 2] and out["cat__c"].isna().tolist() == [False, False, True]
+    assert out["cat__wide"].dtype == float  # too many levels to split on natively: stays a code
+    assert script.NativeCategories(codes=True).fit(frame).transform(frame)["cat__c"].tolist() == [0, 2, -1]
+
+
+def test_a_fold_missing_a_class_still_predicts_every_class_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(script, "TASK", {**script.TASK, "classes": ["a", "b", "c"], "target_type": "multiclass"})
+    monkeypatch.setattr(script, "make_model", script.make_model__xgboost__classification)
+    monkeypatch.setattr(script, "fit_model", script.fit__xgboost)
+    X, _ = _task_frame(60)
+    y = np.array([0, 2] * 30)  # class 1 absent: XGBoost alone would refuse labels that are not 0..k-1
+    model, _ = script.fit_pipeline(X, y, ["a", "b"], ["colour"], {"n_estimators": 5}, seed=0)
+    raw = script.predict_raw(model, X)
+    assert raw.shape == (60, 3) and (raw[:, 1] == 0).all() and raw.sum(axis=1) == pytest.approx(1.0)
+
+
+def test_the_decision_threshold_is_fitted_for_label_metrics_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.15).astype(int)
+    p = np.clip(0.08 + 0.25 * y + rng.normal(scale=0.1, size=2000), 0.01, 0.99)  # positives never above 0.5
+    raw = np.column_stack([1 - p, p])
+    assert (script.decision(y, raw) == 1).all()  # accuracy: argmax is already the best guess
+    monkeypatch.setattr(script, "TASK", {**script.TASK, "metric": "f1", "decides": True})
+    monkeypatch.setattr(script, "score", lambda y, raw: float(
+        __import__("sklearn.metrics").metrics.f1_score(y, raw.argmax(axis=1))))
+    weights = script.decision(y, raw)
+    assert weights[0] == 1 and weights[1] > 1  # the positive class needs less than 0.5 to be chosen
+    assert script.score(y, script.decided(raw, weights)) > script.score(y, raw) + 0.3

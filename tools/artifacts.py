@@ -14,6 +14,7 @@ script's author can act on.
 from __future__ import annotations
 
 import stat
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "ArtifactError",
     "aligned_predictions",
     "canonical",
+    "class_weights",
     "count_rows",
     "file_size",
     "is_constant",
@@ -209,11 +211,32 @@ def aligned_predictions(path: Path, task: Task, which: str) -> tuple[str, np.nda
     return kind, out
 
 
-def metric_input(kind: str, values: np.ndarray, task: Task, metric: Metric) -> np.ndarray:
-    """What `metric.score` takes, computed as the pipeline template does (argmax, positive column, clipping)."""
+def class_weights(metrics: Mapping[str, Any] | None, task: Task) -> np.ndarray | None:
+    """The per-class decision weights an experiment reports in metrics.json (`class_weights`: its labels are the
+    argmax of probabilities x weights, see `crew.Metric.decides`); None when it reports none or the metric scores
+    probabilities. ArtifactError for weights that are not one positive number per class."""
+    value = (metrics or {}).get("class_weights")
+    if value is None or task.metric_info.submission != "label":
+        return None
+    try:
+        weights = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        weights = np.asarray([], dtype=float)
+    if weights.shape != (len(task.classes),) or not np.isfinite(weights).all() or (weights <= 0).any():
+        raise ArtifactError(f"metrics.json's class_weights must be {len(task.classes)} positive numbers, one per "
+                            f"class in the order {task.classes[:10]}; got {str(value)[:80]}")
+    return weights
+
+
+def metric_input(kind: str, values: np.ndarray, task: Task, metric: Metric,
+                 weights: np.ndarray | None = None) -> np.ndarray:
+    """What `metric.score` takes, computed as the pipeline template does (argmax, positive column, clipping);
+    labels are the argmax of the probabilities times the decision `weights` when there are some."""
     classes = task.classes
     if metric.submission == "label":
-        return values if kind == "label" else np.asarray(classes, dtype=object)[values.argmax(axis=1)]
+        if kind == "label":
+            return values
+        return np.asarray(classes, dtype=object)[(values if weights is None else values * weights).argmax(axis=1)]
     if metric.submission == "proba":
         if kind != "proba":
             return values

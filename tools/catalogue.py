@@ -35,7 +35,7 @@ def _same(params: Params) -> Params:
 def _more_estimators(params: Params) -> Params:
     """Twice the trees or rounds; boosters at half the learning rate, so the ensemble grows without overfitting."""
     out = dict(params)
-    for key in ("n_estimators", "max_iter"):
+    for key in ("n_estimators", "max_iter", "iterations"):
         if key in out:
             out[key] = int(out[key] * 2)
     if "learning_rate" in out:
@@ -68,8 +68,21 @@ class Family:
     """The defaults each kind of target uses, when they differ (a linear model's C or alpha)."""
     draft_max_rows: int | None = None
     """Drafted only up to this many rows: beyond it the family costs much for little (kernels, forests)."""
+    draft_max_classes: int | None = None
+    """Drafted only up to this many classes (CatBoost's multi-class fits are several times slower per class)."""
     regularize: Callable[[Params], Params] = _same
     """The parameters one step more regularized than `params`."""
+    rounds_key: str = ""
+    """The parameter that counts boosting rounds: set for a booster, whose rounds early stopping chooses (its
+    value in `defaults` is then a cap, not a guess)."""
+    native_categories: Literal["", "category", "codes"] = ""
+    """How it takes categorical columns natively: as pandas categories, as integer codes (CatBoost), or not at
+    all (ordinal codes as numbers, or one-hot for a scaled model)."""
+
+    def drafted(self, rows: int, classes: int = 0) -> bool:
+        """Whether drafts try it on data of `rows` rows and `classes` classes (0 for regression)."""
+        return ((self.draft_max_rows is None or rows <= self.draft_max_rows)
+                and (self.draft_max_classes is None or classes <= self.draft_max_classes))
 
     def estimator(self, regression: bool) -> str:
         return self.regressor if regression else self.classifier
@@ -107,28 +120,34 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            scaled=True, handles_nan=False, seeded=False, ensemble=False, defaults={"C": 1.0, "alpha": 1.0},
            classification_keys=("C",), regression_keys=("alpha",), regularize=_regularize_linear),
     Family("lightgbm", "lightgbm.LGBMClassifier", "lightgbm.LGBMRegressor", scaled=False, handles_nan=True,
-           seeded=True, ensemble=True,
-           defaults={"n_estimators": 400, "learning_rate": 0.04, "num_leaves": 31, "min_child_samples": 20,
+           seeded=True, ensemble=True, rounds_key="n_estimators", native_categories="category",
+           defaults={"n_estimators": 1000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
                      "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1e-6},
            small_data={"num_leaves": 15, "min_child_samples": 10, "learning_rate": 0.03},
            regularize=_updated(num_leaves=lambda p: max(4, p.get("num_leaves", 31) // 2),
                                min_child_samples=lambda p: p.get("min_child_samples", 20) * 2,
                                reg_lambda=lambda p: max(1.0, p.get("reg_lambda", 0.0) * 4))),
     Family("xgboost", "xgboost.XGBClassifier", "xgboost.XGBRegressor", scaled=False, handles_nan=True, seeded=True,
-           ensemble=True,
-           defaults={"n_estimators": 400, "learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0,
+           ensemble=True, rounds_key="n_estimators", native_categories="category",
+           defaults={"n_estimators": 1000, "learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0,
                      "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0},
            small_data={"max_depth": 4, "learning_rate": 0.03},
            regularize=_updated(max_depth=lambda p: max(2, p.get("max_depth", 6) - 2),
                                min_child_weight=lambda p: p.get("min_child_weight", 1.0) * 4)),
     Family("hist_gradient_boosting", "sklearn.ensemble.HistGradientBoostingClassifier",
            "sklearn.ensemble.HistGradientBoostingRegressor", scaled=False, handles_nan=True, seeded=False,
-           ensemble=True,
-           defaults={"max_iter": 300, "learning_rate": 0.06, "max_leaf_nodes": 31, "l2_regularization": 1e-6,
+           ensemble=True, rounds_key="max_iter", native_categories="category",
+           defaults={"max_iter": 1000, "learning_rate": 0.06, "max_leaf_nodes": 31, "l2_regularization": 1e-6,
                      "min_samples_leaf": 20},
            small_data={"max_leaf_nodes": 15, "min_samples_leaf": 10, "learning_rate": 0.04},
            regularize=_updated(max_leaf_nodes=lambda p: max(4, p.get("max_leaf_nodes", 31) // 2),
                                l2_regularization=lambda p: max(1.0, p.get("l2_regularization", 0.0) * 4))),
+    Family("catboost", "catboost.CatBoostClassifier", "catboost.CatBoostRegressor", scaled=False, handles_nan=True,
+           seeded=True, ensemble=True, rounds_key="iterations", native_categories="codes", draft_max_classes=4,
+           defaults={"iterations": 1000, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0},
+           small_data={"learning_rate": 0.04},
+           regularize=_updated(depth=lambda p: max(3, p.get("depth", 6) - 2),
+                               l2_leaf_reg=lambda p: p.get("l2_leaf_reg", 3.0) * 3)),
     Family("extra_trees", "sklearn.ensemble.ExtraTreesClassifier", "sklearn.ensemble.ExtraTreesRegressor",
            scaled=False, handles_nan=False, seeded=True, ensemble=True, defaults=_FOREST, draft_max_rows=200_000,
            regularize=_regularize_forest),
@@ -159,7 +178,8 @@ class Insight:
     suggest: Callable[[Mapping[str, Any]], bool] | None = None
     """Whether the planner offers it for data with this analyst report (None: never on its own)."""
     draft: bool = False
-    """Drafts start with it when the plan offers it (preprocessing only)."""
+    """Drafts start with it when the plan offers it (a date column's parts: without them a draft would not see
+    the column at all)."""
     applies: Callable[[Family | None, Mapping[str, Any]], bool] | None = None
     """Whether adding it to a family's pipeline (None: a script of a chat model's own) can change its predictions
     at all, given the plan; None: always."""
@@ -183,12 +203,16 @@ INSIGHTS: dict[str, Insight] = {i.name: i for i in (
             suggest=_has("categorical_columns"), draft=True),
     Insight("ordinal_high_cardinality", "preprocessing", "categories as ordinal codes for trees",
             suggest=_has("categorical_columns"), draft=True),
+    Insight("native_categories", "preprocessing", "categories split natively by the booster (any subset of levels "
+            "per split) instead of as ordinal codes", suggest=_has("categorical_columns"),
+            applies=lambda family, plan: family is not None and family.native_categories == "category"
+            and "native_categories" in plan.get("search_space", {}).get("preprocessing", [])),
     Insight("drop_id_and_constant_columns", "preprocessing", "drop ids and constant columns",
             suggest=_has("drop_columns")),
     Insight("drop_leakage_suspects", "preprocessing", "drop columns that predict the target too well to be true",
             suggest=_has("leakage_suspects"), draft=True),
-    Insight("datetime_parts", "feature_engineering", "year, month, day, weekday, hour and epoch days of dates",
-            suggest=_has("datetime_columns")),
+    Insight("datetime_parts", "feature_engineering", "year, month, day, day of year, weekday, hour and epoch days "
+            "of dates", suggest=_has("datetime_columns"), draft=True),
     Insight("text_tfidf", "feature_engineering", "TF-IDF of text columns reduced by truncated SVD",
             suggest=_has("text_columns")),
     Insight("numeric_interactions", "feature_engineering", "products and ratios of the first numeric columns",
@@ -208,7 +232,7 @@ INSIGHTS: dict[str, Insight] = {i.name: i for i in (
 
 PREPROCESSING = tuple(n for n, i in INSIGHTS.items() if i.stage == "preprocessing")
 FEATURES = tuple(n for n, i in INSIGHTS.items() if i.stage == "feature_engineering")
-IMPROVEMENTS = ("tune", "regularize", "more_estimators", "missing_indicators", "seed_bag")
+IMPROVEMENTS = ("tune", "regularize", "more_estimators", "missing_indicators", "native_categories", "seed_bag")
 """Insights the expert adds to a parent besides `FEATURES`, in the order strategies try them."""
 
 

@@ -84,8 +84,9 @@ PRIORS: dict[str, FamilyPrior] = {
     "mlp": FamilyPrior(fixed=0.5, per_unit=3.0e-5, power=1.0, estimators=200),
     "unknown": FamilyPrior(fixed=0.5, per_unit=4.0e-5, power=1.0),
 }
-"""Measured with one thread per experiment inside the sandbox (`bench/cost_priors.py`); gradient_boosting,
-catboost, mlp and unknown are not in the catalogue and carry rough guesses that the online correction fixes."""
+"""Measured with one thread per experiment inside the sandbox (`bench/cost_priors.py`); catboost (a catalogue
+family since early stopping), gradient_boosting, mlp and unknown carry rough guesses that the online correction
+fixes."""
 
 _STARTUP = 1.9  # interpreter, pandas and scikit-learn imports, reading a small csv
 _STARTUP_PER_CELL = 1.5e-6  # reading and encoding each train+test cell
@@ -109,6 +110,10 @@ class Workload(BaseModel):
     columns: int = 1
     classes: int = 1
     threads: int = 1
+    early_stopping: bool = False
+    """Boosters stop early: the estimators read are a cap, of which `EARLY_STOPPED_SHARE` is the expected use."""
+    refit: bool = False
+    """Test predictions come from one more fit per bag on every row."""
 
     @property
     def family(self) -> str:
@@ -119,7 +124,8 @@ class Workload(BaseModel):
 
     @property
     def fits(self) -> int:
-        return self.folds * self.repeats * self.bags + self.tune_trials * min(self.folds, self.tune_folds)
+        return (self.folds * self.repeats * self.bags + self.tune_trials * min(self.folds, self.tune_folds)
+                + (self.bags if self.refit else 0))
 
     @property
     def rows_per_fit(self) -> int:
@@ -127,8 +133,15 @@ class Workload(BaseModel):
         return min(rows, self.subsample) if self.subsample else rows
 
 
+EARLY_STOPPED_SHARE = 0.3
+"""The share of their round cap early-stopped boosters use, before the online correction learns this run's."""
+
+
 def _prior_fit_seconds(prior: FamilyPrior, work: Workload, family: str) -> float:
-    scale = (work.estimators or prior.estimators) / prior.estimators if prior.estimators > 1 else 1.0
+    estimators = float(work.estimators or prior.estimators)
+    if work.early_stopping and family in _BOOSTERS:
+        estimators = max(1.0, estimators * EARLY_STOPPED_SHARE)
+    scale = estimators / prior.estimators if prior.estimators > 1 else 1.0
     if family in _BOOSTERS and work.classes > 2:
         scale *= work.classes  # one tree per class per boosting round
     units = float(work.rows_per_fit) * max(1, work.columns)
@@ -182,6 +195,7 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
     trials = 0
     bags = repeats = 1
     subsample: int | None = None
+    early_stopping = refit = False
     splitter_seen = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -196,6 +210,10 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
                 bags = value
             elif name in _REPEAT_CONSTANTS and isinstance(value, int) and value >= 1:
                 repeats = value
+            elif name == "EARLY_STOPPING" and isinstance(value, int):
+                early_stopping = value > 0
+            elif name == "REFIT" and isinstance(value, bool):
+                refit = value
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
                 if isinstance(key, ast.Constant) and key.value in _ESTIMATOR_KEYS and isinstance(_constant(value), int):
@@ -226,7 +244,7 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
         folds = 5 if splitter_seen else 1
     return Workload(families=families, estimators=max(estimators) if estimators else None, folds=max(1, folds),
                     tune_trials=trials, repeats=repeats, bags=bags, subsample=subsample, rows=rows, test_rows=test_rows, columns=columns,
-                    classes=classes, threads=threads)
+                    classes=classes, threads=threads, early_stopping=early_stopping, refit=refit)
 
 
 def _geometric_mean(values: Iterable[float]) -> float | None:

@@ -34,9 +34,10 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from crew import Metric, Task, canonical_labels, oriented, positive_label
+from crew import METRICS, Metric, Task, canonical_labels, oriented, positive_label
 from crew.errors import CrewError
 from crew.tools import artifacts
+from crew.tools.script import fit_weights
 from crew.tools.submission import TaskRows, task_rows
 
 __all__ = [
@@ -318,6 +319,9 @@ class Selection:
     in_sample: float
     """The chosen option's score on its own OOF rows (optimistic for an ensemble)."""
     candidate_scores: dict[str, float]
+    class_weights: list[float] | None = None
+    """The decision for a metric that `decides` labels: labels are the argmax of `test` x these weights, fitted on
+    the chosen option's OOF rows."""
     fold_scores: dict[str, list[float]] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
 
@@ -327,7 +331,7 @@ class Selection:
                 "weights": self.weights, "best_single": self.best_single, "ensemble_weights": self.ensemble_weights,
                 "ensemble_cv": self.ensemble_cv, "single_cv": self.single_cv, "gain": self.gain,
                 "gain_se": self.gain_se, "in_sample": self.in_sample, "candidate_scores": self.candidate_scores,
-                "fold_scores": self.fold_scores, "rationale": self.rationale,
+                "fold_scores": self.fold_scores, "rationale": self.rationale, "class_weights": self.class_weights,
                 "skipped": [{"folder": str(s.folder), "reason": s.reason} for s in self.skipped]}
 
 
@@ -347,17 +351,47 @@ def _fmt(value: float) -> str:
     return f"{value:.5g}"
 
 
+def _decision(task: Task, target: np.ndarray, raw: np.ndarray) -> np.ndarray | None:
+    """Class weights fitted on these rows for a metric that `decides` labels (see `crew.tools.script.fit_weights`),
+    else None (plain argmax, or not labels at all)."""
+    if not task.metric_info.decides or task.target_type == "regression":
+        return None
+    scorer = _scorer(task, target)
+    return fit_weights(target, raw, lambda _, r: scorer(r))
+
+
+def _proxy(task: Task, target: np.ndarray) -> Scorer:
+    """What greedy weights are fitted to: the metric itself, or for a metric that decides labels the log loss of
+    the blend (its decision is fitted afterwards; a blend's probabilities are what the decision needs)."""
+    if task.metric_info.decides and task.target_type != "regression":
+        fast = METRICS["log_loss"].fast
+        assert fast is not None
+        loss = fast(target, task.classes, str(task.target_type))
+        return lambda p: -loss(p)
+    metric = task.metric_info
+    scorer = _scorer(task, target)
+    return lambda p: _gain(metric, scorer(p))
+
+
+def _decided(raw: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    return raw if weights is None else raw * weights
+
+
 def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, init: int = 1, folds: int = 5,
-           margin: float = 1.0, bootstraps: int = 200, seed: int = 0) -> Selection:
+           margin: float = 0.0, bootstraps: int = 200, seed: int = 0) -> Selection:
     """Pick the greedy ensemble or the best single model, on evidence that is not biased towards the ensemble.
 
     Nested selection: the OOF rows are split into `folds`; on each, the
     greedy weights and the best single model are chosen on the other folds
     and both scored on the held-out one. That gives every row an honest
     ensemble prediction and an honest single-model prediction. Their paired
-    difference is bootstrapped over rows (`bootstraps` resamples); the
-    ensemble wins only if its gain exceeds `margin` standard errors, since a
-    gain within the noise would buy complexity, not accuracy.
+    difference is bootstrapped over rows (`bootstraps` resamples) for its
+    standard error. The ensemble wins when its nested gain is positive and
+    exceeds `margin` standard errors (0 by default: the nested estimate is
+    already unbiased, and an averaged blend rarely loses what it gains).
+    For a metric that `decides` labels, the blend is fitted to the log loss
+    and each option's decision (class weights) is fitted on the same rows
+    as its choice, then applied to the held-out ones.
     """
     if rounds < 1 or init < 1 or folds < 2 or margin < 0 or bootstraps < 2:
         raise ValueError("need rounds >= 1, init >= 1, folds >= 2, margin >= 0 and bootstraps >= 2")
@@ -373,8 +407,10 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
     names = [c.name for c in candidates]
 
     def gain_on(idx: np.ndarray | None) -> Callable[[np.ndarray], float]:
-        scorer = _scorer(task, y if idx is None else y[idx])
-        return lambda p: _gain(metric, scorer(p))
+        """The decided score on these rows: the decision fitted on them first, when the metric has one."""
+        target = y if idx is None else y[idx]
+        scorer = _scorer(task, target)
+        return lambda p: _gain(metric, scorer(_decided(p, _decision(task, target, p))))
 
     # Nested: choose on K-1 folds, predict the held-out one.
     ensemble_nested = np.zeros_like(preds[0], dtype=float)
@@ -386,10 +422,11 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
         inner = np.setdiff1d(everything, held, assume_unique=True)
         inner_preds = [p[inner] for p in preds]
         inner_gain = gain_on(inner)
-        counts = _greedy(inner_preds, inner_gain, rounds=rounds, init=init)
+        counts = _greedy(inner_preds, _proxy(task, y[inner]), rounds=rounds, init=init)
         best = int(np.argmax([inner_gain(p) for p in inner_preds]))
-        ensemble_nested[held] = _blend([p[held] for p in preds], counts)
-        single_nested[held] = preds[best][held]
+        blend_weights = _decision(task, y[inner], _blend(inner_preds, counts))
+        ensemble_nested[held] = _decided(_blend([p[held] for p in preds], counts), blend_weights)
+        single_nested[held] = _decided(preds[best][held], _decision(task, y[inner], inner_preds[best]))
         held_score = _scorer(task, y[held])
         fold_scores["ensemble"].append(held_score(ensemble_nested[held]))
         fold_scores["single"].append(held_score(single_nested[held]))
@@ -411,7 +448,7 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
 
     # Final fits on all OOF rows.
     all_gain = gain_on(None)
-    counts = _greedy(preds, all_gain, rounds=rounds, init=init)
+    counts = _greedy(preds, _proxy(task, y), rounds=rounds, init=init)
     ensemble_weights = {n: int(c) for n, c in zip(names, counts, strict=True)}
     best = int(np.argmax([all_gain(p) for p in preds]))
     used = [n for n, c in ensemble_weights.items() if c]
@@ -442,8 +479,12 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
         else:
             verdict = (f"single model {names[best]}: the ensemble ({mix}) does not beat it by more than "
                        f"{margin:g} SE on held-out rows, so its in-sample gain is not trusted")
-    in_sample = full(oof)
+    decision = _decision(task, y, oof)
+    in_sample = full(_decided(oof, decision))
     rationale = f"{verdict} ({how}); {metric.name} of the submitted option on its own OOF rows {_fmt(in_sample)}"
+    if decision is not None:
+        rationale += (f"; labels decided with class weights {np.round(decision, 3).tolist()} fitted on those rows "
+                      f"(argmax alone: {_fmt(full(oof))})")
     if kind == "ensemble":
         rationale += " (optimistic: the weights were fitted on these rows)"
     if skipped:
@@ -453,6 +494,7 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
                      ensemble_weights=ensemble_weights, ensemble_cv=float(ensemble_cv), single_cv=float(single_cv),
                      gain=float(gain), gain_se=gain_se, in_sample=float(in_sample),
                      candidate_scores={c.name: c.score for c in candidates},
+                     class_weights=None if decision is None else [float(w) for w in decision],
                      fold_scores=fold_scores, skipped=skipped)
 
 
@@ -463,7 +505,7 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
 
 
 def select(task: Task, folders: Iterable[str | Path], *, rounds: int = 25, init: int = 1, folds: int = 5,
-           margin: float = 1.0, seed: int = 0, strict: bool = False) -> Selection:
+           margin: float = 0.0, seed: int = 0, strict: bool = False) -> Selection:
     """Load the experiment folders and choose what to submit; `crew.tools.submission.submission_frame(task,
     s.test_ids, s.test)` writes it."""
     candidates = load_candidates(task, folders, strict=strict)

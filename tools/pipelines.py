@@ -42,6 +42,9 @@ __all__ = [
     "stage_keys",
 ]
 
+EARLY_STOPPING_ROUNDS = 50
+"""A booster stops after this many rounds without gain on its held-out rows."""
+
 FEATURE_STEPS = tuple(step.__name__ for step in script.FEATURE_STEPS)
 """The feature insights the script implements (each a function of `crew.tools.script`), in the order it runs them."""
 
@@ -63,6 +66,8 @@ class TaskInfo(BaseModel):
     submission_columns: list[str]
     nonnegative: bool = Field(default=False, description="the metric needs predictions >= 0 (rmsle): the submission "
                                                            "is clipped at 0")
+    decides: bool = Field(default=False, description="the metric scores labels, decided from the class probabilities "
+                                                     "with weights fitted on out-of-fold predictions")
     rows: int = Field(default=10_000, description="train rows, for defaults that depend on data size")
 
     @classmethod
@@ -75,7 +80,7 @@ class TaskInfo(BaseModel):
                    target_type=task.target_type or "regression", classes=classes,
                    positive=positive_label(classes) if task.target_type == "binary" else None,
                    submission=info.submission, submission_columns=task.submission_columns(),
-                   nonnegative=info.nonnegative,
+                   nonnegative=info.nonnegative, decides=info.decides,
                    rows=task.shapes.get("train", (10_000, 0))[0])
 
 
@@ -101,6 +106,8 @@ class PipelineSpec(BaseModel):
     tune_timeout: float = Field(default=0.0, ge=0)
     bags: int = Field(default=1, ge=1, description="models per fold, on seeds SEED, SEED+1, ...; predictions averaged")
     threads: int = Field(default=1, ge=1)
+    refit: bool = Field(default=True, description="test predictions from models fitted on every training row "
+                                                  "(boosters with the rounds the folds kept), not the folds' models")
 
     def insights(self) -> list[str]:
         extra = [f"tune_{self.tune_trials}_trials"] if self.tune_trials else []
@@ -125,7 +132,8 @@ def _source() -> tuple[str, list[str], dict[str, str]]:
     constants = [target.id for n in tree.body if n.lineno < first_function
                  for target in (n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, ast.AnnAssign)
                                 else []) if isinstance(target, ast.Name)]
-    functions = {n.name: ast.get_source_segment(text, n) or "" for n in tree.body if isinstance(n, ast.FunctionDef)}
+    functions = {n.name: ast.get_source_segment(text, n) or "" for n in tree.body
+                 if isinstance(n, ast.FunctionDef | ast.ClassDef)}
     return imports, constants, functions
 
 
@@ -135,8 +143,9 @@ def _renamed(code: str, name: str) -> str:
 
 
 _LOADING = ("canonical", "read", "load_data", "encode_target")
-_EVALUATION = ("splitter", "predict_raw", "target_forward", "target_back", "values", "cross_validate")
-_OUTPUT = ("tune", "submission_frame", "raw_frame", "main")
+_EVALUATION = ("splitter", "holdout", "fit_pipeline", "predict_raw", "target_forward", "target_back", "values",
+               "cross_validate", "fit_weights", "decision", "decided", "fold_scores")
+_OUTPUT = ("refit_rounds", "refit", "tune", "submission_frame", "raw_frame", "main")
 
 
 def _score(info: TaskInfo) -> str:
@@ -145,12 +154,13 @@ def _score(info: TaskInfo) -> str:
 
 
 def _model_code(spec: PipelineSpec, info: TaskInfo) -> str:
-    """`make_model` for the family and kind of target, after the private helpers it calls."""
+    """`make_model` for the family and kind of target, after the private helpers it calls, and `fit_model`."""
     _, _, functions = _source()
     kind = "regression" if info.target_type == "regression" else "classification"
     code = _renamed(functions[f"make_model__{spec.model}__{kind}"], "make_model")
     helpers = [functions[name] for name in functions if name.startswith("_") and re.search(rf"\b{name}\(", code)]
-    return "\n\n\n".join([*helpers, code])
+    fit = _renamed(functions.get(f"fit__{spec.model}", functions["fit__plain"]), "fit_model")
+    return "\n\n\n".join([*helpers, code, fit])
 
 
 def stage_blocks(spec: PipelineSpec, info: TaskInfo) -> dict[str, str]:
@@ -160,7 +170,10 @@ def stage_blocks(spec: PipelineSpec, info: TaskInfo) -> dict[str, str]:
     features = [*(functions[f] for f in chosen), f"FEATURE_STEPS = [{', '.join(chosen)}]", functions["add_features"]]
     evaluation = [_score(info), *(functions[f] for f in _EVALUATION),
                   _renamed(functions[f"space__{spec.model}"], "search_space"), *(functions[f] for f in _OUTPUT)]
-    return {"preprocessing": "\n\n\n".join([*(functions[f] for f in _LOADING), functions["preprocessor"]]),
+    preprocessing = [*(functions[f] for f in _LOADING), functions["preprocessor"]]
+    if FAMILIES[spec.model].native_categories:
+        preprocessing.append(functions["NativeCategories"])
+    return {"preprocessing": "\n\n\n".join(preprocessing),
             "feature_engineering": "\n\n\n".join(features),
             "model": _model_code(spec, info),
             "evaluation": "\n\n\n".join(evaluation)}
@@ -172,15 +185,20 @@ def _constants(spec: PipelineSpec, info: TaskInfo) -> dict[str, Any]:
     columns = {"numeric": spec.numeric, "categorical": spec.categorical, "datetime": spec.datetime,
                "text": spec.text, "drop": spec.drop}
     prep = spec.preprocessing
-    preprocess = {"impute": "impute_median" in prep or not family.handles_nan,
-                  "indicators": "missing_indicators" in prep or family.scaled,
+    # A model that splits on missing values gets them as they are ("was missing" is information); one that cannot
+    # gets the median and a 0/1 column saying so.
+    preprocess = {"impute": not family.handles_nan,
+                  "indicators": "missing_indicators" in prep or not family.handles_nan,
                   "scale": family.scaled or "scale_numeric" in prep,
-                  "one_hot": family.scaled and "one_hot_low_cardinality" in prep}
+                  "one_hot": family.scaled and "one_hot_low_cardinality" in prep,
+                  "native": family.native_categories if family.native_categories == "codes"
+                  or "native_categories" in prep else ""}
+    early = EARLY_STOPPING_ROUNDS if family.rounds_key else 0
     log_target = info.target_type == "regression" and ("log_target" in spec.features or METRICS[info.metric].nonnegative)
     return {"TASK": info.model_dump(), "COLUMNS": columns, "PREPROCESS": preprocess, "FOLDS": spec.folds,
             "REPEATS": spec.repeats, "SEED": spec.seed, "SUBSAMPLE": spec.subsample, "THREADS": spec.threads,
             "PARAMS": params, "TUNE_TRIALS": spec.tune_trials, "TUNE_TIMEOUT": spec.tune_timeout, "BAGS": spec.bags,
-            "LOG_TARGET": log_target, "STAGE_KEYS": {}, "TIMINGS": {}, "STAGE_CACHE": {}}
+            "EARLY_STOPPING": early, "ROUNDS_KEY": family.rounds_key, "REFIT": spec.refit, "LOG_TARGET": log_target, "STAGE_KEYS": {}, "TIMINGS": {}, "STAGE_CACHE": {}}
 
 
 def _stage_keys(spec: PipelineSpec, info: TaskInfo, constants: Mapping[str, Any]) -> dict[str, str]:
@@ -196,7 +214,7 @@ def _stage_keys(spec: PipelineSpec, info: TaskInfo, constants: Mapping[str, Any]
         blocks = stage_blocks(spec, info)
         keys["tune"] = _digest(features, _py(constants["PREPROCESS"]), constants["LOG_TARGET"],
                                _py(constants["PARAMS"]), spec.folds, spec.repeats, spec.subsample, spec.tune_trials,
-                               spec.tune_timeout, functions["preprocessor"], blocks["model"], blocks["evaluation"])
+                               spec.tune_timeout, blocks["preprocessing"], blocks["model"], blocks["evaluation"])
     return keys
 
 

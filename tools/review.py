@@ -32,6 +32,7 @@ from crew.tools.artifacts import (
     REQUIRED,
     ArtifactError,
     canonical,
+    class_weights,
     file_size,
     is_constant,
     metric_input,
@@ -179,12 +180,16 @@ def _audit(task: Task, result: Mapping[str, Any], data_report: Mapping[str, Any]
     aligned = _check_submission(out, task, submission) if submission is not None else None
     if submission is None:
         out.skip("submission", "predictions.csv could not be read")
-    y_scale, oof_kind, oof_values = _check_cv(out, task, metric, metrics, oof, th)
+    try:
+        weights, weights_error = class_weights(metrics, task), None
+    except ArtifactError as exc:
+        weights, weights_error = None, str(exc)
+    y_scale, oof_kind, oof_values = _check_cv(out, task, metric, metrics, oof, th, weights, weights_error)
     _check_folds(out, metric, metrics, th)
     _check_overfit(out, metric, metrics, th)
     _check_leakage(out, metric, report, workdir, y_scale, th)
     _check_rules(out, task, result, aligned, test_pred,
-                 (oof_kind, oof_values) if oof_kind and oof_values is not None else None, th)
+                 (oof_kind, oof_values) if oof_kind and oof_values is not None else None, th, weights)
     return out
 
 
@@ -244,8 +249,9 @@ def _check_submission(out: Audit, task: Task, submission: pl.DataFrame) -> pl.Da
     return aligned
 
 
-def _check_cv(out: Audit, task: Task, metric: Metric, metrics: dict[str, Any] | None,
-              oof: pl.DataFrame | None, th: Thresholds) -> tuple[float, str | None, np.ndarray | None]:
+def _check_cv(out: Audit, task: Task, metric: Metric, metrics: dict[str, Any] | None, oof: pl.DataFrame | None,
+              th: Thresholds, weights: np.ndarray | None = None,
+              weights_error: str | None = None) -> tuple[float, str | None, np.ndarray | None]:
     if metrics is not None:
         out.metrics = metrics
         out.folds = [float(v) for v in metrics.get("folds") or []
@@ -261,13 +267,15 @@ def _check_cv(out: Audit, task: Task, metric: Metric, metrics: dict[str, Any] | 
     warns: list[str] = []
     if metrics.get("metric") not in (None, task.metric):
         fails.append(f"metrics.json reports {metrics.get('metric')!r}, but the task is scored by {task.metric!r}")
+    if weights_error:
+        fails.append(weights_error)
     try:
         positions = row_positions(oof, train_keys, len(y_true), task.id_column, "oof.csv", "train")
         kind, values = predictions(oof, task, "oof.csv")
         if len(positions) < len(y_true):
             warns.append(f"oof.csv covers {len(positions)} of {len(y_true)} train rows; the CV is only on those")
         try:
-            score = metric.score(y_true[positions], metric_input(kind, values, task, metric), task.classes)
+            score = metric.score(y_true[positions], metric_input(kind, values, task, metric, weights), task.classes)
         except Exception as exc:  # sklearn has many ways to refuse odd predictions
             raise ArtifactError(f"oof.csv cannot be scored with {metric.name}: {str(exc).splitlines()[0][:160]}") from None
         if not math.isfinite(score):
@@ -369,7 +377,8 @@ def _check_leakage(out: Audit, metric: Metric, report: Mapping[str, Any], workdi
 
 
 def _check_rules(out: Audit, task: Task, result: Mapping[str, Any], aligned: pl.DataFrame | None,
-                 test_pred: pl.DataFrame | None, oof: tuple[str, np.ndarray] | None, th: Thresholds) -> None:
+                 test_pred: pl.DataFrame | None, oof: tuple[str, np.ndarray] | None, th: Thresholds,
+                 weights: np.ndarray | None = None) -> None:
     fails: list[str] = []
     warns: list[str] = []
     for finding in result.get("findings") or []:
@@ -386,7 +395,7 @@ def _check_rules(out: Audit, task: Task, result: Mapping[str, Any], aligned: pl.
                          "model's raw test predictions there (it also lets the final step ensemble)")
         else:
             try:
-                _compare_to_model(task, aligned, test_pred, th)
+                _compare_to_model(task, aligned, test_pred, th, weights)
             except ArtifactError as exc:
                 fails.append(str(exc))
     if oof is not None and is_constant(*oof):
@@ -396,8 +405,10 @@ def _check_rules(out: Audit, task: Task, result: Mapping[str, Any], aligned: pl.
     out.record("rules", fails=fails, warns=warns)
 
 
-def _compare_to_model(task: Task, aligned: pl.DataFrame, test_pred: pl.DataFrame, th: Thresholds) -> None:
-    """Raise unless predictions.csv is what test_pred.csv implies (the model's output, not a hand-written file)."""
+def _compare_to_model(task: Task, aligned: pl.DataFrame, test_pred: pl.DataFrame, th: Thresholds,
+                      weights: np.ndarray | None = None) -> None:
+    """Raise unless predictions.csv is what test_pred.csv implies (the model's output, not a hand-written file),
+    labels decided with the experiment's class `weights` when it reports some."""
     metric = task.metric_info
     _, keys = test_ids(task)
     n = aligned.height
@@ -413,6 +424,7 @@ def _compare_to_model(task: Task, aligned: pl.DataFrame, test_pred: pl.DataFrame
         if kind == "label":
             differ = submitted != ordered
         else:
+            ordered = ordered if weights is None else ordered * weights
             index = {label: i for i, label in enumerate(task.classes)}
             chosen = np.array([index.get(label, -1) for label in submitted])
             picked = np.where(chosen >= 0, ordered[np.arange(n), np.maximum(chosen, 0)], -np.inf)

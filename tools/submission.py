@@ -64,10 +64,12 @@ def constant_submission(task: Task) -> pd.DataFrame:
     return submission_frame(task, rows.test_ids, prior_raw(task, rows.y, len(rows.test_ids)))
 
 
-def submission_frame(task: Task, test_ids: Sequence[object] | np.ndarray | None, raw: np.ndarray) -> pd.DataFrame:
+def submission_frame(task: Task, test_ids: Sequence[object] | np.ndarray | None, raw: np.ndarray,
+                     class_weights: np.ndarray | None = None) -> pd.DataFrame:
     """Raw test predictions in the task's submission format (the pipelines template's `submission_frame`).
 
-    Label metrics get canonical class labels, binary probability metrics the
+    Label metrics get canonical class labels (the argmax of the probabilities
+    times the decision's `class_weights` when given), binary probability metrics the
     positive class's column, multi-class probability metrics one column per
     class; rmsle predictions are clipped at 0 because grading rejects
     negatives. `test_ids` is only used when the task has an id column.
@@ -87,7 +89,8 @@ def submission_frame(task: Task, test_ids: Sequence[object] | np.ndarray | None,
     if task.target_type == "regression":
         frame[task.target] = np.clip(raw, 0, None) if metric.nonnegative else raw
     elif metric.submission == "label":
-        frame[task.target] = np.asarray(task.classes, dtype=object)[raw.argmax(axis=1)]
+        scores = raw if class_weights is None else raw * np.asarray(class_weights, dtype=float)
+        frame[task.target] = np.asarray(task.classes, dtype=object)[scores.argmax(axis=1)]
     elif task.target_type == "binary":
         frame[task.target] = np.clip(raw[:, task.classes.index(positive_label(task.classes))], 0, 1)
     else:

@@ -56,11 +56,11 @@ def finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher:
         write_best(board, task, output, higher)
         return {"kind": "single", "experiments": [chosen[0].id], "cv": chosen[0].score,
                 "rationale": f"final selection failed ({type(exc).__name__}: {exc}); submitted the best experiment"}
-    frame = submission.submission_frame(task, selection.test_ids, selection.test)
+    frame = submission.submission_frame(task, selection.test_ids, selection.test, selection.class_weights)
     tmp = output.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)
     os.replace(tmp, output)
     weights = {Path(name).name: w for name, w in selection.weights.items() if w}
     return {"kind": selection.kind, "weights": weights, "cv": selection.cv, "spread": selection.spread,
             "single_cv": selection.single_cv, "ensemble_cv": selection.ensemble_cv, "best_single": Path(selection.best_single).name,
-            "rationale": selection.rationale, "experiments": list(weights)}
+            "rationale": selection.rationale, "experiments": list(weights), "class_weights": selection.class_weights}
