@@ -25,9 +25,10 @@ error is the distance to the metric's perfect score (`Metric.best`), floored at
 summary gives its geometric mean over the tasks where both are valid, and how
 often crew is at least as good as each peer.
 
-`--reuse-peers OLD.json` takes the peers' scores from an earlier comparison at
-the same budget and seed instead of rerunning them (the peers do not change
-when crew does): for a development loop; the output says so.
+`--reuse-peers OLD.json` takes the rows of the peers not named in `--peers`
+from an earlier comparison at the same budget and seed instead of rerunning
+them (the peers do not change when crew does): for a development loop; the
+output says so.
 
 All submissions, and a dummy one (class priors, hence the majority class for
 label metrics; the train mean for regression), are graded with `crew.grade`.
@@ -45,8 +46,10 @@ direction, valid-submission rate, whether every crew run finished within
 budget + 5%); the same goes to `--out` as JSON. Run folders go under
 `runs/compare-<time>/` (or `--work`).
 
-Needs FLAML: `pip install -e '.[bench]'`; AutoGluon: `pip install 'autogluon.tabular[lightgbm,catboost,xgboost]'`
-(in this interpreter or the one `--autogluon-python` names).
+Needs FLAML: `pip install -e '.[bench]'`. AutoGluon pins pandas below 3 and
+brings its own xgboost build, so give it a venv of its own:
+`python -m venv ag && ag/bin/pip install 'autogluon.tabular[lightgbm,catboost,xgboost]'`,
+then `--autogluon-python ag/bin/python` (`--peers flaml` leaves it out).
 """
 
 from __future__ import annotations
@@ -538,11 +541,13 @@ def compare_task(name: str, task_dir: Path, answers: Path, work: Path, budget_s:
     peak["crew"] = PEAK_MB.get(work / "crew" / "crew.log", 0.0)
 
     sides: dict[str, Any] = {}
-    if reused is not None:
-        sides = {k: reused.get(k) for k in ("flaml", "flaml_wall_s", "flaml_error", "flaml_best_estimator",
-                                            "autogluon", "autogluon_wall_s", "autogluon_error", "autogluon_best_model")}
-        peak.update({k: v for k, v in (reused.get("peak_mb") or {}).items() if k != "crew"})
-    if "flaml" in peers and reused is None:
+    for peer in ("flaml", "autogluon"):  # a peer not run now comes from the earlier comparison, if one is given
+        if reused is not None and peer not in peers:
+            sides.update({k: v for k, v in reused.items() if k.startswith(peer) and k in TaskResult.__dataclass_fields__
+                          and not k.startswith(("crew_ge", "error_ratio"))})
+            if peer in (reused.get("peak_mb") or {}):
+                peak[peer] = reused["peak_mb"][peer]
+    if "flaml" in peers:
         _log(f"{name}: FLAML, budget {budget:g}s")
         wall, code = run_flaml(task, task_dir, work / "flaml", budget, seed, cpus)
         sides["flaml"], sides["flaml_error"] = _graded(task, work / "flaml" / "submission.csv", answers, code,
@@ -551,7 +556,7 @@ def compare_task(name: str, task_dir: Path, answers: Path, work: Path, budget_s:
         result_file = work / "flaml" / "result.json"
         sides["flaml_best_estimator"] = (json.loads(result_file.read_text()).get("best_estimator")
                                          if result_file.is_file() else None)
-    if "autogluon" in peers and reused is None:
+    if "autogluon" in peers:
         _log(f"{name}: AutoGluon, budget {budget:g}s")
         wall, code = run_autogluon(task, task_dir, work / "autogluon", budget, seed, cpus,
                                    autogluon_python or sys.executable)
@@ -594,13 +599,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default bench/compare.json)")
     parser.add_argument("--cores", type=int, default=2, help="CPUs both sides are pinned to; FLAML's n_jobs (default 2)")
     parser.add_argument("--work", type=Path, help="folder for the run folders (default runs/compare-<time>)")
-    parser.add_argument("--peers", default="flaml,autogluon", help="comma-separated: flaml, autogluon")
+    parser.add_argument("--peers", default="flaml,autogluon",
+                        help="comma-separated peers to run: flaml, autogluon, or none (with --reuse-peers)")
     parser.add_argument("--autogluon-python", help="interpreter with autogluon.tabular (default: this one)")
     parser.add_argument("--reuse-peers", type=Path, help="take the peers' rows from this earlier comparison's JSON")
     parser.add_argument("--flaml-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())
+    peers = tuple(p.strip() for p in args.peers.split(",") if p.strip() and p.strip() != "none")
     if unknown_peers := [p for p in peers if p not in ("flaml", "autogluon")]:
         parser.error(f"--peers: unknown {', '.join(unknown_peers)}; known: flaml, autogluon")
     if args.flaml_worker is not None:
@@ -627,13 +633,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in names if t not in known]
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    if "flaml" in peers and args.reuse_peers is None:
+    if "flaml" in peers:
         try:
             from flaml import AutoML  # noqa: F401  (the automl extras: lightgbm, xgboost, scipy)
         except ImportError as exc:
             print(f"{INSTALL_HINT} ({exc})", file=sys.stderr)
             return 2
-    if "autogluon" in peers and args.reuse_peers is None:
+    if "autogluon" in peers:
         python = args.autogluon_python or sys.executable
         try:
             found = subprocess.run([python, "-c", "import autogluon.tabular"], capture_output=True).returncode == 0
@@ -654,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(results)
     print(render(results, summary))
     if args.reuse_peers is not None:
-        print(f"\n(peers' rows reused from {args.reuse_peers}; only crew ran in this comparison)")
+        print(f"\n(rows of peers other than {', '.join(peers) or 'none'} reused from {args.reuse_peers})")
 
     from crew import __version__ as crew_version
 

@@ -41,8 +41,8 @@ MEANING = {
     "critic.decide": "The critic priced the experiment before launch; a refusal never reaches the sandbox.",
     "sandbox.result": "The experiment ran (or was stopped at its limit); the reviewer reads its files next.",
     "reviewer.decide": "The verdict: only accepted experiments may become the answer; the CV is recomputed here.",
-    "workflow.final": "Final selection: an ensemble of the best, or the best single model when the ensemble's "
-                      "gain is within noise.",
+    "workflow.final": "Final selection: the best single model, a blend of the best, or a linear stack on their "
+                      "out-of-fold predictions, whichever wins on rows its choice did not see.",
 }
 
 

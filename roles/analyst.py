@@ -25,6 +25,8 @@ class DataReport(Decision):
     drop_columns: list[str] = Field(default_factory=list, description="id-like and constant columns: no signal")
     leakage_suspects: list[str] = Field(default_factory=list, description="columns that alone predict the target")
     missing_columns: list[str] = Field(default_factory=list, description="feature columns with missing train values")
+    skewed_target: bool = Field(default=False, description="a nonnegative regression target skewed to the right "
+                                                           "(skew >= 1): a log target may fit it better")
     issues: list[str] = Field(default_factory=list, description="findings the modeler and reviewer must know")
 
     def summary(self) -> str:
@@ -84,6 +86,7 @@ class Analyst(Role):
             drop_columns=profile.of_kind("id", "constant"),
             leakage_suspects=list(profile.leakage_suspects),
             missing_columns=[c.name for c in profile.columns if c.missing > 0],
+            skewed_target=bool(target.skew is not None and target.skew >= 1 and (target.minimum or 0.0) >= 0),
             issues=issues,
         )
 

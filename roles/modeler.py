@@ -95,7 +95,9 @@ class Modeler(Role):
         "$CREW_DATA/{train} and test at $CREW_DATA/{test} (csv or parquet). Target {target!r}; id column {id!r}; "
         "metric {metric} ({direction} is better); classes in this order: {classes}. It cross-validates and writes "
         "into the working folder: metrics.json ({{\"metric\": ..., \"cv\": overall CV score, \"cv_std\": ..., "
-        "\"folds\": [per-fold scores], \"train_score\": score on training rows}}); oof.csv (out-of-fold "
+        "\"folds\": [per-fold scores], \"train_score\": score on training rows}}; for a label metric, labels may "
+        "be the argmax of probabilities x per-class weights fitted on the out-of-fold predictions: then add "
+        "\"class_weights\": [one positive number per class]); oof.csv (out-of-fold "
         "predictions, one row per train row); test_pred.csv (the fitted models' test predictions); predictions.csv "
         "(the submission: {submission}). oof.csv and test_pred.csv carry the id column {id!r} (or a 0-based `row` "
         "column) and {prediction_columns}. The reviewer recomputes the CV from oof.csv and checks predictions.csv "
@@ -170,10 +172,11 @@ class Modeler(Role):
                         subsample=spec.get("subsample"), bags=int(spec.get("bags", 1)), insight=insight or "seed_bag")
         if phase == "debug":
             return self._debug(design, parent, rows, regression)
-        return self._improve(design, rows, parent, step.get("share"))
+        return self._improve(design, rows, parent, step.get("share"), regression)
 
     @staticmethod
-    def _improve(design: Design, rows: int, parent: Mapping[str, Any], share: float | None) -> Design:
+    def _improve(design: Design, rows: int, parent: Mapping[str, Any], share: float | None,
+                 regression: bool = False) -> Design:
         """The parent's design plus the insight. Tuning and seed bags grow with the step's `share` of the run
         (`crew.tools.sizing`): when many seconds are left per remaining experiment, one experiment does more."""
         insight, params, model = design.insight, design.params, design.model
@@ -182,7 +185,8 @@ class Modeler(Role):
                       / max(1, design.bags) / max(1, design.repeats))  # one pass over the folds, one seed
         if insight in FEATURES and insight not in design.features:
             design.features.append(insight)
-        elif insight in ("missing_indicators", "native_categories") and insight not in design.preprocessing:
+        elif insight in ("missing_indicators", "native_categories", "drop_leakage_suspects") \
+                and insight not in design.preprocessing:
             design.preprocessing.append(insight)
         elif insight == "tune":
             trials = 40 if rows < 20_000 else 15
@@ -191,6 +195,9 @@ class Modeler(Role):
             design.tune_trials = trials * factor
             if factor > 1:  # sized from measured times: a time box keeps a misjudged size inside the share
                 design.tune_timeout = round(0.8 * float(share or 0.0), 1)
+        elif insight.startswith("portfolio_") and insight.removeprefix("portfolio_").isdigit():
+            index = int(insight.removeprefix("portfolio_")) - 1
+            design.params = FAMILIES[model].alternative(index, rows=rows, regression=regression)
         elif insight == "more_estimators":
             design.params = FAMILIES[model].more_estimators(params)
         elif insight == "regularize":
@@ -214,10 +221,20 @@ class Modeler(Role):
             design.tune_trials = 0
             design.rationale = "debug: the parent ran out of time or memory; halve rows and estimators"
         else:
-            design.features = []
-            design.params = default_params(design.model, rows=rows, regression=regression)
-            design.tune_trials = 0
-            design.rationale = "debug: the parent failed; back to the family's plain design"
+            plain = default_params(design.model, rows=rows, regression=regression)
+            kept = [f for f in design.features if f in INSIGHTS and INSIGHTS[f].draft]  # what every draft has
+            if design.features == kept and design.params == plain and not design.tune_trials:
+                # The plain design is what failed: running it again would fail again. Change the family.
+                design.model = "hist_gradient_boosting" if design.model == "linear" else "linear"
+                design.params = default_params(design.model, rows=rows, regression=regression)
+                design.bags = 1
+                design.rationale = (f"debug: the parent's plain {parent['spec'].get('model')} design failed; "
+                                    f"try {design.model} on the same data")
+            else:
+                design.features = kept
+                design.params = plain
+                design.tune_trials = 0
+                design.rationale = "debug: the parent failed; back to the family's plain design"
         design.insight = "debug"
         return design
 

@@ -94,3 +94,19 @@ def test_the_speed_optimizer_is_a_role_of_its_own() -> None:
     from crew.testing import check_role
 
     check_role(SpeedOptimizer())
+
+
+def test_a_portfolio_configuration_is_an_improvement_tried_before_tuning() -> None:
+    from crew.tools.catalogue import PORTFOLIO_SIZE
+    assert IMPROVEMENTS[:PORTFOLIO_SIZE + 1] == ("portfolio_1", "portfolio_2", "tune")
+    plan: dict = {"search_space": {}}
+    assert applies("portfolio_2", "lightgbm", plan) and not applies("portfolio_1", "linear", plan)
+    large = FAMILIES["lightgbm"].alternative(1, rows=50_000)
+    assert large["num_leaves"] == 128 and large["n_estimators"] == default_params("lightgbm")["n_estimators"]
+    for family in FAMILIES.values():  # every override is a parameter the family's estimator takes
+        for config in family.portfolio:
+            for regression in (False, True):
+                kind = "regression" if regression else "classification"
+                model = getattr(script, f"make_model__{family.name}__{kind}")
+                script_params = {**family.params(regression=regression), **config}
+                assert set(config) <= set(model(script_params).get_params()), (family.name, config)

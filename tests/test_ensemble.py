@@ -195,7 +195,7 @@ def test_unusable_folders_are_reported_not_dropped(binary, tmp_path):
 
 
 def test_binary_roc_auc_complementary_models_make_an_ensemble(binary, tmp_path):
-    selection = select(binary.task, binary.folders, rounds=25, seed=0)
+    selection = select(binary.task, binary.folders, rounds=25, seed=0, stack=False)
     assert selection.kind == "ensemble", selection.rationale
     assert selection.weights["a"] > 0 and selection.weights["b"] > 0
     assert selection.gain > selection.gain_se > 0
@@ -268,7 +268,7 @@ def test_regression_rmse_tiny_in_sample_gain_keeps_the_single_model(tmp_path):
     rng = np.random.default_rng(5)
     a_oof, a_test = y_train + rng.normal(size=500), y_test + rng.normal(size=120)
     b_oof, b_test = a_oof + 0.05 * rng.normal(size=500), a_test + 0.05 * rng.normal(size=120)
-    selection = select(s.task, [s.experiment("a", a_oof, a_test), s.experiment("b", b_oof, b_test)])
+    selection = select(s.task, [s.experiment("a", a_oof, a_test), s.experiment("b", b_oof, b_test)], stack=False)
     assert selection.kind == "single", selection.rationale
     assert selection.ensemble_weights["b"] > 0  # greedy found an in-sample gain...
     assert selection.gain <= selection.gain_se  # ...that held-out rows do not confirm
@@ -280,8 +280,10 @@ def test_regression_rmse_complementary_models_make_an_ensemble(tmp_path):
     s, y_train, y_test = _regression(tmp_path, "rmse", "comp")
     rng = np.random.default_rng(6)
     folders = [s.experiment(n, y_train + rng.normal(size=500), y_test + rng.normal(size=120)) for n in ("a", "b")]
-    selection = select(s.task, folders)
+    selection = select(s.task, folders, stack=False)
     assert selection.kind == "ensemble", selection.rationale
+    stacked = select(s.task, folders)  # a ridge on the two also shrinks their noise towards the mean: better still
+    assert stacked.kind == "stack" and stacked.cv < selection.cv
     assert selection.weights["a"] > 0 and selection.weights["b"] > 0
     assert selection.cv < min(selection.candidate_scores.values())
     s.assert_gradable(selection, tmp_path)
@@ -335,3 +337,46 @@ def test_fast_scorer_equals_the_metric(tmp_path, metric, target_type):
     for sample in (raw, raw[:40]):
         fast = _scorer(s.task, _encode(s.task, truth[: len(sample)]))(sample)
         assert fast == pytest.approx(score_raw(s.task, truth[: len(sample)], sample), rel=1e-9, abs=1e-12)
+
+
+def test_a_label_metric_that_decides_gets_its_threshold_fitted_on_the_blend(tmp_path):
+    """balanced accuracy on a 10%-positive target whose models never put a positive above 0.5: argmax would
+    predict one class (0.5); the selection fits class weights on the chosen option and submits with them."""
+    rng = np.random.default_rng(3)
+    z_train, z_test = rng.normal(size=800), rng.normal(size=200)
+    y_train = (z_train + 0.5 * rng.normal(size=800) > 1.3).astype(int)
+    y_test = (z_test + 0.5 * rng.normal(size=200) > 1.3).astype(int)
+    s = Synthetic(tmp_path, metric="balanced_accuracy", y_train=y_train, y_test=y_test, name="decide")
+
+    def model(z: np.ndarray) -> np.ndarray:
+        return _binary(0.45 * _sigmoid(2 * (z - 1.3) + rng.normal(size=len(z))))
+
+    folders = [s.experiment("a", model(z_train), model(z_test)), s.experiment("b", model(z_train), model(z_test))]
+    selection = select(s.task, folders, seed=0)
+    assert selection.class_weights is not None and selection.class_weights[1] > 1
+    assert selection.cv > 0.75 and "labels decided with class weights" in selection.rationale
+    frame = submission_frame(s.task, selection.test_ids, selection.test, selection.class_weights)
+    assert frame["target"].astype(str).eq("1").any()  # plain argmax would never predict the positive class
+    path = tmp_path / "decided.csv"
+    frame.to_csv(path, index=False)
+    assert grade(s.task, path, s.answers).score > 0.75
+
+
+def test_a_stack_recalibrates_overconfident_models_when_it_wins_the_nested_check(tmp_path):
+    """log_loss with two overconfident models: averaging keeps them overconfident, a logistic stack on their
+    log-odds learns to shrink them, and wins on held-out rows."""
+    rng = np.random.default_rng(5)
+    z_train, z_test = rng.normal(size=1000), rng.normal(size=250)
+    y_train = (z_train + rng.normal(size=1000) > 0).astype(int)
+    y_test = (z_test + rng.normal(size=250) > 0).astype(int)
+    s = Synthetic(tmp_path, metric="log_loss", y_train=y_train, y_test=y_test, name="stack")
+
+    def model(z: np.ndarray) -> np.ndarray:
+        return _binary(_sigmoid(6 * (z + 0.5 * rng.normal(size=len(z)))))
+
+    folders = [s.experiment("a", model(z_train), model(z_test)), s.experiment("b", model(z_train), model(z_test))]
+    selection = select(s.task, folders, seed=0)
+    assert selection.kind == "stack" and selection.weights == {"a": 1, "b": 1}
+    assert selection.cv < min(selection.candidate_scores.values()) - 0.05 and "stack" in selection.rationale
+    frame = s.assert_gradable(selection, tmp_path)
+    assert frame["target"].min() > 0 and frame["target"].max() < 1

@@ -75,7 +75,7 @@ def test_embed_roles_reviews_the_users_own_model(tmp_path, capsys):
 def test_the_solve_team_runs_as_one_node_of_a_bigger_graph(tmp_path):
     final = _example("team_as_subgraph")["main"]([str(EXAMPLE_TASK / "task.yaml"), "--budget", "40",
                                                   "--max-experiments", "3", "--out", str(tmp_path)])
-    assert final["checked"].startswith("breast-cancer") and final["final"]["kind"] in ("single", "ensemble")
+    assert final["checked"].startswith("breast-cancer") and final["final"]["kind"] in ("single", "ensemble", "stack")
     assert "passed review" in final["summary"] and (tmp_path / "submission.csv").is_file()
 
 

@@ -25,7 +25,8 @@ def test_insights_that_cannot_change_a_pipeline_are_not_proposed():
     linear = Experiment(id="a", insights=["linear"], code="x", spec={"model": "linear"})
     assert improvements_for(PLAN, linear) == ["tune", "regularize"]
     forest = Experiment(id="b", insights=["random_forest"], code="x", spec={"model": "random_forest"})
-    assert improvements_for(PLAN, forest) == ["tune", "regularize", "more_estimators", "seed_bag"]
+    assert improvements_for(PLAN, forest) == ["portfolio_1", "portfolio_2", "tune", "regularize", "more_estimators",
+                                              "seed_bag"]
 
 
 def _design(tmp_path, insight: str, share: float | None, cv_seconds: float = 1.0):
@@ -75,3 +76,42 @@ def test_greedy_tunes_the_best_of_the_plans_best_families_before_narrowing(tmp_p
                                     spec={"model": "lightgbm"}, status="done", score=0.79))
     again = Greedy().next_steps(board, plan, 2, higher_is_better=True)
     assert ("lgb", "tune") not in [(s.parent, s.insight) for s in again]
+
+
+def test_debugging_a_failed_plain_design_changes_the_family(tmp_path):
+    """A tuned design that crashed goes back to its family's plain one; a plain one that crashed would crash
+    again, so the debug step tries another family on the same data."""
+    from crew.tools.catalogue import default_params
+
+    def debug(folder, spec):
+        board = Blackboard(folder / "bb.sqlite")
+        board.add_experiment(Experiment(id="p", insights=["xgboost"], code="x", spec=spec, status="failed",
+                                        error="ValueError: Input contains NaN"))
+        modeler = Modeler(blackboard=board)
+        step = {"phase": "debug", "parent": "p", "model": spec["model"], "insight": "debug"}
+        return modeler.expert(modeler.context({"task": str(TASK_YAML), "data_report": REPORT, "plan": PLAN,
+                                               "step": step}))
+
+    plain = {"model": "xgboost", "params": default_params("xgboost", rows=455), "features": [], "folds": 5}
+    changed = debug(tmp_path / "a", plain)
+    assert changed.model == "linear" and changed.insight == "debug" and "try linear" in changed.rationale
+    tuned = {**plain, "params": {**plain["params"], "max_depth": 9}, "tune_trials": 20}
+    back = debug(tmp_path / "b", tuned)
+    assert back.model == "xgboost" and back.params == plain["params"] and back.tune_trials == 0
+
+
+def test_a_portfolio_step_swaps_in_the_familys_zero_shot_configuration(tmp_path):
+    large = _design(tmp_path, "portfolio_2", None)
+    assert large.params["num_leaves"] == 128 and large.params["learning_rate"] == 0.03
+    assert large.params["n_estimators"] == 1000  # the round cap stays: early stopping chooses the rounds
+
+
+def test_drafts_keep_leakage_suspects_and_dropping_them_is_a_step_of_its_own(tmp_path):
+    plan = {"cv_folds": 5, "search_space": {"preprocessing": ["impute_median", "drop_leakage_suspects"]}}
+    modeler = Modeler(blackboard=Blackboard(tmp_path / "bb.sqlite"))
+    step = {"phase": "draft", "parent": None, "model": "lightgbm", "insight": "lightgbm"}
+    draft = modeler.expert(modeler.context({"task": str(TASK_YAML), "data_report": REPORT, "plan": plan,
+                                            "step": step}))
+    assert "drop_leakage_suspects" not in draft.preprocessing  # a column the test set holds is known then
+    assert applies("drop_leakage_suspects", "lightgbm", plan) and not applies("drop_leakage_suspects", "lightgbm", PLAN)
+    assert "drop_leakage_suspects" in _design(tmp_path / "b", "drop_leakage_suspects", None).preprocessing

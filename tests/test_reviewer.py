@@ -291,3 +291,35 @@ def test_runtime_audit_events_become_findings(run_dir, tmp_path):
     assert warned["accepted"] is True and warned["checks"]["rules"].startswith("warn")
     assert "warning: runtime: socket: socket.connect ('10.0.0.1', 80)" in warned["issues"]
     assert not any("lscpu" in issue for issue in review["issues"] + warned["issues"])
+
+
+def test_decided_labels_are_reviewed_with_the_experiments_class_weights(shared_tasks, tmp_path):
+    """f1 on a 14%-positive target: the script decides labels with fitted class weights, which the reviewer must
+    apply too (to recompute the CV and to check predictions.csv against test_pred.csv); without them, or with
+    nonsense ones, the same files are rejected."""
+    task = Task.load(shared_tasks / "wilms-relapse" / "task.yaml")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    spec = PipelineSpec(model="linear", numeric=["instit", "histol", "stage", "study", "age"], folds=3)
+    (folder / "code.py").write_text(render(spec, task), encoding="utf-8")
+    run = subprocess.run([sys.executable, "code.py"], cwd=folder, env={**os.environ, "CREW_DATA": str(task.root)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    weights = _metrics(folder)["class_weights"]
+    assert len(weights) == 2 and weights[1] > weights[0]  # the rare positive class needs less than p = 0.5
+
+    def review():
+        state = {"task": str(task.root / "task.yaml"), "data_report": {},
+                 "result": {"experiment": "e1", "workdir": str(folder), "reason": "ok", "detail": "",
+                            "stderr_tail": "", "findings": []}}
+        return Reviewer(blackboard=Blackboard(tmp_path / "bb.sqlite"))(state)["review"]
+
+    accepted = review()
+    assert accepted["accepted"] is True and accepted["score"] == pytest.approx(_metrics(folder)["cv"], abs=1e-12)
+    _edit_metrics(folder, class_weights=None)
+    dropped = review()
+    assert dropped["accepted"] is False and dropped["checks"]["rules"].startswith("fail")
+    _edit_metrics(folder, class_weights=[1.0, -2.0])
+    nonsense = review()
+    assert nonsense["accepted"] is False and any("class_weights must be 2 positive numbers" in i
+                                                 for i in nonsense["issues"])

@@ -168,3 +168,34 @@ def test_the_decision_threshold_is_fitted_for_label_metrics_only(monkeypatch: py
     weights = script.decision(y, raw)
     assert weights[0] == 1 and weights[1] > 1  # the positive class needs less than 0.5 to be chosen
     assert script.score(y, script.decided(raw, weights)) > script.score(y, raw) + 0.3
+
+
+def test_a_mae_task_fits_the_absolute_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(script, "TASK", {**REGRESSION, "metric": "mae", "nonnegative": False})
+    assert script.make_model__lightgbm__regression({}).objective == "l1"
+    assert script.make_model__xgboost__regression({}).objective == "reg:absoluteerror"
+    assert script.make_model__hist_gradient_boosting__regression({}).loss == "absolute_error"
+    assert script.make_model__catboost__regression({}).get_params()["loss_function"] == "MAE"
+    monkeypatch.setattr(script, "TASK", {**REGRESSION, "metric": "rmse"})
+    assert script.make_model__lightgbm__regression({}).objective == "regression"
+
+
+def test_tuning_stops_a_bad_trial_after_a_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(script, "make_model", script.make_model__linear__classification)
+    monkeypatch.setattr(script, "search_space", lambda trial: {"C": trial.suggest_float("C", 1e-6, 1e2, log=True)})
+    monkeypatch.setattr(script, "PARAMS", {"C": 1.0})
+    monkeypatch.setattr(script, "TUNE_TRIALS", 25)
+    X, y = _task_frame(300)
+    X = X[["b"]].assign(a=X["a"].fillna(0))
+    import optuna
+    studies, create = [], optuna.create_study
+    monkeypatch.setattr(optuna, "create_study", lambda **kw: studies.append(create(**kw)) or studies[-1])
+    params, trials = script.tune(X, y, ["a", "b"], [])
+    assert trials == 25 and 1e-6 <= params["C"] <= 1e2
+    states = [t.state for t in studies[0].trials]
+    assert optuna.trial.TrialState.PRUNED in states and optuna.trial.TrialState.COMPLETE in states
+
+
+def test_small_data_fits_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(script, "THREADS", 4)
+    assert script.threads_for(150) == 1 and script.threads_for(50_000) == 4

@@ -24,6 +24,9 @@ __all__ = ["FAMILIES", "FEATURES", "IMPROVEMENTS", "INSIGHTS", "PREPROCESSING", 
 Stage = Literal["preprocessing", "feature_engineering", "model", "evaluation"]
 Params = dict[str, Any]
 
+PORTFOLIO_SIZE = 2
+"""Zero-shot configurations per family beyond its defaults (`Family.portfolio`)."""
+
 SMALL_DATA_ROWS = 2_000
 """Below this many training rows a family starts from its `small_data` parameters."""
 
@@ -75,6 +78,9 @@ class Family:
     rounds_key: str = ""
     """The parameter that counts boosting rounds: set for a booster, whose rounds early stopping chooses (its
     value in `defaults` is then a cap, not a guess)."""
+    portfolio: tuple[Mapping[str, Any], ...] = ()
+    """Zero-shot alternatives to `defaults` (AutoGluon's and FLAML's habit of several strong default configurations
+    per family, tried before any tuning): overrides of `params()`, one per `portfolio_<i>` insight."""
     native_categories: Literal["", "category", "codes"] = ""
     """How it takes categorical columns natively: as pandas categories, as integer codes (CatBoost), or not at
     all (ordinal codes as numbers, or one-hot for a scaled model)."""
@@ -92,6 +98,10 @@ class Family:
         params = {**self.defaults, **(self.small_data if rows < SMALL_DATA_ROWS else {})}
         keys = self.regression_keys if regression else self.classification_keys
         return {k: params[k] for k in keys} if keys is not None else params
+
+    def alternative(self, index: int, *, rows: int = 10_000, regression: bool = False) -> Params:
+        """The starting parameters with the `index`-th (0-based) portfolio configuration over them."""
+        return {**self.params(rows=rows, regression=regression), **self.portfolio[index]}
 
     def more_estimators(self, params: Params) -> Params:
         return _more_estimators(params) if self.ensemble else dict(params)
@@ -113,6 +123,7 @@ def _regularize_linear(params: Params) -> Params:
 
 
 _FOREST = {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt"}
+_FOREST_PORTFOLIO = ({"max_features": 0.5}, {"max_features": 1.0, "min_samples_leaf": 3})
 _regularize_forest = _updated(min_samples_leaf=lambda p: max(3, p.get("min_samples_leaf", 1) * 3))
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -124,6 +135,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            defaults={"n_estimators": 1000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
                      "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1e-6},
            small_data={"num_leaves": 15, "min_child_samples": 10, "learning_rate": 0.03},
+           portfolio=({"extra_trees": True},
+                      {"learning_rate": 0.03, "num_leaves": 128, "colsample_bytree": 0.9, "min_child_samples": 3}),
            regularize=_updated(num_leaves=lambda p: max(4, p.get("num_leaves", 31) // 2),
                                min_child_samples=lambda p: p.get("min_child_samples", 20) * 2,
                                reg_lambda=lambda p: max(1.0, p.get("reg_lambda", 0.0) * 4))),
@@ -132,6 +145,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            defaults={"n_estimators": 1000, "learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0,
                      "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0},
            small_data={"max_depth": 4, "learning_rate": 0.03},
+           portfolio=({"max_depth": 8, "learning_rate": 0.03, "min_child_weight": 0.5, "colsample_bytree": 0.6},
+                      {"max_depth": 3, "learning_rate": 0.1, "subsample": 0.7}),
            regularize=_updated(max_depth=lambda p: max(2, p.get("max_depth", 6) - 2),
                                min_child_weight=lambda p: p.get("min_child_weight", 1.0) * 4)),
     Family("hist_gradient_boosting", "sklearn.ensemble.HistGradientBoostingClassifier",
@@ -140,20 +155,22 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            defaults={"max_iter": 1000, "learning_rate": 0.06, "max_leaf_nodes": 31, "l2_regularization": 1e-6,
                      "min_samples_leaf": 20},
            small_data={"max_leaf_nodes": 15, "min_samples_leaf": 10, "learning_rate": 0.04},
+           portfolio=({"max_leaf_nodes": 63, "min_samples_leaf": 5, "learning_rate": 0.03},
+                      {"max_leaf_nodes": 8, "l2_regularization": 1.0, "learning_rate": 0.1}),
            regularize=_updated(max_leaf_nodes=lambda p: max(4, p.get("max_leaf_nodes", 31) // 2),
                                l2_regularization=lambda p: max(1.0, p.get("l2_regularization", 0.0) * 4))),
     Family("catboost", "catboost.CatBoostClassifier", "catboost.CatBoostRegressor", scaled=False, handles_nan=True,
            seeded=True, ensemble=True, rounds_key="iterations", native_categories="codes", draft_max_classes=4,
            defaults={"iterations": 1000, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0},
-           small_data={"learning_rate": 0.04},
+           portfolio=({"depth": 8, "l2_leaf_reg": 1.0, "learning_rate": 0.05}, {"depth": 4, "l2_leaf_reg": 10.0}),
            regularize=_updated(depth=lambda p: max(3, p.get("depth", 6) - 2),
                                l2_leaf_reg=lambda p: p.get("l2_leaf_reg", 3.0) * 3)),
     Family("extra_trees", "sklearn.ensemble.ExtraTreesClassifier", "sklearn.ensemble.ExtraTreesRegressor",
            scaled=False, handles_nan=False, seeded=True, ensemble=True, defaults=_FOREST, draft_max_rows=200_000,
-           regularize=_regularize_forest),
+           regularize=_regularize_forest, portfolio=_FOREST_PORTFOLIO),
     Family("random_forest", "sklearn.ensemble.RandomForestClassifier", "sklearn.ensemble.RandomForestRegressor",
            scaled=False, handles_nan=False, seeded=True, ensemble=True, defaults=_FOREST, draft_max_rows=200_000,
-           regularize=_regularize_forest),
+           regularize=_regularize_forest, portfolio=_FOREST_PORTFOLIO),
     Family("svm", "sklearn.svm.SVC", "sklearn.svm.SVR", scaled=True, handles_nan=False, seeded=False, ensemble=False,
            defaults={"C": 1.0}, draft_max_rows=20_000, regularize=_updated(C=lambda p: p.get("C", 1.0) / 4)),
     Family("knn", "sklearn.neighbors.KNeighborsClassifier", "sklearn.neighbors.KNeighborsRegressor", scaled=True,
@@ -193,6 +210,10 @@ def _always(report: Mapping[str, Any]) -> bool:
     return True
 
 
+def _has_portfolio(index: int) -> Callable[[Family | None, Mapping[str, Any]], bool]:
+    return lambda family, plan: family is not None and len(family.portfolio) > index
+
+
 INSIGHTS: dict[str, Insight] = {i.name: i for i in (
     Insight("impute_median", "preprocessing", "median-impute missing numbers", suggest=_always, draft=True),
     Insight("scale_numeric", "preprocessing", "standardize numbers", suggest=_always),
@@ -209,8 +230,11 @@ INSIGHTS: dict[str, Insight] = {i.name: i for i in (
             and "native_categories" in plan.get("search_space", {}).get("preprocessing", [])),
     Insight("drop_id_and_constant_columns", "preprocessing", "drop ids and constant columns",
             suggest=_has("drop_columns")),
-    Insight("drop_leakage_suspects", "preprocessing", "drop columns that predict the target too well to be true",
-            suggest=_has("leakage_suspects"), draft=True),
+    Insight("drop_leakage_suspects", "preprocessing", "drop columns that predict the target too well to be true "
+            "(drafts keep them: a column the test set holds is known at prediction time; dropping them is a "
+            "with/without comparison the search makes)", suggest=_has("leakage_suspects"),
+            applies=lambda family, plan: "drop_leakage_suspects" in plan.get("search_space", {}).get("preprocessing",
+                                                                                                      [])),
     Insight("datetime_parts", "feature_engineering", "year, month, day, day of year, weekday, hour and epoch days "
             "of dates", suggest=_has("datetime_columns"), draft=True),
     Insight("text_tfidf", "feature_engineering", "TF-IDF of text columns reduced by truncated SVD",
@@ -219,7 +243,10 @@ INSIGHTS: dict[str, Insight] = {i.name: i for i in (
             suggest=_has("numeric_columns", 2)),
     Insight("frequency_encoding", "feature_engineering", "each category's share of the rows",
             suggest=_has("categorical_columns")),
-    Insight("log_target", "feature_engineering", "fit on log1p of a nonnegative target, predict back with expm1"),
+    Insight("log_target", "feature_engineering", "fit on log1p of a nonnegative target, predict back with expm1",
+            suggest=lambda report: bool(report.get("skewed_target"))),
+    *(Insight(f"portfolio_{i + 1}", "model", f"the family's zero-shot configuration {i + 1} instead of its defaults",
+              applies=_has_portfolio(i)) for i in range(PORTFOLIO_SIZE)),
     Insight("tune", "model", "optuna over the family's search space, time-boxed"),
     Insight("regularize", "model", "one step more regularized parameters"),
     Insight("more_estimators", "model", "twice the trees or rounds",
@@ -232,7 +259,8 @@ INSIGHTS: dict[str, Insight] = {i.name: i for i in (
 
 PREPROCESSING = tuple(n for n, i in INSIGHTS.items() if i.stage == "preprocessing")
 FEATURES = tuple(n for n, i in INSIGHTS.items() if i.stage == "feature_engineering")
-IMPROVEMENTS = ("tune", "regularize", "more_estimators", "missing_indicators", "native_categories", "seed_bag")
+IMPROVEMENTS = (*(f"portfolio_{i + 1}" for i in range(PORTFOLIO_SIZE)), "tune", "regularize", "more_estimators",
+                "missing_indicators", "native_categories", "drop_leakage_suspects", "seed_bag")
 """Insights the expert adds to a parent besides `FEATURES`, in the order strategies try them."""
 
 

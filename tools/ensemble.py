@@ -293,9 +293,9 @@ def ensemble_selection(task: Task, candidates: Sequence[Candidate], *, rounds: i
 class Selection:
     """What the final step submits, and why: the chosen kind, its weights, an honest score and its spread."""
 
-    kind: Literal["ensemble", "single"]
+    kind: Literal["ensemble", "stack", "single"]
     weights: dict[str, int]
-    """Weight per candidate of what is submitted (the single model has 1, every other 0)."""
+    """Weight per candidate of what is submitted (the single model has 1, every other 0; a stack 1 for every input)."""
     cv: float
     """Nested estimate of the chosen option: predictions for each OOF row made by a choice that did not see it."""
     spread: float
@@ -377,8 +377,32 @@ def _decided(raw: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return raw if weights is None else raw * weights
 
 
+def _stack_inputs(task: Task, preds: Sequence[np.ndarray]) -> np.ndarray:
+    """What the stacker reads: each candidate's values, or its class log-probabilities (one column for binary)."""
+    if task.target_type == "regression":
+        return np.column_stack([np.asarray(p, dtype=float).reshape(len(p), -1) for p in preds])
+    columns = []
+    for p in preds:
+        logs = np.log(np.clip(p, 1e-6, 1.0))
+        columns.append(logs[:, 1:2] - logs[:, 0:1] if p.shape[1] == 2 else logs)
+    return np.column_stack(columns)
+
+
+def _stack(task: Task, X: np.ndarray, y: np.ndarray, X_new: np.ndarray, width: int) -> np.ndarray:
+    """A linear model fitted on candidates' OOF predictions `X` (ridge with its penalty chosen by leave-one-out, or
+    a regularised logistic regression), predicting raw values or class probabilities for `X_new`."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    if task.target_type == "regression":
+        return RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X, y).predict(X_new)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
+    raw = np.zeros((len(X_new), width))
+    raw[:, model.classes_] = model.predict_proba(X_new)
+    return raw
+
+
 def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, init: int = 1, folds: int = 5,
-           margin: float = 0.0, bootstraps: int = 200, seed: int = 0) -> Selection:
+           margin: float = 0.0, bootstraps: int = 200, seed: int = 0, stack: bool = True) -> Selection:
     """Pick the greedy ensemble or the best single model, on evidence that is not biased towards the ensemble.
 
     Nested selection: the OOF rows are split into `folds`; on each, the
@@ -389,6 +413,9 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
     standard error. The ensemble wins when its nested gain is positive and
     exceeds `margin` standard errors (0 by default: the nested estimate is
     already unbiased, and an averaged blend rarely loses what it gains).
+    A stacking layer (a linear model on the candidates' OOF predictions;
+    `stack=False` leaves it out) is checked the same nested way and takes the
+    blend's place when its nested score is better.
     For a metric that `decides` labels, the blend is fitted to the log loss
     and each option's decision (class weights) is fitted on the same rows
     as its choice, then applied to the held-out ones.
@@ -415,7 +442,10 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
     # Nested: choose on K-1 folds, predict the held-out one.
     ensemble_nested = np.zeros_like(preds[0], dtype=float)
     single_nested = np.zeros_like(preds[0], dtype=float)
-    fold_scores: dict[str, list[float]] = {"ensemble": [], "single": []}
+    stack_nested = np.zeros_like(preds[0], dtype=float)
+    stack_X = _stack_inputs(task, preds) if stack and len(preds) > 1 else None
+    width = preds[0].shape[1] if preds[0].ndim == 2 else 1
+    fold_scores: dict[str, list[float]] = {"ensemble": [], "single": [], "stack": []}
     outer = _outer_folds(task, y, folds, seed)
     everything = np.arange(len(y))
     for held in outer:
@@ -430,9 +460,18 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
         held_score = _scorer(task, y[held])
         fold_scores["ensemble"].append(held_score(ensemble_nested[held]))
         fold_scores["single"].append(held_score(single_nested[held]))
+        if stack_X is not None:
+            stacked = _stack(task, stack_X[inner], y[inner], np.concatenate([stack_X[inner], stack_X[held]]), width)
+            stack_nested[held] = _decided(stacked[len(inner):], _decision(task, y[inner], stacked[:len(inner)]))
+            fold_scores["stack"].append(held_score(stack_nested[held]))
 
     full = _scorer(task, y)
     ensemble_cv, single_cv = full(ensemble_nested), full(single_nested)
+    stack_cv = full(stack_nested) if stack_X is not None else math.nan
+    stacked_wins = stack_X is not None and _gain(metric, stack_cv) > _gain(metric, ensemble_cv)
+    blend_cv = ensemble_cv
+    if stacked_wins:  # the stack is the combined option the single model is weighed against
+        ensemble_nested, ensemble_cv = stack_nested, stack_cv
     gain = _gain(metric, ensemble_cv) - _gain(metric, single_cv)
     rng = np.random.default_rng(seed)
     diffs = []
@@ -452,15 +491,26 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
     ensemble_weights = {n: int(c) for n, c in zip(names, counts, strict=True)}
     best = int(np.argmax([all_gain(p) for p in preds]))
     used = [n for n, c in ensemble_weights.items() if c]
-    prefer_ensemble = len(used) > 1 and gain > 0 and gain > margin * gain_se
+    prefer_ensemble = (len(used) > 1 or stacked_wins) and gain > 0 and gain > margin * gain_se
 
     k = len(outer)
     mix = ", ".join(f"{n}×{c}" for n, c in ensemble_weights.items() if c)
     how = (f"nested {k}-fold check: weights and best single model chosen on {k - 1}/{k} of the OOF rows, "
            f"scored on the rest; {metric.name} ensemble {_fmt(ensemble_cv)} vs single {_fmt(single_cv)}, "
            f"gain {_fmt(gain)} with paired bootstrap SE {_fmt(gain_se)}")
-    if prefer_ensemble:
-        kind: Literal["ensemble", "single"] = "ensemble"
+    if stacked_wins:
+        how += f" (the stack's nested {_fmt(stack_cv)} beat the greedy blend's {_fmt(blend_cv)})"
+    if prefer_ensemble and stacked_wins and stack_X is not None:
+        kind: Literal["ensemble", "stack", "single"] = "stack"
+        weights = {n: 1 for n in names}
+        both = _stack(task, stack_X, y, np.concatenate([stack_X, _stack_inputs(task, [c.test for c in candidates])]),
+                      width)
+        oof, test = both[:len(y)], both[len(y):]
+        cv, spread = stack_cv, float(np.std(fold_scores["stack"]))
+        verdict = (f"stack (a linear model on {len(names)} candidates' OOF predictions): its gain is "
+                   f"{gain / gain_se if gain_se > 0 else math.inf:.2f} SE, above the margin of {margin:g} SE")
+    elif prefer_ensemble:
+        kind = "ensemble"
         weights = ensemble_weights
         oof = _blend(preds, counts)
         test = _blend([c.test for c in candidates], counts)
@@ -485,7 +535,7 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
     if decision is not None:
         rationale += (f"; labels decided with class weights {np.round(decision, 3).tolist()} fitted on those rows "
                       f"(argmax alone: {_fmt(full(oof))})")
-    if kind == "ensemble":
+    if kind in ("ensemble", "stack"):
         rationale += " (optimistic: the weights were fitted on these rows)"
     if skipped:
         rationale += f"; skipped {len(skipped)} folder(s): " + "; ".join(str(s) for s in skipped)
@@ -505,8 +555,8 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
 
 
 def select(task: Task, folders: Iterable[str | Path], *, rounds: int = 25, init: int = 1, folds: int = 5,
-           margin: float = 0.0, seed: int = 0, strict: bool = False) -> Selection:
+           margin: float = 0.0, seed: int = 0, strict: bool = False, stack: bool = True) -> Selection:
     """Load the experiment folders and choose what to submit; `crew.tools.submission.submission_frame(task,
     s.test_ids, s.test)` writes it."""
     candidates = load_candidates(task, folders, strict=strict)
-    return choose(task, candidates, rounds=rounds, init=init, folds=folds, margin=margin, seed=seed)
+    return choose(task, candidates, rounds=rounds, init=init, folds=folds, margin=margin, seed=seed, stack=stack)

@@ -44,6 +44,8 @@ __all__ = [
 
 EARLY_STOPPING_ROUNDS = 50
 """A booster stops after this many rounds without gain on its held-out rows."""
+FIXED_ROUNDS = 300
+"""A booster's rounds when a fold has too few rows to hold some out for early stopping."""
 
 FEATURE_STEPS = tuple(step.__name__ for step in script.FEATURE_STEPS)
 """The feature insights the script implements (each a function of `crew.tools.script`), in the order it runs them."""
@@ -145,7 +147,7 @@ def _renamed(code: str, name: str) -> str:
 _LOADING = ("canonical", "read", "load_data", "encode_target")
 _EVALUATION = ("splitter", "holdout", "fit_pipeline", "predict_raw", "target_forward", "target_back", "values",
                "cross_validate", "fit_weights", "decision", "decided", "fold_scores")
-_OUTPUT = ("refit_rounds", "refit", "tune", "submission_frame", "raw_frame", "main")
+_OUTPUT = ("refit_rounds", "refit", "tune", "submission_frame", "raw_frame", "threads_for", "main")
 
 
 def _score(info: TaskInfo) -> str:
@@ -198,7 +200,8 @@ def _constants(spec: PipelineSpec, info: TaskInfo) -> dict[str, Any]:
     return {"TASK": info.model_dump(), "COLUMNS": columns, "PREPROCESS": preprocess, "FOLDS": spec.folds,
             "REPEATS": spec.repeats, "SEED": spec.seed, "SUBSAMPLE": spec.subsample, "THREADS": spec.threads,
             "PARAMS": params, "TUNE_TRIALS": spec.tune_trials, "TUNE_TIMEOUT": spec.tune_timeout, "BAGS": spec.bags,
-            "EARLY_STOPPING": early, "ROUNDS_KEY": family.rounds_key, "REFIT": spec.refit, "LOG_TARGET": log_target, "STAGE_KEYS": {}, "TIMINGS": {}, "STAGE_CACHE": {}}
+            "EARLY_STOPPING": early, "FIXED_ROUNDS": FIXED_ROUNDS, "ROUNDS_KEY": family.rounds_key, "REFIT": spec.refit, "LOG_TARGET": log_target,
+            "STAGE_KEYS": {}, "TIMINGS": {}, "STAGE_CACHE": {}}
 
 
 def _stage_keys(spec: PipelineSpec, info: TaskInfo, constants: Mapping[str, Any]) -> dict[str, str]:

@@ -34,6 +34,7 @@ class TargetProfile(BaseModel):
     mean: float | None = None
     std: float | None = None
     skew: float | None = None
+    minimum: float | None = None
     missing: int = 0
 
 
@@ -117,7 +118,8 @@ def _profile_target(y: pl.Series, task: Task) -> TargetProfile:
     if task.target_type == "regression":
         values = y.cast(pl.Float64)
         return TargetProfile(type="regression", mean=float(values.mean()), std=float(values.std() or 0.0),  # type: ignore[arg-type]
-                             skew=float(values.skew() or 0.0), missing=missing)
+                             skew=float(values.skew() or 0.0), minimum=float(values.min()),  # type: ignore[arg-type]
+                             missing=missing)
     labels, counts = np.unique(canonical_labels(y.to_list()).astype(str), return_counts=True)
     classes = {str(label): int(count) for label, count in zip(labels, counts, strict=True)}
     return TargetProfile(type=task.target_type or "multiclass", classes=dict(sorted(classes.items())),

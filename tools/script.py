@@ -58,6 +58,7 @@ TUNE_TRIALS = 0
 TUNE_TIMEOUT = 0.0
 BAGS = 1
 EARLY_STOPPING = 0
+FIXED_ROUNDS = 300
 ROUNDS_KEY = ""
 REFIT = True
 LOG_TARGET = False
@@ -357,7 +358,8 @@ def make_model__hist_gradient_boosting__classification(params, seed=SEED):
 
 def make_model__hist_gradient_boosting__regression(params, seed=SEED):
     from sklearn.ensemble import HistGradientBoostingRegressor
-    return HistGradientBoostingRegressor(**params, early_stopping=False, random_state=seed,
+    loss = "absolute_error" if TASK["metric"] == "mae" else "squared_error"
+    return HistGradientBoostingRegressor(**params, loss=loss, early_stopping=False, random_state=seed,
                                          categorical_features="from_dtype")
 
 
@@ -368,7 +370,8 @@ def make_model__lightgbm__classification(params, seed=SEED):
 
 def make_model__lightgbm__regression(params, seed=SEED):
     from lightgbm import LGBMRegressor
-    return LGBMRegressor(**params, n_jobs=THREADS, random_state=seed, verbose=-1)
+    objective = "l1" if TASK["metric"] == "mae" else "regression"  # the loss the metric scores
+    return LGBMRegressor(**params, objective=objective, n_jobs=THREADS, random_state=seed, verbose=-1)
 
 
 def make_model__xgboost__classification(params, seed=SEED):
@@ -379,8 +382,9 @@ def make_model__xgboost__classification(params, seed=SEED):
 
 def make_model__xgboost__regression(params, seed=SEED):
     from xgboost import XGBRegressor
-    return XGBRegressor(**params, n_jobs=THREADS, random_state=seed, tree_method="hist", verbosity=0,
-                        enable_categorical=True)
+    objective = "reg:absoluteerror" if TASK["metric"] == "mae" else "reg:squarederror"
+    return XGBRegressor(**params, objective=objective, n_jobs=THREADS, random_state=seed, tree_method="hist",
+                        verbosity=0, enable_categorical=True)
 
 
 def make_model__catboost__classification(params, seed=SEED):
@@ -390,7 +394,9 @@ def make_model__catboost__classification(params, seed=SEED):
 
 def make_model__catboost__regression(params, seed=SEED):
     from catboost import CatBoostRegressor
-    return CatBoostRegressor(**params, thread_count=THREADS, random_seed=seed, verbose=0, allow_writing_files=False)
+    loss = "MAE" if TASK["metric"] == "mae" else "RMSE"
+    return CatBoostRegressor(**params, loss_function=loss, thread_count=THREADS, random_seed=seed, verbose=0,
+                             allow_writing_files=False)
 
 
 def fit__plain(model, X, y, X_stop=None, y_stop=None):
@@ -480,11 +486,15 @@ def fit_pipeline(X, y, numeric, categorical, params, seed, rounds=None, early=Tr
 
     A booster (EARLY_STOPPING > 0) holds out a tenth of its rows, stops after EARLY_STOPPING rounds without gain
     on them and keeps its best round, so the learning rate and the number of rounds are chosen together and the
-    held-out scores stay honest. `rounds` fixes the rounds instead, `early=False` fits every row as given (the
+    held-out scores stay honest; below 100 rows there is too little to stop on, and it fits FIXED_ROUNDS rounds
+    (or its cap, if smaller). `rounds` fixes the rounds instead, `early=False` fits every row as given (the
     refit on every row). Class targets are
     fitted on the classes present, densely coded (a fold may miss a rare class); `labels_` maps them back."""
+    stopping = early and EARLY_STOPPING and rounds is None and len(y) >= 100
     if rounds is not None and ROUNDS_KEY:
         params = {**params, ROUNDS_KEY: rounds}
+    elif ROUNDS_KEY and not stopping:  # nothing to stop on: the cap is not a choice, take fewer
+        params = {**params, ROUNDS_KEY: min(params[ROUNDS_KEY], FIXED_ROUNDS)}
     steps = [preprocessor(numeric, categorical)]
     if PREPROCESS["native"]:
         steps.append(NativeCategories(codes=PREPROCESS["native"] == "codes"))
@@ -495,7 +505,7 @@ def fit_pipeline(X, y, numeric, categorical, params, seed, rounds=None, early=Tr
         labels = np.unique(y)
         y = np.searchsorted(labels, y)
     kept = None
-    if early and EARLY_STOPPING and rounds is None and len(y) >= 200:
+    if stopping:
         fit_idx, stop_idx = holdout(y, seed)
         stop_idx = stop_idx[np.isin(y[stop_idx], y[fit_idx])] if labels is not None else stop_idx
         X_fit = head.fit_transform(X.iloc[fit_idx], y[fit_idx])
@@ -532,11 +542,12 @@ def values(raw):
     return target_back(raw) if TASK["target_type"] == "regression" else raw
 
 
-def cross_validate(X, y, X_test, numeric, categorical, params, folds=None, bags=None):
+def cross_validate(X, y, X_test, numeric, categorical, params, folds=None, bags=None, after_fold=None):
     """Fit `bags` pipelines per fold (seeds SEED, SEED+1, ...; their predictions averaged, a seed bag);
     out-of-fold predictions for the train set (averaged over the REPEATS redrawn splits), and, unless REFIT
     fits test's models on every row, fold-averaged ones for test. `folds` keeps only the first splits (tuning's
-    quick estimate). Returns them with each fold's (validation rows, their predictions, some training rows, their
+    quick estimate); `after_fold(i, parts)` is called after each (tuning stops a bad trial there). Returns them
+    with each fold's (validation rows, their predictions, some training rows, their
     predictions), for scoring once the decision is fitted, and the boosting rounds early stopping kept."""
     bags = bags or BAGS
     rng = np.random.default_rng(SEED)
@@ -564,6 +575,8 @@ def cross_validate(X, y, X_test, numeric, categorical, params, folds=None, bags=
         parts.append((valid_idx, valid, seen, fitted))
         if test_pred is not None:
             test_pred += pred / len(splits)
+        if after_fold is not None:
+            after_fold(len(parts) - 1, parts)
     return oof, test_pred, parts, rounds
 
 
@@ -688,21 +701,34 @@ def space__catboost(trial):
 
 
 def tune(X, y, numeric, categorical):
-    """Optuna over the model's search space on the same folds, time-boxed by TUNE_TIMEOUT."""
+    """Optuna over the model's search space on the same folds, time-boxed by TUNE_TIMEOUT. A trial whose score
+    after a fold is worse than the median of earlier trials' at that fold is stopped there (cheap-first: more
+    configurations fit the time box)."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    def objective(trial):
-        _, _, parts, _ = cross_validate(X, y, None, numeric, categorical, search_space(trial),
-                                        folds=min(FOLDS, 3), bags=1)
+    def scored(parts):
         rows = np.concatenate([v for v, _, _, _ in parts])
         raw = np.concatenate([p for _, p, _, _ in parts])
         return float(score(y[rows], decided(raw, decision(y[rows], raw))))
 
+    def objective(trial):
+        def after_fold(i, parts):
+            trial.report(scored(parts), i)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        _, _, parts, _ = cross_validate(X, y, None, numeric, categorical, search_space(trial),
+                                        folds=min(FOLDS, 3), bags=1, after_fold=after_fold)
+        return scored(parts)
+
     study = optuna.create_study(direction="maximize" if TASK["higher_is_better"] else "minimize",
-                                sampler=optuna.samplers.TPESampler(seed=SEED))
+                                sampler=optuna.samplers.TPESampler(seed=SEED),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
     study.enqueue_trial({k: v for k, v in PARAMS.items() if not isinstance(v, str)}, skip_if_exists=True)
     study.optimize(objective, n_trials=TUNE_TRIALS, timeout=TUNE_TIMEOUT or None)
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        return dict(PARAMS), len(study.trials)
     return {**PARAMS, **search_space(optuna.trial.FixedTrial(study.best_params))}, len(study.trials)
 
 
@@ -731,7 +757,15 @@ def raw_frame(ids, raw):
     return frame
 
 
+def threads_for(rows):
+    """The threads a fit may use: THREADS on larger data, one below 20,000 training rows, where waking other
+    threads at every tree costs more than they save (sleeping OpenMP waiters make each barrier a system call:
+    a 2-thread LightGBM fit on 150 rows ran 10x slower than on one)."""
+    return THREADS if rows >= 20_000 else 1
+
+
 def main():
+    global THREADS
     started = time.perf_counter()
 
     def prepare():
@@ -745,6 +779,9 @@ def main():
 
     X, y, X_test, numeric, categorical, train_ids, test_ids = cached_stage("features", prepare)
     TIMINGS["prepared"] = time.perf_counter() - started
+    from threadpoolctl import threadpool_limits
+    THREADS = threads_for(len(y))
+    threadpool_limits(THREADS)  # scikit-learn's own OpenMP (HistGradientBoosting) and BLAS too
     params, trials = dict(PARAMS), 0
     if TUNE_TRIALS:
         mark = time.perf_counter()
@@ -769,7 +806,7 @@ def main():
                "cv_mean": float(np.mean(folds)), "cv_std": float(np.std(folds)), "folds": [float(s) for s in folds],
                "train_score": float(np.mean(trained)), "higher_is_better": TASK["higher_is_better"],
                "n_train": len(y), "n_features": int(X.shape[1]), "params": params, "tune_trials": trials,
-               "fold_rounds": rounds, "refit": REFIT, "refit_rounds": refit_with,
+               "threads": THREADS, "fold_rounds": rounds, "refit": REFIT, "refit_rounds": refit_with,
                "class_weights": None if weights is None or not TASK["decides"] else [float(w) for w in weights],
                "timings": {k: round(v, 4) for k, v in TIMINGS.items()}, "stage_cache": STAGE_CACHE}
     with open("metrics.json", "w") as handle:
