@@ -380,3 +380,16 @@ def test_a_stack_recalibrates_overconfident_models_when_it_wins_the_nested_check
     assert selection.cv < min(selection.candidate_scores.values()) - 0.05 and "stack" in selection.rationale
     frame = s.assert_gradable(selection, tmp_path)
     assert frame["target"].min() > 0 and frame["target"].max() < 1
+
+
+def test_the_stack_is_given_up_when_its_nested_fits_outlast_their_time(tmp_path, monkeypatch):
+    import crew.tools.ensemble as ensemble_module
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=400)
+    y = (z + rng.normal(size=400) > 0).astype(int)
+    s = Synthetic(tmp_path, metric="log_loss", y_train=y, y_test=y[:100], name="slow")
+    folders = [s.experiment(n, _binary(_sigmoid(6 * (z + 0.5 * rng.normal(size=400)))),
+                            _binary(_sigmoid(6 * z[:100]))) for n in ("a", "b")]
+    monkeypatch.setattr(ensemble_module, "STACK_SECONDS", 0.0)
+    selection = select(s.task, folders, seed=0)
+    assert selection.kind != "stack" and "the stack was given up after 0s" in selection.rationale

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -373,6 +374,21 @@ def _proxy(task: Task, target: np.ndarray) -> Scorer:
     return lambda p: _gain(metric, scorer(p))
 
 
+DECIDED_SHORTLIST = 3
+"""For a metric that decides labels, the best single model is chosen among this many candidates with the best
+log loss: fitting a decision to every candidate on every fold costs seconds the run's reserve does not have."""
+
+
+def _best(task: Task, preds: Sequence[np.ndarray], target: np.ndarray, gain: Callable[[np.ndarray], float]) -> int:
+    """The index of the candidate with the best `gain` on these rows (for a deciding metric, among the
+    `DECIDED_SHORTLIST` with the best log loss)."""
+    indices = list(range(len(preds)))
+    if task.metric_info.decides and task.target_type != "regression" and len(preds) > DECIDED_SHORTLIST:
+        proxy = _proxy(task, target)
+        indices = sorted(indices, key=lambda i: proxy(preds[i]), reverse=True)[:DECIDED_SHORTLIST]
+    return max(indices, key=lambda i: gain(preds[i]))
+
+
 def _decided(raw: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return raw if weights is None else raw * weights
 
@@ -388,14 +404,30 @@ def _stack_inputs(task: Task, preds: Sequence[np.ndarray]) -> np.ndarray:
     return np.column_stack(columns)
 
 
+STACK_INPUTS = 5
+"""The stack reads the best this many candidates (by their own OOF score): more inputs than that add variance,
+and time (a multinomial fit grows with candidates x classes)."""
+STACK_SECONDS = 10.0
+"""Final selection gives up the stack when its nested fits have taken this long (the run's reserve is small)."""
+
+
 def _stack(task: Task, X: np.ndarray, y: np.ndarray, X_new: np.ndarray, width: int) -> np.ndarray:
     """A linear model fitted on candidates' OOF predictions `X` (ridge with its penalty chosen by leave-one-out, or
-    a regularised logistic regression), predicting raw values or class probabilities for `X_new`."""
+    a regularised logistic regression on standardized log-odds), predicting raw values or class probabilities
+    for `X_new`."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     if task.target_type == "regression":
         return RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X, y).predict(X_new)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=300))
+    with warnings.catch_warnings():  # 300 iterations of standardized inputs: close enough when not converged
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
     raw = np.zeros((len(X_new), width))
     raw[:, model.classes_] = model.predict_proba(X_new)
     return raw
@@ -443,7 +475,9 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
     ensemble_nested = np.zeros_like(preds[0], dtype=float)
     single_nested = np.zeros_like(preds[0], dtype=float)
     stack_nested = np.zeros_like(preds[0], dtype=float)
-    stack_X = _stack_inputs(task, preds) if stack and len(preds) > 1 else None
+    inputs = sorted(range(len(preds)), key=lambda i: _gain(metric, candidates[i].score), reverse=True)[:STACK_INPUTS]
+    stack_X = _stack_inputs(task, [preds[i] for i in inputs]) if stack and len(preds) > 1 else None
+    stack_started, stack_note = time.monotonic(), ""
     width = preds[0].shape[1] if preds[0].ndim == 2 else 1
     fold_scores: dict[str, list[float]] = {"ensemble": [], "single": [], "stack": []}
     outer = _outer_folds(task, y, folds, seed)
@@ -453,7 +487,7 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
         inner_preds = [p[inner] for p in preds]
         inner_gain = gain_on(inner)
         counts = _greedy(inner_preds, _proxy(task, y[inner]), rounds=rounds, init=init)
-        best = int(np.argmax([inner_gain(p) for p in inner_preds]))
+        best = _best(task, inner_preds, y[inner], inner_gain)
         blend_weights = _decision(task, y[inner], _blend(inner_preds, counts))
         ensemble_nested[held] = _decided(_blend([p[held] for p in preds], counts), blend_weights)
         single_nested[held] = _decided(preds[best][held], _decision(task, y[inner], inner_preds[best]))
@@ -464,6 +498,8 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
             stacked = _stack(task, stack_X[inner], y[inner], np.concatenate([stack_X[inner], stack_X[held]]), width)
             stack_nested[held] = _decided(stacked[len(inner):], _decision(task, y[inner], stacked[:len(inner)]))
             fold_scores["stack"].append(held_score(stack_nested[held]))
+            if time.monotonic() - stack_started > STACK_SECONDS:
+                stack_X, stack_note = None, f"; the stack was given up after {STACK_SECONDS:g}s of nested fits"
 
     full = _scorer(task, y)
     ensemble_cv, single_cv = full(ensemble_nested), full(single_nested)
@@ -489,7 +525,7 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
     all_gain = gain_on(None)
     counts = _greedy(preds, _proxy(task, y), rounds=rounds, init=init)
     ensemble_weights = {n: int(c) for n, c in zip(names, counts, strict=True)}
-    best = int(np.argmax([all_gain(p) for p in preds]))
+    best = _best(task, preds, y, all_gain)
     used = [n for n, c in ensemble_weights.items() if c]
     prefer_ensemble = (len(used) > 1 or stacked_wins) and gain > 0 and gain > margin * gain_se
 
@@ -502,12 +538,12 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
         how += f" (the stack's nested {_fmt(stack_cv)} beat the greedy blend's {_fmt(blend_cv)})"
     if prefer_ensemble and stacked_wins and stack_X is not None:
         kind: Literal["ensemble", "stack", "single"] = "stack"
-        weights = {n: 1 for n in names}
-        both = _stack(task, stack_X, y, np.concatenate([stack_X, _stack_inputs(task, [c.test for c in candidates])]),
-                      width)
+        weights = {n: int(i in inputs) for i, n in enumerate(names)}
+        test_X = _stack_inputs(task, [candidates[i].test for i in inputs])
+        both = _stack(task, stack_X, y, np.concatenate([stack_X, test_X]), width)
         oof, test = both[:len(y)], both[len(y):]
         cv, spread = stack_cv, float(np.std(fold_scores["stack"]))
-        verdict = (f"stack (a linear model on {len(names)} candidates' OOF predictions): its gain is "
+        verdict = (f"stack (a linear model on the {len(inputs)} best candidates' OOF predictions): its gain is "
                    f"{gain / gain_se if gain_se > 0 else math.inf:.2f} SE, above the margin of {margin:g} SE")
     elif prefer_ensemble:
         kind = "ensemble"
@@ -531,7 +567,8 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
                        f"{margin:g} SE on held-out rows, so its in-sample gain is not trusted")
     decision = _decision(task, y, oof)
     in_sample = full(_decided(oof, decision))
-    rationale = f"{verdict} ({how}); {metric.name} of the submitted option on its own OOF rows {_fmt(in_sample)}"
+    rationale = (f"{verdict} ({how}{stack_note}); {metric.name} of the submitted option on its own OOF rows "
+                 f"{_fmt(in_sample)}")
     if decision is not None:
         rationale += (f"; labels decided with class weights {np.round(decision, 3).tolist()} fitted on those rows "
                       f"(argmax alone: {_fmt(full(oof))})")
