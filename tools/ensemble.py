@@ -38,6 +38,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from crew import METRICS, Metric, Task, canonical_labels, oriented, positive_label
 from crew.errors import CrewError
 from crew.tools import artifacts
+from crew.tools.script import decided as _decided
 from crew.tools.script import fit_weights
 from crew.tools.submission import TaskRows, task_rows
 
@@ -352,10 +353,15 @@ def _fmt(value: float) -> str:
     return f"{value:.5g}"
 
 
+def _decides(task: Task) -> bool:
+    """Whether the task's labels are decided from probabilities with fitted class weights (`Metric.decides`)."""
+    return task.metric_info.decides and task.target_type != "regression"
+
+
 def _decision(task: Task, target: np.ndarray, raw: np.ndarray) -> np.ndarray | None:
     """Class weights fitted on these rows for a metric that `decides` labels (see `crew.tools.script.fit_weights`),
     else None (plain argmax, or not labels at all)."""
-    if not task.metric_info.decides or task.target_type == "regression":
+    if not _decides(task):
         return None
     scorer = _scorer(task, target)
     return fit_weights(target, raw, lambda _, r: scorer(r))
@@ -364,7 +370,7 @@ def _decision(task: Task, target: np.ndarray, raw: np.ndarray) -> np.ndarray | N
 def _proxy(task: Task, target: np.ndarray) -> Scorer:
     """What greedy weights are fitted to: the metric itself, or for a metric that decides labels the log loss of
     the blend (its decision is fitted afterwards; a blend's probabilities are what the decision needs)."""
-    if task.metric_info.decides and task.target_type != "regression":
+    if _decides(task):
         fast = METRICS["log_loss"].fast
         assert fast is not None
         loss = fast(target, task.classes, str(task.target_type))
@@ -383,14 +389,10 @@ def _best(task: Task, preds: Sequence[np.ndarray], target: np.ndarray, gain: Cal
     """The index of the candidate with the best `gain` on these rows (for a deciding metric, among the
     `DECIDED_SHORTLIST` with the best log loss)."""
     indices = list(range(len(preds)))
-    if task.metric_info.decides and task.target_type != "regression" and len(preds) > DECIDED_SHORTLIST:
+    if _decides(task) and len(preds) > DECIDED_SHORTLIST:
         proxy = _proxy(task, target)
         indices = sorted(indices, key=lambda i: proxy(preds[i]), reverse=True)[:DECIDED_SHORTLIST]
     return max(indices, key=lambda i: gain(preds[i]))
-
-
-def _decided(raw: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    return raw if weights is None else raw * weights
 
 
 def _stack_inputs(task: Task, preds: Sequence[np.ndarray]) -> np.ndarray:

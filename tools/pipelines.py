@@ -173,12 +173,21 @@ def stage_blocks(spec: PipelineSpec, info: TaskInfo) -> dict[str, str]:
     evaluation = [_score(info), *(functions[f] for f in _EVALUATION),
                   _renamed(functions[f"space__{spec.model}"], "search_space"), *(functions[f] for f in _OUTPUT)]
     preprocessing = [*(functions[f] for f in _LOADING), functions["preprocessor"]]
-    if FAMILIES[spec.model].native_categories:
+    if _native(spec):
         preprocessing.append(functions["NativeCategories"])
     return {"preprocessing": "\n\n\n".join(preprocessing),
             "feature_engineering": "\n\n\n".join(features),
             "model": _model_code(spec, info),
             "evaluation": "\n\n\n".join(evaluation)}
+
+
+def _native(spec: PipelineSpec) -> str:
+    """How the experiment's model takes categories natively: CatBoost always as codes, the other boosters as pandas
+    categories when the spec asks for `native_categories`, else not at all ("")."""
+    family = FAMILIES[spec.model]
+    if family.native_categories == "codes" or "native_categories" in spec.preprocessing:
+        return family.native_categories
+    return ""
 
 
 def _constants(spec: PipelineSpec, info: TaskInfo) -> dict[str, Any]:
@@ -193,15 +202,14 @@ def _constants(spec: PipelineSpec, info: TaskInfo) -> dict[str, Any]:
                   "indicators": "missing_indicators" in prep or not family.handles_nan,
                   "scale": family.scaled or "scale_numeric" in prep,
                   "one_hot": family.scaled and "one_hot_low_cardinality" in prep,
-                  "native": family.native_categories if family.native_categories == "codes"
-                  or "native_categories" in prep else ""}
+                  "native": _native(spec)}
     early = EARLY_STOPPING_ROUNDS if family.rounds_key else 0
     log_target = info.target_type == "regression" and ("log_target" in spec.features or METRICS[info.metric].nonnegative)
     return {"TASK": info.model_dump(), "COLUMNS": columns, "PREPROCESS": preprocess, "FOLDS": spec.folds,
             "REPEATS": spec.repeats, "SEED": spec.seed, "SUBSAMPLE": spec.subsample, "THREADS": spec.threads,
             "PARAMS": params, "TUNE_TRIALS": spec.tune_trials, "TUNE_TIMEOUT": spec.tune_timeout, "BAGS": spec.bags,
-            "EARLY_STOPPING": early, "FIXED_ROUNDS": FIXED_ROUNDS, "ROUNDS_KEY": family.rounds_key, "REFIT": spec.refit, "LOG_TARGET": log_target,
-            "STAGE_KEYS": {}, "TIMINGS": {}, "STAGE_CACHE": {}}
+            "EARLY_STOPPING": early, "FIXED_ROUNDS": FIXED_ROUNDS, "ROUNDS_KEY": family.rounds_key,
+            "REFIT": spec.refit, "LOG_TARGET": log_target, "STAGE_KEYS": {}, "TIMINGS": {}, "STAGE_CACHE": {}}
 
 
 def _stage_keys(spec: PipelineSpec, info: TaskInfo, constants: Mapping[str, Any]) -> dict[str, str]:

@@ -488,8 +488,8 @@ def fit_pipeline(X, y, numeric, categorical, params, seed, rounds=None, early=Tr
     on them and keeps its best round, so the learning rate and the number of rounds are chosen together and the
     held-out scores stay honest; below 100 rows there is too little to stop on, and it fits FIXED_ROUNDS rounds
     (or its cap, if smaller). `rounds` fixes the rounds instead, `early=False` fits every row as given (the
-    refit on every row). Class targets are
-    fitted on the classes present, densely coded (a fold may miss a rare class); `labels_` maps them back."""
+    refit on every row). Class targets are fitted on the classes present, densely coded (a fold may miss a rare
+    class); `labels_` maps them back."""
     stopping = early and EARLY_STOPPING and rounds is None and len(y) >= 100
     if rounds is not None and ROUNDS_KEY:
         params = {**params, ROUNDS_KEY: rounds}
