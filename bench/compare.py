@@ -2,6 +2,7 @@
 
     python bench/compare.py [--budget 5m] [--tasks a,b] [--seed 0] [--out bench/compare.json] [--cores 2]
                             [--peers flaml,autogluon] [--autogluon-python PATH] [--reuse-peers OLD.json]
+                            [--task-dir FOLDER ...]
 
 Every task of `../shared/tasks/` (each `<task>/task.yaml`, answers in
 `<task>/grading/answers.csv`) and the example task `examples/tasks/breast-cancer`
@@ -603,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated peers to run: flaml, autogluon, or none (with --reuse-peers)")
     parser.add_argument("--autogluon-python", help="interpreter with autogluon.tabular (default: this one)")
     parser.add_argument("--reuse-peers", type=Path, help="take the peers' rows from this earlier comparison's JSON")
+    parser.add_argument("--task-dir", type=Path, action="append", default=[],
+                        help="also compare this task folder (task.yaml and grading/answers.csv), e.g. the one "
+                             "../shared/tasks/make_large_task.py writes; repeatable")
     parser.add_argument("--flaml-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -629,7 +633,16 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(f"--budget: {exc}")
     known = discover_tasks()
-    names = list(known) if not args.tasks else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    for folder in args.task_dir:
+        answers = folder / "grading" / "answers.csv"
+        if not (folder / "task.yaml").is_file() or not answers.is_file():
+            parser.error(f"--task-dir: {folder} needs task.yaml and grading/answers.csv")
+        known[folder.resolve().name] = (folder.resolve(), answers.resolve())
+    extra = [folder.resolve().name for folder in args.task_dir]
+    if args.tasks:
+        names = [t.strip() for t in args.tasks.split(",") if t.strip()] + [e for e in extra if e not in args.tasks]
+    else:
+        names = extra or list(known)
     unknown = [t for t in names if t not in known]
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")

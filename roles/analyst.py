@@ -14,6 +14,9 @@ from crew.tools.profile import DataProfile, profile_task
 
 __all__ = ["Analyst", "DataReport"]
 
+HIGH_CARDINALITY = 30
+"""More levels than this and a categorical column is reported as high-cardinality (one-hot pools beyond 30)."""
+
 
 class DataReport(Decision):
     """The analyst's reading of the data: how to treat each column, and what looks wrong."""
@@ -22,6 +25,8 @@ class DataReport(Decision):
     categorical_columns: list[str] = Field(default_factory=list)
     datetime_columns: list[str] = Field(default_factory=list)
     text_columns: list[str] = Field(default_factory=list)
+    high_cardinality_columns: list[str] = Field(default_factory=list, description="categorical columns with more "
+                                                "than 30 levels: codes and one-hot lose them; target means may not")
     drop_columns: list[str] = Field(default_factory=list, description="id-like and constant columns: no signal")
     leakage_suspects: list[str] = Field(default_factory=list, description="columns that alone predict the target")
     missing_columns: list[str] = Field(default_factory=list, description="feature columns with missing train values")
@@ -83,6 +88,8 @@ class Analyst(Role):
             categorical_columns=profile.of_kind("categorical"),
             datetime_columns=profile.of_kind("datetime"),
             text_columns=profile.of_kind("text"),
+            high_cardinality_columns=[c.name for c in profile.columns
+                                      if c.kind == "categorical" and c.n_unique > HIGH_CARDINALITY],
             drop_columns=profile.of_kind("id", "constant"),
             leakage_suspects=list(profile.leakage_suspects),
             missing_columns=[c.name for c in profile.columns if c.missing > 0],

@@ -153,3 +153,39 @@ def test_averaged_probabilities_stay_valid_submissions(task: Task) -> None:
     raw = np.array([[1.0 - total, total], [0.5, 0.5]])  # columns in class order; the positive class is the last
     frame = namespace["submission_frame"](pd.Series([7, 8], name=task.id_column), raw)
     assert frame[task.target].between(0, 1).all()
+
+
+def test_a_high_cardinality_column_is_target_encoded_when_the_plan_asks(tmp_path: Path) -> None:
+    """analyst -> planner -> spec -> script: a city column of 80 levels is reported, target encoding is offered,
+    and the experiment that adds it runs with the city's target mean beside its code."""
+    import numpy as np
+
+    from crew import Blackboard
+    from crew.roles.analyst import Analyst
+    from crew.roles.planner import Planner
+    from crew.tools.pipelines import spec_from_report
+
+    rng = np.random.default_rng(0)
+    city = rng.choice([f"c{i}" for i in range(80)], size=500)
+    y = (pd.Series(city).str.endswith(("1", "3")) | (rng.random(500) < 0.2)).astype(int)
+    frame = pd.DataFrame({"id": range(500), "x": rng.normal(size=500), "city": city, "y": y})
+    (tmp_path / "task" / "data").mkdir(parents=True)
+    frame.head(400).to_csv(tmp_path / "task/data/train.csv", index=False)
+    frame.tail(100).drop(columns="y").to_csv(tmp_path / "task/data/test.csv", index=False)
+    (tmp_path / "task/task.yaml").write_text("name: cities\ndata: {train: data/train.csv, test: data/test.csv}\n"
+                                        "target: y\nid_column: id\nmetric: roc_auc\n")
+    task = Task.load(tmp_path / "task")
+    board = Blackboard(tmp_path / "bb.sqlite")
+    report = Analyst(blackboard=board)({"task": task, "run_dir": str(tmp_path)})["data_report"]
+    assert report["high_cardinality_columns"] == ["city"]
+    plan = Planner(blackboard=board)({"task": task, "data_report": report})["plan"]
+    assert "target_encoding" in plan["search_space"]["feature_engineering"]
+    spec = spec_from_report("lightgbm", report, features=["target_encoding"], folds=3)
+    assert spec.target_encode == ["city"] and spec_from_report("lightgbm", report).target_encode == []
+    code = render(spec, task)
+    assert "'target_encode': ['city']" in code and "TargetEncoder" in code
+    result = LocalExecutor(root=tmp_path / "experiments").run(
+        Launch(code=code, data_dir=str(task.root), limits=Limits(wall_time=120, memory=2 * 1024**3)))
+    assert result.reason == "ok", result.stderr_tail
+    metrics = json.loads((Path(result.workdir) / "metrics.json").read_text())
+    assert metrics["cv"] > 0.7

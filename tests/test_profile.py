@@ -69,3 +69,24 @@ def test_development_tasks_profile_without_false_alarms(shared_tasks):
         profile = profile_task(Task.load(shared_tasks / name))
         assert profile.leakage_suspects == {}, name
         assert not [c.name for c in profile.columns if c.kind in ("id", "constant")], name
+
+
+def test_numbers_with_missing_markers_and_dates_in_other_formats(tmp_path):
+    n = 60
+    frame = pl.DataFrame({
+        "id": np.arange(n),
+        "income": [("?" if i % 7 == 0 else "n/a" if i % 11 == 0 else str(1000 + 37 * i)) for i in range(n)],
+        "visit": [f"{1 + i % 28:02d}/{1 + i % 12:02d}/2021" for i in range(n)],
+        "seen": [f"{['Jan', 'Feb', 'Mar'][i % 3]} {1 + i % 28}, 2020 10:{i % 60:02d}" for i in range(n)],
+        "month": [["Jan", "Feb", "Mar"][i % 3] for i in range(n)],  # a month name alone is a category
+        "grade": [("?" if i % 5 == 0 else "abc"[i % 3]) for i in range(n)],
+        "y": np.arange(n) % 2,
+    })
+    frame.write_csv(tmp_path / "train.csv")
+    frame.drop("y").write_csv(tmp_path / "test.csv")
+    (tmp_path / "task.yaml").write_text("name: kinds\ndata: {train: train.csv, test: test.csv}\ntarget: y\n"
+                                        "id_column: id\nmetric: accuracy\n")
+    columns = {c.name: c for c in profile_task(Task.load(tmp_path)).columns}
+    assert {name: c.kind for name, c in columns.items()} == {
+        "income": "numeric", "visit": "datetime", "seen": "datetime", "month": "categorical", "grade": "categorical"}
+    assert columns["income"].missing == pytest.approx(sum(i % 7 == 0 or i % 11 == 0 for i in range(n)) / n, abs=1e-3)

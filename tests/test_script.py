@@ -199,3 +199,67 @@ def test_tuning_stops_a_bad_trial_after_a_fold(monkeypatch: pytest.MonkeyPatch) 
 def test_small_data_fits_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(script, "THREADS", 4)
     assert script.threads_for(150) == 1 and script.threads_for(50_000) == 4
+
+
+def test_numbers_read_missing_markers_and_booleans_as_floats() -> None:
+    out = script.numbers(pd.Series(["1", "?", "2.5", None, "n/a"], dtype=object))
+    assert out.dtype == float and out.isna().tolist() == [False, True, False, True, True] and out[2] == 2.5
+    assert script.numbers(pd.Series([True, None, False], dtype=object)).tolist()[::2] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(("values", "month"), [
+    (["2020-01-31", "2021-03-01"], [1, 3]),
+    (["31/01/2020", "01/03/2021"], [1, 3]),  # day first: 31 cannot be a month
+    (["Jan 5, 2020 10:30", "Mar 7, 2021 11:00"], [1, 3]),
+    (["31.01.2020", "01.03.2021"], [1, 3]),
+    (["2020-01-31T10:00:00Z", "2021-03-01T10:00:00+01:00"], [1, 3]),
+    (["1/5/20", "3/31/21"], [1, 3]),
+])
+def test_dates_are_read_in_the_format_that_reads_them(values: list[str], month: list[int]) -> None:
+    when, fmt = script.parse_dates(pd.Series(values + [None]))
+    assert when.dt.month.tolist()[:2] == month and when[2:].isna().all(), fmt
+    days = [f"2020-02-{d:02d}" for d in range(1, 29)]
+    when, fmt = script.parse_dates(pd.Series([*days, "not a date"]))  # one stray value: missing, not "mixed"
+    assert fmt == "ISO8601" and when.isna().tolist() == [False] * 28 + [True]
+
+
+def test_loading_reads_numbers_with_markers_as_numbers(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    pd.DataFrame({"id": [1, 2, 3], "a": ["1.5", "?", "3"], "y": ["0", "1", "0"]}).to_csv(tmp_path / "train.csv",
+                                                                                       index=False)
+    pd.DataFrame({"id": [4], "a": ["-"]}).to_csv(tmp_path / "test.csv", index=False)
+    monkeypatch.setenv("CREW_DATA", str(tmp_path))
+    monkeypatch.setattr(script, "COLUMNS", {"numeric": ["a"], "categorical": [], "datetime": [], "text": [],
+                                            "drop": []})
+    X, _, X_test, _, _ = script.load_data()
+    assert X["a"].dtype == float and X["a"].isna().tolist() == [False, True, False] and X_test["a"].isna().all()
+
+
+def test_target_means_are_added_out_of_fold_for_the_columns_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(script, "PREPROCESS", {**script.PREPROCESS, "impute": False, "target_encode": ["city"]})
+    rng = np.random.default_rng(0)
+    city = rng.choice([f"c{i}" for i in range(60)], size=600)
+    y = (pd.Series(city).str.endswith(("1", "3", "5")).to_numpy() | (rng.random(600) < 0.1)).astype(int)
+    frame = pd.DataFrame({"a": rng.normal(size=600), "city": city})
+    out = script.preprocessor(["a"], ["city"]).fit_transform(frame, y)
+    assert out.shape == (600, 3)  # the number, the city's code, its target mean
+    encoded = out[:, 2]
+    assert np.corrcoef(encoded, y)[0, 1] > 0.5
+    # cross-fitted: a city's rows do not all get the same value (each row's own target is left out of its mean)
+    assert pd.Series(encoded).groupby(city).nunique().max() > 1
+
+
+def test_log_loss_probabilities_are_calibrated_on_out_of_fold_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=3000)
+    logits = rng.normal(size=(3000, 3)) + 1.0 * np.eye(3)[y]
+    sharp = np.exp(4 * logits) / np.exp(4 * logits).sum(axis=1, keepdims=True)  # far too confident
+    assert script.temperature(y, sharp) == 1.0  # the metric (accuracy) scores labels: nothing to calibrate
+    from sklearn.metrics import log_loss
+    monkeypatch.setattr(script, "TASK", {**script.TASK, "metric": "log_loss", "higher_is_better": False,
+                                         "calibrates": True, "classes": ["a", "b", "c"]})
+    monkeypatch.setattr(script, "score", lambda y, raw: log_loss(y, raw, labels=range(3)))
+    t = script.temperature(y, sharp)
+    assert t > 2
+    fixed = script.calibrated(sharp, t)
+    assert fixed.sum(axis=1) == pytest.approx(1.0) and (fixed.argmax(axis=1) == sharp.argmax(axis=1)).all()
+    assert log_loss(y, fixed) < log_loss(y, sharp) - 0.2

@@ -70,6 +70,8 @@ class TaskInfo(BaseModel):
                                                            "is clipped at 0")
     decides: bool = Field(default=False, description="the metric scores labels, decided from the class probabilities "
                                                      "with weights fitted on out-of-fold predictions")
+    calibrates: bool = Field(default=False, description="the metric scores the probabilities themselves (log loss): "
+                                                        "they are calibrated on out-of-fold predictions")
     rows: int = Field(default=10_000, description="train rows, for defaults that depend on data size")
 
     @classmethod
@@ -82,7 +84,7 @@ class TaskInfo(BaseModel):
                    target_type=task.target_type or "regression", classes=classes,
                    positive=positive_label(classes) if task.target_type == "binary" else None,
                    submission=info.submission, submission_columns=task.submission_columns(),
-                   nonnegative=info.nonnegative, decides=info.decides,
+                   nonnegative=info.nonnegative, decides=info.decides, calibrates=info.log_probabilities,
                    rows=task.shapes.get("train", (10_000, 0))[0])
 
 
@@ -99,6 +101,8 @@ class PipelineSpec(BaseModel):
     datetime: list[str] = Field(default_factory=list)
     text: list[str] = Field(default_factory=list)
     drop: list[str] = Field(default_factory=list)
+    target_encode: list[str] = Field(default_factory=list, description="categorical columns that also get "
+                                                                       "out-of-fold target means")
     folds: int = Field(default=5, ge=2)
     repeats: int = Field(default=1, ge=1, description="times the k-fold split is redrawn; out-of-fold predictions "
                                                        "are averaged over them")
@@ -144,9 +148,9 @@ def _renamed(code: str, name: str) -> str:
     return re.sub(r"^def \w+\(", f"def {name}(", code, count=1)
 
 
-_LOADING = ("canonical", "read", "load_data", "encode_target")
+_LOADING = ("canonical", "read", "numbers", "parse_dates", "load_data", "encode_target")
 _EVALUATION = ("splitter", "holdout", "fit_pipeline", "predict_raw", "target_forward", "target_back", "values",
-               "cross_validate", "fit_weights", "decision", "decided", "fold_scores")
+               "cross_validate", "temperature", "calibrated", "fit_weights", "decision", "decided", "fold_scores")
 _OUTPUT = ("refit_rounds", "refit", "tune", "submission_frame", "raw_frame", "threads_for", "main")
 
 
@@ -202,7 +206,7 @@ def _constants(spec: PipelineSpec, info: TaskInfo) -> dict[str, Any]:
                   "indicators": "missing_indicators" in prep or not family.handles_nan,
                   "scale": family.scaled or "scale_numeric" in prep,
                   "one_hot": family.scaled and "one_hot_low_cardinality" in prep,
-                  "native": _native(spec)}
+                  "native": _native(spec), "target_encode": spec.target_encode}
     early = EARLY_STOPPING_ROUNDS if family.rounds_key else 0
     log_target = info.target_type == "regression" and ("log_target" in spec.features or METRICS[info.metric].nonnegative)
     return {"TASK": info.model_dump(), "COLUMNS": columns, "PREPROCESS": preprocess, "FOLDS": spec.folds,
@@ -338,7 +342,9 @@ def spec_from_report(model: str, report: Mapping[str, Any], **fields: Any) -> Pi
     drop = list(report.get("drop_columns", []))
     if "drop_leakage_suspects" in fields.get("preprocessing", ()):
         drop += list(report.get("leakage_suspects", []))
-    return PipelineSpec(model=model, numeric=list(report.get("numeric_columns", [])),
-                        categorical=list(report.get("categorical_columns", [])),
+    categorical = list(report.get("categorical_columns", []))
+    if "target_encoding" in fields.get("features", ()):
+        fields["target_encode"] = [c for c in report.get("high_cardinality_columns", []) if c in categorical]
+    return PipelineSpec(model=model, numeric=list(report.get("numeric_columns", [])), categorical=categorical,
                         datetime=list(report.get("datetime_columns", [])), text=list(report.get("text_columns", [])),
                         drop=drop, **fields)

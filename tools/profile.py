@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import polars as pl
 from pydantic import BaseModel, Field
 from sklearn.model_selection import cross_val_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from crew import Task, canonical_labels, read_table
+from crew.tools.script import parse_dates
 
 __all__ = ["ColumnProfile", "DataProfile", "TargetProfile", "profile_task"]
 
@@ -68,6 +71,8 @@ def profile_task(task: Task, *, seed: int = 0) -> DataProfile:
 
 
 def _profile_column(series: pl.Series, rows: int) -> ColumnProfile:
+    if series.dtype == pl.Utf8 and (numbers := _numeric_text(series)) is not None:
+        series = numbers  # "?" or "n/a" among numbers: the experiments read them as missing (script.numbers)
     non_null = series.drop_nulls()
     n_unique = int(non_null.n_unique())
     examples = [str(v) for v in non_null.unique(maintain_order=True).head(5).to_list()]
@@ -97,13 +102,36 @@ def _is_sequence(values: pl.Series) -> bool:
     return span <= 2 * len(values)
 
 
-def _string_kind(values: pl.Series, n_unique: int, rows: int) -> ColumnKind:
-    if values.head(1000).str.contains(r"^\s*(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4})").all():
+MISSING_MARKERS = ("", "na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", ".", "missing", "#n/a", "unknown")
+"""Text that stands for a missing value in a column of numbers (compared stripped and lower-case)."""
+
+
+def _numeric_text(values: pl.Series) -> pl.Series | None:
+    """A text column of numbers with missing-value markers: its values as floats (markers missing); else None."""
+    stripped = values.str.strip_chars()
+    marker = stripped.str.to_lowercase().is_in(list(MISSING_MARKERS))
+    numbers = stripped.cast(pl.Float64, strict=False)
+    if marker.all() or (numbers.is_null() & ~marker & values.is_not_null()).any():
+        return None
+    return numbers.rename(values.name)
+
+
+def _is_date(values: pl.Series) -> bool:
+    """Text that the experiments' `parse_dates` reads as dates, in one format that names a year and a month."""
+    sample = pd.Series(values.head(1000).to_list(), dtype="string")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         try:
-            if values.head(1000).str.to_datetime(strict=False).null_count() == 0:
-                return "datetime"
-        except pl.exceptions.PolarsError:
-            pass
+            parsed, fmt = parse_dates(sample)
+        except (ValueError, TypeError, OverflowError):
+            return False
+    named = fmt == "ISO8601" or (("%Y" in fmt or "%y" in fmt) and any(m in fmt for m in ("%m", "%b", "%B")))
+    return named and float(parsed.notna().mean()) >= 0.95
+
+
+def _string_kind(values: pl.Series, n_unique: int, rows: int) -> ColumnKind:
+    if _is_date(values):
+        return "datetime"
     mean_words = values.str.count_matches(r"\s+").cast(pl.Float64).mean()
     if isinstance(mean_words, float) and mean_words >= 3:
         return "text"

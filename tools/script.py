@@ -45,9 +45,10 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 TASK: dict = {"name": "example", "train": "train.csv", "test": "test.csv", "target": "y", "id_column": "id",
               "metric": "accuracy", "higher_is_better": True, "target_type": "binary", "classes": ["0", "1"],
               "positive": "1", "submission": "label", "submission_columns": ["id", "y"], "nonnegative": False,
-              "decides": False, "rows": 100}
+              "decides": False, "calibrates": False, "rows": 100}
 COLUMNS: dict = {"numeric": [], "categorical": [], "datetime": [], "text": [], "drop": []}
-PREPROCESS: dict = {"impute": True, "indicators": False, "scale": False, "one_hot": False, "native": ""}
+PREPROCESS: dict = {"impute": True, "indicators": False, "scale": False, "one_hot": False, "native": "",
+                    "target_encode": []}
 FOLDS = 5
 REPEATS = 1
 SEED = 0
@@ -160,7 +161,47 @@ def read(path):
     return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path, low_memory=False)
 
 
+def numbers(values):
+    """A numeric column as floats: booleans as 0/1, and text that is no number (a missing-value marker such as
+    "?", "n/a" or "-", which pandas does not read as missing) as missing."""
+    if not pd.api.types.is_numeric_dtype(values):
+        values = values.map(lambda v: float(v) if isinstance(v, bool | np.bool_) else v)
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def parse_dates(values):
+    """Text as datetimes in the one format that reads most of a sample (pandas' guess from the values, day first
+    and month first, ISO 8601 with or without a time zone), element by element only when no format reads 90%; a
+    value it cannot read is missing. Returns (datetimes, format)."""
+    import warnings
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values, "datetime"
+    from pandas.tseries.api import guess_datetime_format
+    text = values.astype("string").str.strip()
+    sample = text.dropna().drop_duplicates().head(1000)
+    if sample.empty:
+        return pd.to_datetime(text, errors="coerce"), "empty"
+    formats = ["ISO8601", "%m/%d/%y", "%d/%m/%y", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for value in sample.head(20):
+            for dayfirst in (False, True):
+                guess = guess_datetime_format(value, dayfirst=dayfirst)
+                if guess and guess not in formats:
+                    formats.append(guess)
+
+        def read_as(values, fmt):
+            return pd.to_datetime(values, format=fmt, errors="coerce", utc=True).dt.tz_localize(None)
+
+        share = {fmt: read_as(sample, fmt).notna().mean() for fmt in formats}
+        best = max(formats, key=lambda fmt: share[fmt])
+        if share[best] < 0.9:
+            best = "mixed"
+        return read_as(text, best), best
+
+
 def load_data():
+    """Train (the rows with a target) and test: the columns the analyst kept, numbers as floats."""
     root = os.environ.get("CREW_DATA", ".")
     train = read(os.path.join(root, TASK["train"]))
     test = read(os.path.join(root, TASK["test"]))
@@ -169,7 +210,11 @@ def load_data():
     test_ids = test[TASK["id_column"]] if TASK["id_column"] else pd.Series(np.arange(len(test)), name="row")
     keep = [c for c in COLUMNS["numeric"] + COLUMNS["categorical"] + COLUMNS["datetime"] + COLUMNS["text"]
             if c in test.columns and c not in COLUMNS["drop"]]
-    return train[keep].copy(), train[TASK["target"]], test[keep].copy(), train_ids, test_ids
+    X, X_test = train[keep].copy(), test[keep].copy()
+    for c in COLUMNS["numeric"]:
+        if c in keep:
+            X[c], X_test[c] = numbers(X[c]), numbers(X_test[c])
+    return X, train[TASK["target"]], X_test, train_ids, test_ids
 
 
 def encode_target(y):
@@ -183,7 +228,10 @@ def preprocessor(numeric, categorical):
     """Numbers median-imputed (with missing-value indicators) and scaled as PREPROCESS says, or left with their
     missing values for a model that splits on them; categories one-hot (rare ones pooled) for a model that needs
     scale, else as ordinal codes: for a model with native categorical splits (PREPROCESS["native"]) codes with
-    unseen values missing, in a frame whose columns `NativeCategories` can find by name."""
+    unseen values missing, in a frame whose columns `NativeCategories` can find by name. Categories of the
+    PREPROCESS["target_encode"] columns also get their target mean, shrunk towards the overall mean by how rare
+    they are (scikit-learn's TargetEncoder: out-of-fold within the rows being fitted, so a row never sees its own
+    target; one column per class for a multiclass target)."""
     numeric_steps = []
     if PREPROCESS["impute"]:
         numeric_steps.append(SimpleImputer(strategy="median", add_indicator=PREPROCESS["indicators"],
@@ -201,6 +249,14 @@ def preprocessor(numeric, categorical):
         else:
             encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
         parts.append(("cat", encoder, categorical))
+    encoded = [c for c in PREPROCESS.get("target_encode", []) if c in categorical]
+    if encoded:
+        from sklearn.preprocessing import TargetEncoder
+        if TASK["target_type"] == "regression":
+            encoder = TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=SEED))
+        else:  # "auto": binary or multiclass by the classes this fit sees
+            encoder = TargetEncoder(cv=StratifiedKFold(5, shuffle=True, random_state=SEED))
+        parts.append(("te", encoder, encoded))
     transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
     return transformer.set_output(transform="pandas") if PREPROCESS["native"] else transformer
 
@@ -232,7 +288,7 @@ class NativeCategories(TransformerMixin, BaseEstimator):
 def datetime_parts(both, numeric, categorical):
     """Year, month, day, day of the year, weekday, hour and days since 1970 of every date column."""
     for c in COLUMNS["datetime"]:
-        when = pd.to_datetime(both[c], errors="coerce")
+        when, _ = parse_dates(both[c])
         for part in ("year", "month", "day", "day_of_year", "day_of_week", "hour"):
             both[f"{c}__{part}"] = getattr(when.dt, part).astype(float)
             numeric.append(f"{c}__{part}")
@@ -600,6 +656,29 @@ def fit_weights(y, raw, scorer):
     return weights
 
 
+def temperature(y, raw):
+    """For a metric that scores the probabilities themselves (log loss, TASK["calibrates"]): the temperature T
+    whose probabilities p ** (1 / T), renormalized, score best on out-of-fold predictions; T > 1 softens an
+    over-confident model (a forest's votes, a booster past its best round), T < 1 sharpens a timid one. One
+    number fitted on every out-of-fold row, so it hardly flatters the CV score. 1 (unchanged) otherwise."""
+    if not TASK.get("calibrates") or raw.ndim != 2:
+        return 1.0
+    from scipy.optimize import minimize_scalar
+    sign = -1.0 if TASK["higher_is_better"] else 1.0
+    found = minimize_scalar(lambda t: sign * score(y, calibrated(raw, t)), bounds=(0.2, 5.0), method="bounded",
+                            options={"xatol": 1e-3})
+    return round(float(found.x), 4) if found.fun < sign * score(y, raw) - 1e-9 else 1.0
+
+
+def calibrated(raw, t):
+    """Class probabilities at temperature `t` (see `temperature`)."""
+    if t == 1.0 or raw.ndim != 2:
+        return raw
+    logp = np.log(np.clip(raw, 1e-15, 1.0)) / t
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def decision(y, raw):
     """The class weights labels are decided with: fitted on out-of-fold predictions when the metric scores labels
     and the most probable class is not its best guess (TASK["decides"]); ones (argmax) otherwise."""
@@ -790,13 +869,16 @@ def main():
     mark = time.perf_counter()
     oof, test_pred, parts, rounds = cross_validate(X, y, X_test if not REFIT else None, numeric, categorical, params)
     TIMINGS["cross_validate"] = time.perf_counter() - mark
-    weights = decision(y, oof)
-    folds, trained = fold_scores(y, parts, weights)
     refit_with = refit_rounds(rounds)
     if REFIT:
         mark = time.perf_counter()
         test_pred = refit(X, y, X_test, numeric, categorical, params, refit_with)
         TIMINGS["refit"] = time.perf_counter() - mark
+    t = temperature(y, oof)
+    oof, test_pred = calibrated(oof, t), calibrated(test_pred, t)
+    parts = [(v, calibrated(p, t), s, calibrated(f, t)) for v, p, s, f in parts]
+    weights = decision(y, oof)
+    folds, trained = fold_scores(y, parts, weights)
     raw_frame(train_ids, oof).to_csv("oof.csv", index=False)
     raw_frame(test_ids, test_pred).to_csv("test_pred.csv", index=False)
     submission_frame(test_ids, decided(test_pred, weights))[TASK["submission_columns"]].to_csv("predictions.csv",
@@ -807,7 +889,7 @@ def main():
                "train_score": float(np.mean(trained)), "higher_is_better": TASK["higher_is_better"],
                "n_train": len(y), "n_features": int(X.shape[1]), "params": params, "tune_trials": trials,
                "threads": THREADS, "fold_rounds": rounds, "refit": REFIT, "refit_rounds": refit_with,
-               "class_weights": None if weights is None or not TASK["decides"] else [float(w) for w in weights],
+               "temperature": t, "class_weights": None if weights is None or not TASK["decides"] else [float(w) for w in weights],
                "timings": {k: round(v, 4) for k, v in TIMINGS.items()}, "stage_cache": STAGE_CACHE}
     with open("metrics.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
