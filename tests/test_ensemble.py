@@ -393,3 +393,19 @@ def test_the_stack_is_given_up_when_its_nested_fits_outlast_their_time(tmp_path,
     monkeypatch.setattr(ensemble_module, "STACK_SECONDS", 0.0)
     selection = select(s.task, folders, seed=0)
     assert selection.kind != "stack" and "the stack was given up after 0s" in selection.rationale
+
+
+def test_on_many_rows_greedy_weights_are_fitted_on_a_sample_and_still_find_the_ensemble(binary, monkeypatch):
+    import crew.tools.ensemble as ensemble_module
+    seen: list[int] = []
+    proxy = ensemble_module._proxy
+
+    def counting(task, target):
+        seen.append(len(target))
+        return proxy(task, target)
+
+    monkeypatch.setattr(ensemble_module, "GREEDY_ROWS", 200)
+    monkeypatch.setattr(ensemble_module, "_proxy", counting)
+    selection = select(binary.task, binary.folders, rounds=25, seed=0, stack=False)
+    assert seen and set(seen) == {200}  # every greedy fit (nested and final) on 200 of the 600 / 480 rows
+    assert selection.kind == "ensemble" and selection.weights["a"] > 0 and selection.weights["b"] > 0
