@@ -18,7 +18,7 @@ from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, T
 from crew.roles._util import add_proposed, as_task
 from crew.testing import tiny_task
 from crew.tools.catalogue import FAMILIES, FEATURES, INSIGHTS, debug_depth, default_params, stage_of
-from crew.tools.pipelines import TaskInfo, render, spec_from_report
+from crew.tools.pipelines import TUNE_ROWS, TaskInfo, render, spec_from_report
 from crew.tools.sizing import scale
 from crew.tools.speed import ran_params
 
@@ -190,7 +190,8 @@ class Modeler(Role):
             design.preprocessing.append(insight)
         elif insight == "tune":
             trials = 40 if rows < 20_000 else 15
-            trial_seconds = cv_seconds * min(design.folds, 3) / design.folds  # a trial: 3 folds, one seed
+            # a trial: 3 folds, one seed, on at most TUNE_ROWS rows
+            trial_seconds = cv_seconds * min(design.folds, 3) / design.folds * min(1.0, TUNE_ROWS / max(1, rows))
             factor = scale(share, trials * trial_seconds + cv_seconds * design.bags * design.repeats)
             design.tune_trials = trials * factor
             if factor > 1:  # sized from measured times: a time box keeps a misjudged size inside the share

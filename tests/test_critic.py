@@ -46,6 +46,10 @@ def test_workload_is_read_from_the_syntax_tree(task):
     assert work.early_stopping and work.refit  # a booster's rounds are a cap; test predictions get one more fit
     bagged = read_workload(_code(task, folds=5, bags=4, repeats=2), rows=1000, columns=5)
     assert (bagged.bags, bagged.repeats, bagged.fits) == (4, 2, 5 * 4 * 2 + 4)  # + one refit per bag
+    tuned = read_workload(_code(task, folds=5, tune_trials=10), rows=200_000, columns=5)
+    assert tuned.tune_rows == 20_000 and tuned.fits == 5 + 10 * 3 + 1
+    assert tuned.fit_units == pytest.approx(5 + 10 * 3 * 0.1 + 1)  # the trials fit a tenth of the rows
+    assert CostModel().prior(tuned)[0] < CostModel().prior(tuned.model_copy(update={"tune_rows": None}))[0] / 3
     hand_written = "from sklearn.model_selection import KFold\nfrom sklearn.svm import SVC\ncv = KFold(n_splits=4)\n"
     work = read_workload(hand_written, rows=1000)
     assert (work.families, work.folds) == (["svm"], 4)

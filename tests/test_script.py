@@ -263,3 +263,25 @@ def test_log_loss_probabilities_are_calibrated_on_out_of_fold_rows(monkeypatch: 
     fixed = script.calibrated(sharp, t)
     assert fixed.sum(axis=1) == pytest.approx(1.0) and (fixed.argmax(axis=1) == sharp.argmax(axis=1)).all()
     assert log_loss(y, fixed) < log_loss(y, sharp) - 0.2
+
+
+def test_tuning_trials_fit_a_stratified_sample_of_a_large_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = script.cross_validate
+
+    def spy(X, y, *args, **kwargs):
+        seen.append(len(y))
+        assert np.bincount(y).tolist() == [80, 40]  # the class shares of the whole table
+        return real(X, y, *args, **kwargs)
+
+    monkeypatch.setattr(script, "TUNE_ROWS", 120)
+    monkeypatch.setattr(script, "TUNE_TRIALS", 2)
+    monkeypatch.setattr(script, "cross_validate", spy)
+    monkeypatch.setattr(script, "make_model", script.make_model__linear__classification)
+    monkeypatch.setattr(script, "search_space", script.space__linear)
+    monkeypatch.setattr(script, "PARAMS", {"C": 1.0})
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=600)})
+    y = np.array([0, 0, 1] * 200)
+    params, trials = script.tune(X, y, ["a"], [])
+    assert trials == 2 and seen == [120, 120] and "C" in params

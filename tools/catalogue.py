@@ -239,12 +239,12 @@ INSIGHTS: dict[str, Insight] = {i.name: i for i in (
             "of dates", suggest=_has("datetime_columns"), draft=True),
     Insight("text_tfidf", "feature_engineering", "TF-IDF of text columns reduced by truncated SVD",
             suggest=_has("text_columns")),
+    Insight("target_encoding", "feature_engineering", "out-of-fold target means of categories with many levels, "
+            "beside their codes", suggest=_has("high_cardinality_columns")),
     Insight("numeric_interactions", "feature_engineering", "products and ratios of the first numeric columns",
             suggest=_has("numeric_columns", 2)),
     Insight("frequency_encoding", "feature_engineering", "each category's share of the rows",
             suggest=_has("categorical_columns")),
-    Insight("target_encoding", "feature_engineering", "out-of-fold target means of categories with many levels, "
-            "beside their codes", suggest=_has("high_cardinality_columns")),
     Insight("log_target", "feature_engineering", "fit on log1p of a nonnegative target, predict back with expm1",
             suggest=lambda report: bool(report.get("skewed_target"))),
     *(Insight(f"portfolio_{i + 1}", "model", f"the family's zero-shot configuration {i + 1} instead of its defaults",

@@ -114,6 +114,8 @@ class Workload(BaseModel):
     """Boosters stop early: the estimators read are a cap, of which `EARLY_STOPPED_SHARE` is the expected use."""
     refit: bool = False
     """Test predictions come from one more fit per bag on every row."""
+    tune_rows: int | None = None
+    """Tuning trials fit a sample of at most this many rows (the script's TUNE_ROWS)."""
 
     @property
     def family(self) -> str:
@@ -126,6 +128,13 @@ class Workload(BaseModel):
     def fits(self) -> int:
         return (self.folds * self.repeats * self.bags + self.tune_trials * min(self.folds, self.tune_folds)
                 + (self.bags if self.refit else 0))
+
+    @property
+    def fit_units(self) -> float:
+        """`fits` in fits of `rows_per_fit` rows: a tuning trial on a sample of rows costs its share of one."""
+        share = min(1.0, self.tune_rows / max(1, self.rows)) if self.tune_rows else 1.0
+        tuning = self.tune_trials * min(self.folds, self.tune_folds)
+        return self.fits - tuning + tuning * share
 
     @property
     def rows_per_fit(self) -> int:
@@ -196,6 +205,7 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
     bags = repeats = 1
     subsample: int | None = None
     early_stopping = refit = False
+    tune_rows: int | None = None
     splitter_seen = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -214,6 +224,8 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
                 early_stopping = value > 0
             elif name == "REFIT" and isinstance(value, bool):
                 refit = value
+            elif name == "TUNE_ROWS" and isinstance(value, int) and value > 0:
+                tune_rows = value
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
                 if isinstance(key, ast.Constant) and key.value in _ESTIMATOR_KEYS and isinstance(_constant(value), int):
@@ -244,7 +256,7 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
         folds = 5 if splitter_seen else 1
     return Workload(families=families, estimators=max(estimators) if estimators else None, folds=max(1, folds),
                     tune_trials=trials, repeats=repeats, bags=bags, subsample=subsample, rows=rows, test_rows=test_rows, columns=columns,
-                    classes=classes, threads=threads, early_stopping=early_stopping, refit=refit)
+                    classes=classes, threads=threads, early_stopping=early_stopping, refit=refit, tune_rows=tune_rows)
 
 
 def _geometric_mean(values: Iterable[float]) -> float | None:
@@ -275,7 +287,7 @@ class CostModel:
         cells = (work.rows + work.test_rows) * max(1, work.columns)
         seconds = _STARTUP + prior.startup + _STARTUP_PER_CELL * cells
         seconds += sum(_prior_fit_seconds(PRIORS.get(f, PRIORS["unknown"]), work, f) for f in work.families or ["unknown"]) \
-            * work.fits / max(1, len(work.families)) ** 0.5
+            * work.fit_units / max(1, len(work.families)) ** 0.5
         trees = (work.estimators or prior.estimators) if prior.bytes_per_row_tree else 0
         memory = _BASE_MEMORY + _BYTES_PER_CELL * cells + prior.bytes_per_row_tree * trees * work.rows_per_fit
         if prior.quadratic_rows:

@@ -31,6 +31,7 @@ from crew.tools.catalogue import FAMILIES
 
 __all__ = [
     "FEATURE_STEPS",
+    "TUNE_ROWS",
     "PipelineSpec",
     "TaskInfo",
     "cached_stages",
@@ -46,6 +47,9 @@ EARLY_STOPPING_ROUNDS = 50
 """A booster stops after this many rounds without gain on its held-out rows."""
 FIXED_ROUNDS = 300
 """A booster's rounds when a fold has too few rows to hold some out for early stopping."""
+TUNE_ROWS = 20_000
+"""Tuning trials fit a stratified sample of at most this many rows (cheap first); the experiment's cross-validation
+and refit use every row with the parameters found."""
 
 FEATURE_STEPS = tuple(step.__name__ for step in script.FEATURE_STEPS)
 """The feature insights the script implements (each a function of `crew.tools.script`), in the order it runs them."""
@@ -211,7 +215,8 @@ def _constants(spec: PipelineSpec, info: TaskInfo) -> dict[str, Any]:
     log_target = info.target_type == "regression" and ("log_target" in spec.features or METRICS[info.metric].nonnegative)
     return {"TASK": info.model_dump(), "COLUMNS": columns, "PREPROCESS": preprocess, "FOLDS": spec.folds,
             "REPEATS": spec.repeats, "SEED": spec.seed, "SUBSAMPLE": spec.subsample, "THREADS": spec.threads,
-            "PARAMS": params, "TUNE_TRIALS": spec.tune_trials, "TUNE_TIMEOUT": spec.tune_timeout, "BAGS": spec.bags,
+            "PARAMS": params, "TUNE_TRIALS": spec.tune_trials, "TUNE_TIMEOUT": spec.tune_timeout, "TUNE_ROWS": TUNE_ROWS,
+            "BAGS": spec.bags,
             "EARLY_STOPPING": early, "FIXED_ROUNDS": FIXED_ROUNDS, "ROUNDS_KEY": family.rounds_key,
             "REFIT": spec.refit, "LOG_TARGET": log_target, "STAGE_KEYS": {}, "TIMINGS": {}, "STAGE_CACHE": {}}
 
@@ -229,7 +234,7 @@ def _stage_keys(spec: PipelineSpec, info: TaskInfo, constants: Mapping[str, Any]
         blocks = stage_blocks(spec, info)
         keys["tune"] = _digest(features, _py(constants["PREPROCESS"]), constants["LOG_TARGET"],
                                _py(constants["PARAMS"]), spec.folds, spec.repeats, spec.subsample, spec.tune_trials,
-                               spec.tune_timeout, blocks["preprocessing"], blocks["model"], blocks["evaluation"])
+                               spec.tune_timeout, constants["TUNE_ROWS"], blocks["preprocessing"], blocks["model"], blocks["evaluation"])
     return keys
 
 

@@ -57,6 +57,7 @@ THREADS = 1
 PARAMS: dict = {}
 TUNE_TRIALS = 0
 TUNE_TIMEOUT = 0.0
+TUNE_ROWS = 20_000
 BAGS = 1
 EARLY_STOPPING = 0
 FIXED_ROUNDS = 300
@@ -527,9 +528,10 @@ def splitter(y):
     return KFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
 
 
-def holdout(y, seed):
-    """A tenth of the rows (stratified where every class has two) for a booster's early stopping."""
-    n_stop = max(20, len(y) // 10)
+def holdout(y, seed, size=None):
+    """A tenth of the rows (or `size` of them; stratified where every class has two) for a booster's early
+    stopping, and the rest."""
+    n_stop = size or max(20, len(y) // 10)
     if TASK["target_type"] != "regression" and np.bincount(y)[np.unique(y)].min() >= 2:
         fit_idx, stop_idx = train_test_split(np.arange(len(y)), test_size=n_stop, stratify=y, random_state=seed)
         return fit_idx, stop_idx
@@ -780,11 +782,15 @@ def space__catboost(trial):
 
 
 def tune(X, y, numeric, categorical):
-    """Optuna over the model's search space on the same folds, time-boxed by TUNE_TIMEOUT. A trial whose score
-    after a fold is worse than the median of earlier trials' at that fold is stopped there (cheap-first: more
-    configurations fit the time box)."""
+    """Optuna over the model's search space on the same folds, time-boxed by TUNE_TIMEOUT. Cheap first, so that
+    more configurations fit the time box: on more than TUNE_ROWS rows the trials fit a sample of that many
+    (stratified), and a trial whose score after a fold is worse than the median of earlier trials' at that fold is
+    stopped there. Early stopping refits the rounds to all rows afterwards."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if len(y) > TUNE_ROWS:
+        sample, _ = holdout(y, SEED, size=len(y) - TUNE_ROWS)
+        X, y = X.iloc[np.sort(sample)].reset_index(drop=True), y[np.sort(sample)]
 
     def scored(parts):
         rows = np.concatenate([v for v, _, _, _ in parts])
