@@ -263,6 +263,8 @@ def test_log_loss_probabilities_are_calibrated_on_out_of_fold_rows(monkeypatch: 
     fixed = script.calibrated(sharp, t)
     assert fixed.sum(axis=1) == pytest.approx(1.0) and (fixed.argmax(axis=1) == sharp.argmax(axis=1)).all()
     assert log_loss(y, fixed) < log_loss(y, sharp) - 0.2
+    timid = np.exp(0.3 * logits) / np.exp(0.3 * logits).sum(axis=1, keepdims=True)
+    assert script.temperature(y, timid) == 1.0  # never sharpened: the refit model is surer than the folds' already
 
 
 def test_tuning_trials_fit_a_stratified_sample_of_a_large_table(monkeypatch: pytest.MonkeyPatch) -> None:
