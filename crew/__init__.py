@@ -5,6 +5,9 @@ The public surface is what `__all__` lists (plus the public modules
 private (`_`-prefixed) and may change without notice.
 """
 
+from pathlib import Path
+from typing import Any
+
 from crew._blackboard import Blackboard, BlackboardError
 from crew._brain import Brain, ChatBrain, ExpertBrain, LLMAuthError, brain_for, team_brains
 from crew._budget import Budget, BudgetExceeded, Remaining
@@ -57,6 +60,7 @@ __all__ = [
     "check_submission",
     "get_metric",
     "grade",
+    "load",
     "medal_positions",
     "oriented",
     "parse_duration",
@@ -68,3 +72,15 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def load(run_dir: str | Path) -> Any:
+    """A finished run's final model (the tools' `Predictor`): `predict`, `predict_proba`, `classes_`,
+    `feature_names_in_`, `check(frame)`, `describe()`. Its files are checked against the SHA-256 the run recorded
+    and loaded without running code (skops). The core imports none of the folders built on it: the loader is
+    found, like the CLI's commands, through an entry point (`crew.loaders`)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="crew.loaders", name="predictor"):
+        return entry.load()(run_dir)
+    raise CrewError("no predictor loader is installed (crew.loaders: predictor); reinstall crew")

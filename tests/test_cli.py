@@ -13,7 +13,7 @@ def test_help_lists_exactly_the_working_commands(cli):
     assert result.exit_code == 0
     listed = set(re.findall(r"^│ (\w[\w-]*)\s", result.stdout, re.MULTILINE)) - {"-"}
     assert listed == {"validate", "grade", "doctor", "solve", "report", "runs", "export-mlflow", "graph", "bench",
-                      "import-mlebench"}
+                      "import-mlebench", "predict"}
 
 
 def test_no_arguments_shows_help(cli):

@@ -100,6 +100,10 @@ def test_the_teaching_demo_prints_the_conversation_and_explains_it(tmp_path, cap
     assert "^ The verdict: only accepted experiments" in out
 
 
+# examples/predict_later.py needs a finished run: tests/test_predict.py runs it on the run its module solves
+# (test_the_predict_later_example_runs_on_a_finished_run), rather than solving the example task again here.
+
+
 def test_every_example_script_is_documented_in_the_readme_and_run_here():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     source = Path(__file__).read_text(encoding="utf-8")

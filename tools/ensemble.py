@@ -53,6 +53,8 @@ __all__ = [
     "load_candidates",
     "score_raw",
     "select",
+    "stack_inputs",
+    "stack_predict",
 ]
 
 log = logging.getLogger(__name__)
@@ -341,6 +343,10 @@ class Selection:
     the chosen option's OOF rows."""
     fold_scores: dict[str, list[float]] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+    stacker: Any = None
+    """For a stack: its fitted linear model, which reads `stack_inputs` of the `stacked_on` candidates' predictions
+    (in that order) and predicts with `stack_predict`."""
+    stacked_on: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Everything but the prediction arrays, JSON-ready (for the blackboard or a report)."""
@@ -410,9 +416,9 @@ def _best(task: Task, preds: Sequence[np.ndarray], target: np.ndarray, gain: Cal
     return max(indices, key=lambda i: gain(preds[i]))
 
 
-def _stack_inputs(task: Task, preds: Sequence[np.ndarray]) -> np.ndarray:
+def stack_inputs(regression: bool, preds: Sequence[np.ndarray]) -> np.ndarray:
     """What the stacker reads: each candidate's values, or its class log-probabilities (one column for binary)."""
-    if task.target_type == "regression":
+    if regression:
         return np.column_stack([np.asarray(p, dtype=float).reshape(len(p), -1) for p in preds])
     columns = []
     for p in preds:
@@ -432,6 +438,21 @@ def _stack(task: Task, X: np.ndarray, y: np.ndarray, X_new: np.ndarray, width: i
     """A linear model fitted on candidates' OOF predictions `X` (ridge with its penalty chosen by leave-one-out, or
     a regularised logistic regression on standardized log-odds), predicting raw values or class probabilities
     for `X_new`."""
+    return stack_predict(_stacker(task, X, y), X_new, width)
+
+
+def stack_predict(model: Any, X: np.ndarray, width: int) -> np.ndarray:
+    """A fitted stacker's raw predictions for stack inputs `X` (`stack_inputs`): values, or probabilities in
+    `width` class columns (a class the stacker never saw gets 0)."""
+    if not hasattr(model, "predict_proba"):
+        return np.asarray(model.predict(X), dtype=float)
+    raw = np.zeros((len(X), width))
+    raw[:, model.classes_] = model.predict_proba(X)
+    return raw
+
+
+def _stacker(task: Task, X: np.ndarray, y: np.ndarray) -> Any:
+    """The stack's linear model, fitted on candidates' OOF predictions `X` (see `_stack`)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -440,14 +461,12 @@ def _stack(task: Task, X: np.ndarray, y: np.ndarray, X_new: np.ndarray, width: i
     from sklearn.preprocessing import StandardScaler
 
     if task.target_type == "regression":
-        return RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X, y).predict(X_new)
+        return RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X, y)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=300))
     with warnings.catch_warnings():  # 300 iterations of standardized inputs: close enough when not converged
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
-    raw = np.zeros((len(X_new), width))
-    raw[:, model.classes_] = model.predict_proba(X_new)
-    return raw
+    return model
 
 
 def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, init: int = 1, folds: int = 5,
@@ -493,7 +512,8 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
     single_nested = np.zeros_like(preds[0], dtype=float)
     stack_nested = np.zeros_like(preds[0], dtype=float)
     inputs = sorted(range(len(preds)), key=lambda i: _gain(metric, candidates[i].score), reverse=True)[:STACK_INPUTS]
-    stack_X = _stack_inputs(task, [preds[i] for i in inputs]) if stack and len(preds) > 1 else None
+    regression = task.target_type == "regression"
+    stack_X = stack_inputs(regression, [preds[i] for i in inputs]) if stack and len(preds) > 1 else None
     stack_seconds, stack_note = 0.0, ""
     width = preds[0].shape[1] if preds[0].ndim == 2 else 1
     fold_scores: dict[str, list[float]] = {"ensemble": [], "single": [], "stack": []}
@@ -556,12 +576,14 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
            f"gain {_fmt(gain)} with paired bootstrap SE {_fmt(gain_se)}")
     if stacked_wins:
         how += f" (the stack's nested {_fmt(stack_cv)} beat the greedy blend's {_fmt(blend_cv)})"
+    stacker, stacked_on = None, []
     if prefer_ensemble and stacked_wins and stack_X is not None:
         kind: Literal["ensemble", "stack", "single"] = "stack"
         weights = {n: int(i in inputs) for i, n in enumerate(names)}
-        test_X = _stack_inputs(task, [candidates[i].test for i in inputs])
-        both = _stack(task, stack_X, y, np.concatenate([stack_X, test_X]), width)
-        oof, test = both[:len(y)], both[len(y):]
+        test_X = stack_inputs(regression, [candidates[i].test for i in inputs])
+        stacker = _stacker(task, stack_X, y)
+        stacked_on = [names[i] for i in inputs]
+        oof, test = stack_predict(stacker, stack_X, width), stack_predict(stacker, test_X, width)
         cv, spread = stack_cv, float(np.std(fold_scores["stack"]))
         verdict = (f"stack (a linear model on the {len(inputs)} best candidates' OOF predictions): its gain is "
                    f"{gain / gain_se if gain_se > 0 else math.inf:.2f} SE, above the margin of {margin:g} SE")
@@ -602,7 +624,7 @@ def choose(task: Task, candidates: Sequence[Candidate], *, rounds: int = 25, ini
                      gain=float(gain), gain_se=gain_se, in_sample=float(in_sample),
                      candidate_scores={c.name: c.score for c in candidates},
                      class_weights=None if decision is None else [float(w) for w in decision],
-                     fold_scores=fold_scores, skipped=skipped)
+                     fold_scores=fold_scores, skipped=skipped, stacker=stacker, stacked_on=stacked_on)
 
 
 # -- submission -------------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def _renamed(code: str, name: str) -> str:
 _LOADING = ("canonical", "read", "numbers", "parse_dates", "load_data", "encode_target")
 _EVALUATION = ("splitter", "holdout", "fit_pipeline", "predict_raw", "target_forward", "target_back", "values",
                "cross_validate", "temperature", "calibrated", "fit_weights", "decision", "decided", "fold_scores")
-_OUTPUT = ("refit_rounds", "refit", "tune", "submission_frame", "raw_frame", "threads_for", "main")
+_OUTPUT = ("refit_rounds", "refit", "save_model", "tune", "submission_frame", "raw_frame", "threads_for", "main")
 
 
 def _score(info: TaskInfo) -> str:

@@ -170,21 +170,23 @@ def numbers(values):
     return pd.to_numeric(values, errors="coerce").astype(float)
 
 
-def parse_dates(values):
+def parse_dates(values, fmt=None):
     """Text as datetimes in the one format that reads most of a sample (pandas' guess from the values, day first
     and month first, ISO 8601 with or without a time zone), element by element only when no format reads 90%; a
-    value it cannot read is missing. Returns (datetimes, format)."""
+    value it cannot read is missing. `fmt` reads them in a format chosen before. Returns (datetimes, format)."""
     import warnings
     if pd.api.types.is_datetime64_any_dtype(values):
         return values, "datetime"
     from pandas.tseries.api import guess_datetime_format
     text = values.astype("string").str.strip()
     sample = text.dropna().drop_duplicates().head(1000)
-    if sample.empty:
+    if sample.empty and fmt is None:
         return pd.to_datetime(text, errors="coerce"), "empty"
     formats = ["ISO8601", "%m/%d/%y", "%d/%m/%y", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if fmt is not None and fmt not in ("datetime", "empty"):
+            return pd.to_datetime(text, format=fmt, errors="coerce", utc=True).dt.tz_localize(None), fmt
         for value in sample.head(20):
             for dayfirst in (False, True):
                 guess = guess_datetime_format(value, dayfirst=dayfirst)
@@ -286,10 +288,12 @@ class NativeCategories(TransformerMixin, BaseEstimator):
 
 
 # ---- stage: feature_engineering ----
-def datetime_parts(both, numeric, categorical):
-    """Year, month, day, day of the year, weekday, hour and days since 1970 of every date column."""
-    for c in COLUMNS["datetime"]:
-        when, _ = parse_dates(both[c])
+def datetime_parts(both, numeric, categorical, state):
+    """Year, month, day, day of the year, weekday, hour and days since 1970 of every date column, each read in
+    the format that read it first."""
+    formats = state.setdefault("date_formats", {})
+    for c in state["columns"]["datetime"]:
+        when, formats[c] = parse_dates(both[c], formats.get(c))
         for part in ("year", "month", "day", "day_of_year", "day_of_week", "hour"):
             both[f"{c}__{part}"] = getattr(when.dt, part).astype(float)
             numeric.append(f"{c}__{part}")
@@ -297,23 +301,30 @@ def datetime_parts(both, numeric, categorical):
         numeric.append(f"{c}__epoch_days")
 
 
-def text_tfidf(both, numeric, categorical):
+def text_tfidf(both, numeric, categorical, state):
     """TF-IDF of every text column (words and word pairs), reduced to at most 32 SVD components."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
-    for c in COLUMNS["text"]:
+    fitted = state.setdefault("tfidf", {})
+    for c in state["columns"]["text"]:
         text = both[c].fillna("").astype(str)
-        matrix = TfidfVectorizer(max_features=5000, ngram_range=(1, 2), sublinear_tf=True).fit_transform(text)
-        k = max(1, min(32, matrix.shape[1] - 1))
-        reduced = TruncatedSVD(n_components=k, random_state=SEED).fit_transform(matrix)
+        if c not in fitted:
+            vectorizer = TfidfVectorizer(max_features=5000, ngram_range=(1, 2), sublinear_tf=True).fit(text)
+            matrix = vectorizer.transform(text)
+            k = max(1, min(32, matrix.shape[1] - 1))
+            fitted[c] = [vectorizer, TruncatedSVD(n_components=k, random_state=SEED).fit(matrix)]
+        vectorizer, svd = fitted[c]
+        reduced = svd.transform(vectorizer.transform(text))
         for i in range(reduced.shape[1]):
             both[f"{c}__svd{i}"] = reduced[:, i]
             numeric.append(f"{c}__svd{i}")
 
 
-def numeric_interactions(both, numeric, categorical):
+def numeric_interactions(both, numeric, categorical, state):
     """Products and ratios of the first six numeric columns that are not binary."""
-    base = [c for c in numeric if both[c].nunique() > 2][:6]
+    if "interactions" not in state:
+        state["interactions"] = [c for c in numeric if both[c].nunique() > 2][:6]
+    base = state["interactions"]
     for i, a in enumerate(base):
         for b in base[i + 1:]:
             both[f"{a}*{b}"] = both[a] * both[b]
@@ -321,33 +332,44 @@ def numeric_interactions(both, numeric, categorical):
             numeric += [f"{a}*{b}", f"{a}/{b}"]
 
 
-def frequency_encoding(both, numeric, categorical):
+def frequency_encoding(both, numeric, categorical, state):
     """Each category's share of the rows (train and test together), as a number."""
+    shares = state.setdefault("frequencies", {})
     for c in categorical:
-        both[f"{c}__freq"] = both[c].map(both[c].value_counts(normalize=True)).astype(float)
+        values = both[c].astype("string")
+        if c not in shares:
+            shares[c] = {str(k): float(v) for k, v in values.value_counts(normalize=True).items()}
+        both[f"{c}__freq"] = values.map(shares[c]).astype(float)
         numeric.append(f"{c}__freq")
 
 
 FEATURE_STEPS = [datetime_parts, text_tfidf, numeric_interactions, frequency_encoding]
 
 
-def add_features(X, X_test):
+def add_features(X, X_test, state=None):
     """Each of FEATURE_STEPS on train and test together, then the lengths of text columns; date and text
-    columns themselves are dropped and missing categories become their own value."""
+    columns themselves are dropped and missing categories become their own value.
+
+    `state` collects what the steps learn from these rows (the columns and steps, the date formats, the fitted
+    TF-IDF and SVD, the interaction columns, the category shares), so that a saved model can compute the same
+    features for new rows: given a filled one, every step applies it instead of learning again."""
+    state = {} if state is None else state
+    kept = state.setdefault("columns", {k: list(COLUMNS[k]) for k in ("numeric", "categorical", "datetime", "text")})
+    steps = state.setdefault("steps", [step.__name__ for step in FEATURE_STEPS])
     both = pd.concat([X, X_test], keys=["train", "test"])
-    numeric = [c for c in COLUMNS["numeric"] if c in both.columns]
-    categorical = [c for c in COLUMNS["categorical"] if c in both.columns]
-    for step in FEATURE_STEPS:
-        step(both, numeric, categorical)
-    for c in COLUMNS["text"]:
+    numeric = [c for c in kept["numeric"] if c in both.columns]
+    categorical = [c for c in kept["categorical"] if c in both.columns]
+    for name in steps:
+        globals()[name](both, numeric, categorical, state)
+    for c in kept["text"]:
         both[f"{c}__chars"] = both[c].fillna("").astype(str).str.len().astype(float)
         both[f"{c}__words"] = both[c].fillna("").astype(str).str.split().str.len().astype(float)
         numeric += [f"{c}__chars", f"{c}__words"]
-    for c in COLUMNS["datetime"] + COLUMNS["text"]:
+    for c in kept["datetime"] + kept["text"]:
         both = both.drop(columns=c)
     for c in categorical:
         both[c] = both[c].astype("string").fillna("__missing__")
-    return both.loc["train"].reset_index(drop=True), both.loc["test"].reset_index(drop=True), numeric, categorical
+    return both.iloc[:len(X)].reset_index(drop=True), both.iloc[len(X):].reset_index(drop=True), numeric, categorical
 
 
 # ---- stage: model ----
@@ -715,12 +737,42 @@ def refit(X, y, X_test, numeric, categorical, params, rounds):
     if SUBSAMPLE and len(idx) > SUBSAMPLE:
         idx = np.random.default_rng(SEED).choice(idx, SUBSAMPLE, replace=False)
     fit_y = target_forward(y[idx]) if TASK["target_type"] == "regression" else y[idx]
-    pred = 0.0
+    pred, models = 0.0, []
     for bag in range(BAGS):
         model, _ = fit_pipeline(X.iloc[idx], fit_y, numeric, categorical, params, SEED + bag,
                                 rounds=rounds, early=False)
         pred = pred + values(predict_raw(model, X_test)) / BAGS
-    return pred
+        models.append(model)
+    return pred, models
+
+
+def save_model(state, models, t, weights, path="model.skops"):
+    """What predicts new rows as this experiment predicted test (`crew predict`, `crew.load`): the feature steps'
+    state, the pipelines fitted on every row, the temperature and class weights, in skops' format, which loads
+    without running code. Returns what was written, or why nothing was: a model over 200 MB (a deep forest on
+    many rows) is not kept. The state is learned again when the features came from the stage cache."""
+    import skops.io as sio
+    if not state:
+        X, _, X_test, _, _ = load_data()
+        add_features(X, X_test, state)
+    parts = []
+    for model in models:
+        native = next((step for step in model[:-1] if type(step).__name__ == "NativeCategories"), None)
+        parts.append({"preprocessor": model[0], "model": model[-1],
+                      "labels": None if model.labels_ is None else [int(c) for c in model.labels_],
+                      "native": None if native is None else {"levels": native.levels_, "codes": native.codes}})
+    forest = [getattr(m["model"], "estimators_", []) for m in parts]
+    nodes = sum(tree.tree_.node_count for trees in forest for tree in trees if hasattr(tree, "tree_"))
+    if nodes * 120 > 200 * 2**20:
+        return f"not saved: about {nodes * 120 / 2**20:.0f} MB of trees"
+    payload = {"format": 1, "task": TASK, "log_target": LOG_TARGET, "features": state, "models": parts,
+               "temperature": t, "class_weights": None if weights is None else [float(w) for w in weights]}
+    blob = sio.dumps(payload)
+    if len(blob) > 200 * 2**20:
+        return f"not saved: {len(blob) / 2**20:.0f} MB"
+    with open(path, "wb") as handle:
+        handle.write(blob)
+    return path
 
 
 def space__linear(trial):
@@ -819,17 +871,20 @@ def tune(X, y, numeric, categorical):
     return {**PARAMS, **search_space(optuna.trial.FixedTrial(study.best_params))}, len(study.trials)
 
 
-def submission_frame(ids, raw):
-    frame = pd.DataFrame({ids.name: ids.to_numpy()}) if TASK["id_column"] else pd.DataFrame()
-    if TASK["target_type"] == "regression":
-        values = np.clip(raw, 0, None) if TASK["nonnegative"] else raw
-        frame[TASK["target"]] = values
-    elif TASK["submission"] == "label":
-        frame[TASK["target"]] = np.asarray(TASK["classes"], dtype=object)[raw.argmax(axis=1)]
-    elif TASK["target_type"] == "binary":  # averaged folds, repeats and seeds may sum to 1 + 2e-16: clip
-        frame[TASK["target"]] = np.clip(raw[:, TASK["classes"].index(TASK["positive"])], 0, 1)
+def submission_frame(ids, raw, task=None):
+    """Raw predictions (decided) in the submission's format: labels, the positive class's probability, one column
+    per class, or values (clipped at 0 for a nonnegative metric). `task`: another TASK (a saved model's)."""
+    task = task or TASK
+    frame = pd.DataFrame({ids.name: ids.to_numpy()}) if task["id_column"] else pd.DataFrame()
+    if task["target_type"] == "regression":
+        values = np.clip(raw, 0, None) if task["nonnegative"] else raw
+        frame[task["target"]] = values
+    elif task["submission"] == "label":
+        frame[task["target"]] = np.asarray(task["classes"], dtype=object)[raw.argmax(axis=1)]
+    elif task["target_type"] == "binary":  # averaged folds, repeats and seeds may sum to 1 + 2e-16: clip
+        frame[task["target"]] = np.clip(raw[:, task["classes"].index(task["positive"])], 0, 1)
     else:
-        for i, label in enumerate(TASK["classes"]):
+        for i, label in enumerate(task["classes"]):
             frame[label] = np.clip(raw[:, i], 0, 1)
     return frame
 
@@ -860,10 +915,11 @@ def main():
         y = encode_target(y_raw)
         TIMINGS["load"] = time.perf_counter() - started
         mark = time.perf_counter()
-        X, X_test, numeric, categorical = add_features(X, X_test)
+        X, X_test, numeric, categorical = add_features(X, X_test, state)
         TIMINGS["features"] = time.perf_counter() - mark
         return X, y, X_test, numeric, categorical, train_ids, test_ids
 
+    state: dict = {}  # what the feature steps learned, for the saved model
     X, y, X_test, numeric, categorical, train_ids, test_ids = cached_stage("features", prepare)
     TIMINGS["prepared"] = time.perf_counter() - started
     from threadpoolctl import threadpool_limits
@@ -878,9 +934,10 @@ def main():
     oof, test_pred, parts, rounds = cross_validate(X, y, X_test if not REFIT else None, numeric, categorical, params)
     TIMINGS["cross_validate"] = time.perf_counter() - mark
     refit_with = refit_rounds(rounds)
+    models = []
     if REFIT:
         mark = time.perf_counter()
-        test_pred = refit(X, y, X_test, numeric, categorical, params, refit_with)
+        test_pred, models = refit(X, y, X_test, numeric, categorical, params, refit_with)
         TIMINGS["refit"] = time.perf_counter() - mark
     t = temperature(y, oof)
     oof, test_pred = calibrated(oof, t), calibrated(test_pred, t)
@@ -891,6 +948,14 @@ def main():
     raw_frame(test_ids, test_pred).to_csv("test_pred.csv", index=False)
     submission_frame(test_ids, decided(test_pred, weights))[TASK["submission_columns"]].to_csv("predictions.csv",
                                                                                                 index=False)
+    saved = "not saved: no refit on every row"
+    if models:
+        mark = time.perf_counter()
+        try:
+            saved = save_model(state, models, t, weights)
+        except Exception as exc:  # the predictions stand without a saved model
+            saved = f"not saved: {type(exc).__name__}: {exc}"
+        TIMINGS["save_model"] = time.perf_counter() - mark
     TIMINGS["total"] = time.perf_counter() - started
     metrics = {"metric": TASK["metric"], "cv": float(score(y, decided(oof, weights))),
                "cv_mean": float(np.mean(folds)), "cv_std": float(np.std(folds)), "folds": [float(s) for s in folds],
@@ -898,7 +963,7 @@ def main():
                "n_train": len(y), "n_features": int(X.shape[1]), "params": params, "tune_trials": trials,
                "threads": THREADS, "fold_rounds": rounds, "refit": REFIT, "refit_rounds": refit_with,
                "temperature": t, "class_weights": None if weights is None or not TASK["decides"] else [float(w) for w in weights],
-               "timings": {k: round(v, 4) for k, v in TIMINGS.items()}, "stage_cache": STAGE_CACHE}
+               "model": saved, "timings": {k: round(v, 4) for k, v in TIMINGS.items()}, "stage_cache": STAGE_CACHE}
     with open("metrics.json", "w") as handle:
         json.dump(metrics, handle, indent=2)
     print(f"{TASK['metric']} cv={metrics['cv']:.5f} +- {metrics['cv_std']:.5f} over {FOLDS} folds "

@@ -12,7 +12,7 @@ from crew import Blackboard, Task, best_first
 from crew.tools import ensemble, submission
 from crew.workflows.strategies import family_leaders
 
-__all__ = ["TOP_K", "accepted", "candidates", "constant_submission", "finalize", "write_best"]
+__all__ = ["TOP_K", "accepted", "candidates", "constant_submission", "finalize", "save_final_model", "write_best"]
 
 TOP_K = 12
 """Experiments final selection considers (plus the best of every other family)."""
@@ -61,6 +61,45 @@ def finalize(board: Blackboard, task: Task, run_dir: Path, output: Path, higher:
     frame.to_csv(tmp, index=False)
     os.replace(tmp, output)
     weights = {Path(name).name: w for name, w in selection.weights.items() if w}
-    return {"kind": selection.kind, "weights": weights, "cv": selection.cv, "spread": selection.spread,
-            "single_cv": selection.single_cv, "ensemble_cv": selection.ensemble_cv, "best_single": Path(selection.best_single).name,
-            "rationale": selection.rationale, "experiments": list(weights), "class_weights": selection.class_weights}
+    final = {"kind": selection.kind, "weights": weights, "cv": selection.cv, "spread": selection.spread,
+             "single_cv": selection.single_cv, "ensemble_cv": selection.ensemble_cv,
+             "best_single": Path(selection.best_single).name, "rationale": selection.rationale,
+             "experiments": list(weights), "class_weights": selection.class_weights}
+    try:
+        final["predictor"] = save_final_model(task, run_dir, selection, {e.id: e for e in chosen})
+    except Exception as exc:  # the submission stands; the run says why there is no model to keep
+        final["predictor"] = {"saved": False, "reason": f"{type(exc).__name__}: {exc}"}
+    return final
+
+
+def save_final_model(task: Task, run_dir: Path, selection: ensemble.Selection, by_id: dict[str, Any]) -> dict[str, Any]:
+    """Keep what final selection chose as the run's predictor (`run_dir/predictor/`, see
+    `crew.tools.predictor`): the chosen experiments' saved models, the blend's weights or the stack, the decision,
+    and the columns the models read with the categories seen in training."""
+    from crew import read_table
+    from crew.tools.pipelines import TaskInfo
+    from crew.tools.predictor import save_predictor
+
+    assert task.data is not None
+    members = [{"name": name, "folder": Path(by_id[name].artifacts["predictions.csv"]).parent, "weight": w,
+                "insights": list(by_id[name].insights)} for name, w in selection.weights.items() if w]
+    kinds: dict[str, str] = {}
+    for member in members:
+        spec = by_id[member["name"]].spec
+        for kind in ("numeric", "categorical", "datetime", "text"):
+            for column in spec.get(kind, []):
+                if column not in spec.get("drop", []):
+                    kinds.setdefault(column, kind)
+    train = read_table(task.path(task.data.train))
+    schema: dict[str, dict[str, Any]] = {}
+    for column, kind in kinds.items():
+        schema[column] = {"kind": kind}
+        if kind == "categorical" and column in train.columns:
+            levels = train[column].drop_nulls().cast(str).unique().sort().to_list()
+            schema[column]["levels"] = levels if len(levels) <= 10_000 else None
+    path = save_predictor(run_dir / "predictor", TaskInfo.from_task(task).model_dump(), schema, selection.kind,
+                          members, stacker=selection.stacker, stacked_on=list(selection.stacked_on),
+                          class_weights=selection.class_weights, cv=selection.cv, rationale=selection.rationale)
+    import hashlib
+    return {"saved": True, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "bytes": sum(p.stat().st_size for p in path.parent.iterdir())}

@@ -62,6 +62,32 @@ def _summary(board: Blackboard, run_dir: Path, experiments: Sequence[Experiment]
             "counts": counts}
 
 
+def _final_model(final: dict[str, Any], experiments: Sequence[Experiment]) -> str:
+    """The model the run kept (`predictor/`): what it is, which experiments it is made of with their weights and
+    refit times, its size, or why there is none."""
+    kept = final.get("predictor") or {}
+    if not final:
+        return ""
+    if not kept.get("saved"):
+        why = kept.get("reason") or "final selection kept none (a constant submission, or a run from before crew " \
+                                    "kept models)"
+        return f"<h2>Final model</h2><p>No model kept: {html.escape(str(why))}</p>"
+    by_id = {e.id: e for e in experiments}
+    rows = []
+    for name, weight in (final.get("weights") or {}).items():
+        exp = by_id.get(name)
+        timings = (exp.metrics.get("timings") or {}) if exp else {}
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{weight}</td>"
+                    f"<td>{html.escape(', '.join(exp.insights) if exp else '')}</td>"
+                    f"<td>{_fmt(timings.get('refit'))}</td><td>{_fmt(timings.get('save_model'))}</td></tr>")
+    return (f"<h2>Final model</h2><p>{html.escape(str(final.get('kind', '')))} kept in "
+            f"<code>{html.escape(str(kept.get('path', '')))}</code> ({float(kept.get('bytes') or 0) / 2**20:.1f} MB, "
+            f"manifest SHA-256 <code>{html.escape(str(kept.get('sha256', ''))[:16])}…</code>); predict with "
+            "<code>crew predict RUN_DIR TABLE</code> or <code>crew.load(RUN_DIR)</code>.</p>"
+            "<table><tr><th>experiment</th><th>weight</th><th>insights</th><th>refit on every row (s)</th>"
+            f"<th>save (s)</th></tr>{''.join(rows)}</table>")
+
+
 def experiment_tree_layout(experiments: Sequence[Experiment]) -> dict[str, tuple[float, float]]:
     """(x, y) per experiment: depth across, leaves stacked down in depth-first order, a parent centred on its
     children; orphans (a parent not on the board) are roots."""
@@ -299,7 +325,7 @@ def report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
                   f"{html.escape(str(final.get('rationale', '')))}</div>") if final else \
         "<div class='final'>The run has not reached final selection (killed or still running).</div>"
     body = "\n".join([
-        header, final_html,
+        header, final_html, _final_model(final, experiments),
         "<h2>Score over time</h2>", divs["score"],
         "<h2>Experiment tree</h2>", divs["tree"],
         "<h2>Leaderboard</h2>", f"<div class='scroll'>{_leaderboard(experiments, higher, run_dir)}</div>",

@@ -1,0 +1,377 @@
+"""A crew experiment's saved model (its `model.skops`), loaded without running code, predicting new rows.
+
+An experiment written by crew's modeler (`crew.tools.script`) ends by saving
+what made its test predictions: the feature steps' learned state, the
+pipelines fitted on every training row, the probability temperature and the
+class weights of its decision. skops stores them as data; loading rebuilds
+only the types named in `TRUSTED` (scikit-learn's, which skops trusts itself,
+and the boosters' estimators), so a tampered or foreign file is refused before
+anything in it is built. Predicting here applies the same functions the
+experiment ran (imported from `crew.tools.script`, never copied), so the
+task's own test file gets back the experiment's `test_pred.csv`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crew import CrewError
+from crew.tools import script
+
+__all__ = ["TRUSTED", "ExperimentModel", "ModelError", "Predictor", "load_experiment_model", "load_predictor",
+           "read_rows", "save_predictor"]
+
+TRUSTED = (
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier", "lightgbm.sklearn.LGBMRegressor",
+    "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor",
+    "catboost.core.CatBoostClassifier", "catboost.core.CatBoostRegressor",
+    "sklearn.model_selection._split.KFold", "sklearn.model_selection._split.StratifiedKFold",  # TargetEncoder's cv
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "sklearn.tree._tree.Tree", "numpy.dtype",
+)
+"""Types beyond skops' own trusted set (scikit-learn, NumPy, SciPy) that a saved model may hold."""
+
+FORMAT = 1
+"""The `format` of the payload `crew.tools.script.save_model` writes; another one is refused."""
+
+
+class ModelError(CrewError):
+    """A saved model that cannot be used (missing, unreadable, changed since it was saved, holding untrusted types,
+    of another format), or a table it cannot read."""
+
+
+class ExperimentModel:
+    """One experiment's fitted model: `predict_raw(frame)` gives class probabilities (columns in `classes`) or
+    values, as the experiment's `test_pred.csv` holds them; `decide(raw)` applies its class weights."""
+
+    def __init__(self, payload: dict[str, Any], path: Path | None = None) -> None:
+        self.payload = payload
+        self.path = path
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """The experiment's `TASK` constant: target, metric, classes, submission columns."""
+        return dict(self.payload["task"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.payload["task"].get("classes") or [])
+
+    @property
+    def columns(self) -> dict[str, list[str]]:
+        """The input columns by kind (numeric, categorical, datetime, text) the model reads."""
+        return {k: list(v) for k, v in self.payload["features"]["columns"].items()}
+
+    @property
+    def feature_names_in(self) -> list[str]:
+        kinds = self.columns
+        return [c for k in ("numeric", "categorical", "datetime", "text") for c in kinds.get(k, [])]
+
+    @property
+    def class_weights(self) -> np.ndarray | None:
+        weights = self.payload.get("class_weights")
+        return None if weights is None else np.asarray(weights, dtype=float)
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities (rows x classes) or values for the rows of `frame` (a table like the task's
+        test file: the model's columns, any others ignored)."""
+        missing = [c for c in self.feature_names_in if c not in frame.columns]
+        if missing:
+            raise ModelError(f"the table lacks column(s) {', '.join(missing)} the model reads")
+        X = frame[self.feature_names_in].reset_index(drop=True).copy()
+        for c in self.columns.get("numeric", []):
+            X[c] = script.numbers(X[c])
+        state = self.payload["features"]
+        X, _, _, _ = script.add_features(X, X.iloc[:0], state)
+        regression = self.payload["task"]["target_type"] == "regression"
+        total: np.ndarray | float = 0.0
+        for part in self.payload["models"]:
+            Z = part["preprocessor"].transform(X)
+            if part.get("native"):
+                native = script.NativeCategories(codes=bool(part["native"]["codes"]))
+                native.levels_ = dict(part["native"]["levels"])
+                Z = native.transform(Z)
+            model = part["model"]
+            if regression:
+                raw = np.asarray(model.predict(Z), dtype=float)
+                raw = np.expm1(raw) if self.payload["log_target"] else raw
+            else:
+                raw = np.zeros((len(X), len(self.classes)))
+                labels = np.asarray(part["labels"] if part["labels"] is not None else model.classes_, dtype=int)
+                raw[:, labels] = model.predict_proba(Z)
+            total = total + raw / len(self.payload["models"])
+        out = np.asarray(total, dtype=float)
+        return script.calibrated(out, float(self.payload.get("temperature") or 1.0)) if not regression else out
+
+    def decide(self, raw: np.ndarray) -> np.ndarray:
+        """Class scores whose argmax is the label the experiment would submit (its class weights applied)."""
+        weights = self.class_weights
+        return raw if weights is None else raw * weights
+
+
+def load_experiment_model(path: str | Path) -> ExperimentModel:
+    """Load an experiment's `model.skops` (or the folder holding it), refusing any type outside `TRUSTED`."""
+    import skops.io as sio
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.skops"
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist: the experiment saved no model (see its metrics.json 'model')")
+    try:
+        blob = path.read_bytes()
+        untrusted = [t for t in sio.get_untrusted_types(data=blob) if t not in TRUSTED]
+    except Exception as exc:  # skops raises many types for a file that is not its zip format
+        raise ModelError(f"{path} is not a readable skops file ({type(exc).__name__}: {exc})") from exc
+    if untrusted:
+        raise ModelError(f"{path} holds types crew does not trust ({', '.join(sorted(untrusted))}); not loaded")
+    try:
+        payload = sio.loads(blob, trusted=list(TRUSTED))
+    except Exception as exc:
+        raise ModelError(f"{path} could not be loaded ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path} is not a crew experiment model of format {FORMAT}")
+    return ExperimentModel(payload, path)
+
+
+# -- the run's predictor ------------------------------------------------------------------------------
+
+PREDICTOR_FORMAT = 1
+"""The `format` of `predictor/predictor.json`; another one is refused."""
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    """The versions of what fitted and reads the models, for a reader of the manifest (and a mismatch note)."""
+    import importlib.metadata
+    import platform
+
+    out = {"python": platform.python_version()}
+    for name in ("crew", "scikit-learn", "lightgbm", "xgboost", "catboost", "skops", "numpy", "pandas"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class Predictor:
+    """What a run hands over: the option final selection chose (one experiment, a weighted blend or a linear stack
+    of several), each experiment's saved model, the labels' decision, and the columns the models were trained on.
+    `predict`, `predict_proba` and `predict_raw` take a table like the task's test file; `check` says what in a
+    new table does not fit; `describe` says what was chosen and why."""
+
+    def __init__(self, manifest: dict[str, Any], members: dict[str, ExperimentModel], stacker: Any = None,
+                 folder: Path | None = None) -> None:
+        self.manifest = manifest
+        self.members = members
+        self.stacker = stacker
+        self.folder = folder
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return dict(self.manifest["task"])
+
+    @property
+    def classes_(self) -> list[str]:
+        return list(self.manifest["task"].get("classes") or [])
+
+    @property
+    def feature_names_in_(self) -> list[str]:
+        return list(self.manifest["schema"])
+
+    @property
+    def regression(self) -> bool:
+        return self.manifest["task"]["target_type"] == "regression"
+
+    def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+        """(problems, notes) of `frame` against the training schema: a missing column or text in a numeric one is
+        a problem (the models cannot read it); categories never seen in training (the models treat them as
+        missing) and columns the models do not read are notes."""
+        problems: list[str] = []
+        notes: list[str] = []
+        if frame.empty:
+            return ["the table has no rows"], notes
+        for column, info in self.manifest["schema"].items():
+            if column not in frame.columns:
+                problems.append(f"column {column!r} is missing (the model reads it as {info['kind']})")
+                continue
+            values = frame[column]
+            if info["kind"] == "numeric":
+                numbers = script.numbers(values)
+                bad = values[numbers.isna() & values.notna()].astype(str).str.strip()
+                bad = bad[~bad.str.lower().isin(_MISSING_MARKERS)]
+                if len(bad):
+                    examples = ", ".join(repr(v) for v in bad.unique()[:3])
+                    problems.append(f"column {column!r} should hold numbers; {len(bad)} row(s) hold text such as "
+                                    f"{examples}")
+            elif info["kind"] == "categorical" and info.get("levels") is not None:
+                seen = set(info["levels"])
+                unseen = sorted({str(v) for v in values.dropna().unique()} - seen)
+                if unseen:
+                    notes.append(f"column {column!r}: {len(unseen)} categor{'y' if len(unseen) == 1 else 'ies'} never "
+                                 f"seen in training (treated as missing), e.g. {', '.join(map(repr, unseen[:3]))}")
+        extra = [c for c in frame.columns if c not in self.manifest["schema"]
+                 and c not in (self.manifest["task"].get("id_column"), self.manifest["task"].get("target"))]
+        if extra:
+            notes.append(f"column(s) {', '.join(map(repr, extra[:10]))} are not read by the model")
+        return problems, notes
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """The chosen option's raw predictions: class probabilities (columns in `classes_`) or values."""
+        from crew.tools.ensemble import stack_inputs, stack_predict
+
+        raws = {name: member.predict_raw(frame) for name, member in self.members.items()}
+        if self.manifest["kind"] == "stack":
+            inputs = stack_inputs(self.regression, [raws[name] for name in self.manifest["stack"]["inputs"]])
+            return stack_predict(self.stacker, inputs, 1 if self.regression else len(self.classes_))
+        weights = {m["name"]: float(m["weight"]) for m in self.manifest["members"]}
+        total = sum(weights[name] * raw for name, raw in raws.items())
+        return np.asarray(total, dtype=float) / sum(weights.values())
+
+    def decided(self, raw: np.ndarray) -> np.ndarray:
+        weights = self.manifest.get("class_weights")
+        return raw if weights is None or self.regression else raw * np.asarray(weights, dtype=float)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Labels (with the run's decision for label metrics) or values (clipped at 0 for a nonnegative metric)."""
+        raw = self.predict_raw(frame)
+        if self.regression:
+            return np.clip(raw, 0, None) if self.manifest["task"].get("nonnegative") else raw
+        return np.asarray(self.classes_, dtype=object)[self.decided(raw).argmax(axis=1)]
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.regression:
+            raise ModelError("a regression model has no class probabilities; use predict")
+        return self.predict_raw(frame)
+
+    def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
+        """Predictions for `frame` in the task's submission format (`proba`: every class's probability instead
+        of labels, for a label metric), keyed by the table's id column when it has one, else by row number."""
+        task = self.task
+        id_column = task.get("id_column")
+        ids = (frame[id_column] if id_column and id_column in frame.columns
+               else pd.Series(np.arange(len(frame)), name="row"))
+        raw = self.predict_raw(frame)
+        if proba and not self.regression:
+            task["submission"] = "proba"
+        return script.submission_frame(ids.reset_index(drop=True), raw if proba else self.decided(raw), task)
+
+    def describe(self) -> str:
+        """What the run chose and why, which experiments it is made of, and how it was saved."""
+        m = self.manifest
+        lines = [f"{m['kind']} for {m['task']['name']!r}: predicts {m['task']['target']!r} "
+                 f"({m['task']['target_type']}, metric {m['task']['metric']}, cv {m.get('cv')})",
+                 "experiments: " + ", ".join(f"{x['name']} (weight {x['weight']:g}, "
+                                               f"{', '.join(x.get('insights') or [])})" for x in m["members"]),
+                 f"why: {m.get('rationale', '')}",
+                 f"reads {len(m['schema'])} column(s): {', '.join(list(m['schema'])[:12])}"
+                 + (" ..." if len(m["schema"]) > 12 else ""),
+                 f"saved {m.get('created', '')} by crew {m['versions'].get('crew', '?')}; "
+                 f"{m.get('bytes', 0) / 2**20:.1f} MB"]
+        return "\n".join(lines)
+
+
+_MISSING_MARKERS = ("", "na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", ".", "missing", "#n/a", "unknown")
+
+
+def save_predictor(folder: Path, task_info: dict[str, Any], schema: dict[str, dict[str, Any]], kind: str,
+                   members: list[dict[str, Any]], *, stacker: Any = None, stacked_on: list[str] | None = None,
+                   class_weights: list[float] | None = None, cv: float | None = None, rationale: str = "") -> Path:
+    """Write a run's predictor into `folder`: each member's `model.skops` copied (by `members[i]["folder"]`, its
+    experiment folder, so that deleting experiments loses nothing), the stacker in skops' format, and
+    `predictor.json`, the manifest that names every file with its SHA-256. Raises ModelError when a member saved
+    no model."""
+    import datetime
+    import json
+    import shutil
+
+    import skops.io as sio
+
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    records = []
+    for member in members:
+        source = Path(member["folder"]) / "model.skops"
+        if not source.is_file():
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ModelError(f"experiment {member['name']} saved no model")
+        target = staging / f"{member['name']}.skops"
+        shutil.copyfile(source, target)
+        records.append({"name": member["name"], "weight": member["weight"], "insights": member.get("insights", []),
+                        "file": target.name, "sha256": _sha256(target)})
+    stack = None
+    if kind == "stack":
+        sio.dump(stacker, staging / "stack.skops")
+        stack = {"file": "stack.skops", "sha256": _sha256(staging / "stack.skops"), "inputs": list(stacked_on or [])}
+    manifest = {"format": PREDICTOR_FORMAT, "kind": kind, "task": task_info, "schema": schema, "members": records,
+                "stack": stack, "class_weights": class_weights, "cv": cv, "rationale": rationale,
+                "versions": _versions(), "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "bytes": sum(p.stat().st_size for p in staging.iterdir())}
+    (staging / "predictor.json").write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder / "predictor.json"
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """A run's predictor from its run folder (or its `predictor/` folder): every file checked against the
+    manifest's SHA-256 and loaded with `TRUSTED` types only."""
+    import json
+
+    import skops.io as sio
+
+    path = Path(path)
+    folder = path / "predictor" if (path / "predictor" / "predictor.json").is_file() else path
+    manifest_path = folder / "predictor.json"
+    if not manifest_path.is_file():
+        raise ModelError(f"{path} holds no predictor (predictor/predictor.json): the run saved no final model")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{manifest_path} is not readable JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != PREDICTOR_FORMAT:
+        raise ModelError(f"{manifest_path} is not a crew predictor of format {PREDICTOR_FORMAT}")
+    files = [*manifest.get("members", []), *([manifest["stack"]] if manifest.get("stack") else [])]
+    for record in files:
+        file = folder / Path(record["file"]).name
+        if not file.is_file() or _sha256(file) != record["sha256"]:
+            raise ModelError(f"{file} does not match the SHA-256 its manifest records: changed or missing since "
+                             "the run saved it; not loaded")
+    members = {m["name"]: load_experiment_model(folder / Path(m["file"]).name) for m in manifest["members"]}
+    stacker = None
+    if manifest.get("stack"):
+        blob = (folder / Path(manifest["stack"]["file"]).name).read_bytes()
+        if sio.get_untrusted_types(data=blob):
+            raise ModelError(f"{folder / 'stack.skops'} holds types crew does not trust; not loaded")
+        stacker = sio.loads(blob)
+    return Predictor(manifest, members, stacker, folder)
+
+
+def read_rows(path: str | Path) -> pd.DataFrame:
+    """A table of rows to predict, read as the experiments read the task's files (pandas; csv or parquet), with
+    every failure a one-line ModelError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist")
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ModelError(f"{path.name} is neither csv nor parquet; convert it to one of them")
+    try:
+        frame = script.read(str(path)) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except Exception as exc:  # pandas and pyarrow raise many types; each means "cannot parse"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path.name} could not be read ({reason[:160]})") from exc
+    if frame.empty:
+        raise ModelError(f"{path.name} has no rows to predict")
+    return frame
