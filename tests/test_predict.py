@@ -113,3 +113,14 @@ def test_the_report_shows_the_kept_model(run: Path, tmp_path: Path) -> None:
     final = json.loads((run / "predictor" / "predictor.json").read_text())
     assert "<h2>Final model</h2>" in page and "crew predict RUN_DIR TABLE" in page
     assert all(m["name"] in page.split("<h2>Final model</h2>")[1] for m in final["members"])
+
+
+def test_the_predict_speed_bench_times_the_kept_model(run: Path) -> None:
+    import runpy
+
+    from tests.conftest import REPO
+
+    result = runpy.run_path(str(REPO / "bench" / "predict_speed.py"))["main"]([str(run), "--rows", "3000",
+                                                                                "--repeats", "1"])
+    assert result["rows"] == 3000 and result["members"] >= 1
+    assert result["predictor_seconds"] > 0 and result["ratio"] > 0

@@ -1,0 +1,94 @@
+"""How fast a run's kept model predicts: `crew.load(run).predict_raw` on many rows against the models' own predict.
+
+    python bench/predict_speed.py [RUN_DIR] [--rows 100000] [--repeats 3] [--out FILE]
+
+Without RUN_DIR it first solves the example task for 60 s (offline) into
+`runs/predict-speed-<time>/`. The test file's rows are repeated to `--rows`.
+The baseline is what the kept model cannot avoid: each member's estimator
+(`predict_proba` or `predict`) on inputs already made, summed over the
+members. The ratio says what crew's wrapping costs on top: reading the
+columns, the feature steps, the preprocessing, the blend or stack and the
+decision. Each time is the best of `--repeats`. Prints one JSON object; `--out`
+writes it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_TASK = REPO / "examples" / "tasks" / "breast-cancer"
+
+
+def _best(repeats: int, call) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, nargs="?")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+
+    import crew
+    from crew import Task
+    from crew.tools import script
+
+    run_dir = args.run_dir
+    if run_dir is None:
+        from crew.workflows.solve import solve
+
+        run_dir = REPO / "runs" / f"predict-speed-{time.strftime('%Y%m%d-%H%M%S')}"
+        solve(EXAMPLE_TASK / "task.yaml", out=run_dir, wall_time=60)
+    model = crew.load(run_dir)
+    task = Task.load(EXAMPLE_TASK) if args.run_dir is None else None
+    test_path = (task.path(task.data.test) if task and task.data else None)
+    if test_path is None:
+        run = json.loads((run_dir / "run.json").read_text())
+        loaded = Task.load(run["task"])
+        assert loaded.data is not None
+        test_path = loaded.path(loaded.data.test)
+    test = pd.read_csv(test_path)
+    frame = pd.concat([test] * (args.rows // len(test) + 1), ignore_index=True).head(args.rows)
+
+    total = _best(args.repeats, lambda: model.predict_raw(frame))
+
+    baseline = 0.0
+    for member in model.members.values():
+        X = frame[member.feature_names_in].copy()
+        for c in member.columns.get("numeric", []):
+            X[c] = script.numbers(X[c])
+        X, _, _, _ = script.add_features(X, X.iloc[:0], member.payload["features"])
+        for part in member.payload["models"]:
+            Z = part["preprocessor"].transform(X)
+            if part.get("native"):
+                native = script.NativeCategories(codes=bool(part["native"]["codes"]))
+                native.levels_ = dict(part["native"]["levels"])
+                Z = native.transform(Z)
+            estimator = part["model"]
+            call = estimator.predict_proba if hasattr(estimator, "predict_proba") else estimator.predict
+            baseline += _best(args.repeats, lambda call=call, Z=Z: call(Z))
+    result = {"run": str(run_dir), "kind": model.manifest["kind"], "members": len(model.members), "rows": len(frame),
+              "predictor_seconds": round(total, 4), "models_seconds": round(baseline, 4),
+              "ratio": round(total / baseline, 2) if baseline else None}
+    print(json.dumps(result))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
