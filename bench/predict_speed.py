@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     import crew
     from crew import Task
-    from crew.tools import script
 
     run_dir = args.run_dir
     if run_dir is None:
@@ -68,17 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     baseline = 0.0
     for member in model.members.values():
-        X = frame[member.feature_names_in].copy()
-        for c in member.columns.get("numeric", []):
-            X[c] = script.numbers(X[c])
-        X, _, _, _ = script.add_features(X, X.iloc[:0], member.payload["features"])
-        for part in member.payload["models"]:
-            Z = part["preprocessor"].transform(X)
-            if part.get("native"):
-                native = script.NativeCategories(codes=bool(part["native"]["codes"]))
-                native.levels_ = dict(part["native"]["levels"])
-                Z = native.transform(Z)
-            estimator = part["model"]
+        for estimator, Z, _ in member.inputs(frame):
             call = estimator.predict_proba if hasattr(estimator, "predict_proba") else estimator.predict
             baseline += _best(args.repeats, lambda call=call, Z=Z: call(Z))
     result = {"run": str(run_dir), "kind": model.manifest["kind"], "members": len(model.members), "rows": len(frame),

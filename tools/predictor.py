@@ -76,34 +76,41 @@ class ExperimentModel:
         weights = self.payload.get("class_weights")
         return None if weights is None else np.asarray(weights, dtype=float)
 
-    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        """Class probabilities (rows x classes) or values for the rows of `frame` (a table like the task's
-        test file: the model's columns, any others ignored)."""
+    def inputs(self, frame: pd.DataFrame) -> list[tuple[Any, Any, list[int] | None]]:
+        """Each kept pipeline's estimator, its input for the rows of `frame` (numbers read, the feature steps,
+        the preprocessing and native categories applied) and the class codes it was fitted on."""
         missing = [c for c in self.feature_names_in if c not in frame.columns]
         if missing:
             raise ModelError(f"the table lacks column(s) {', '.join(missing)} the model reads")
         X = frame[self.feature_names_in].reset_index(drop=True).copy()
         for c in self.columns.get("numeric", []):
             X[c] = script.numbers(X[c])
-        state = self.payload["features"]
-        X, _, _, _ = script.add_features(X, X.iloc[:0], state)
-        regression = self.payload["task"]["target_type"] == "regression"
-        total: np.ndarray | float = 0.0
+        X, _, _, _ = script.add_features(X, X.iloc[:0], self.payload["features"])
+        out = []
         for part in self.payload["models"]:
             Z = part["preprocessor"].transform(X)
             if part.get("native"):
                 native = script.NativeCategories(codes=bool(part["native"]["codes"]))
                 native.levels_ = dict(part["native"]["levels"])
                 Z = native.transform(Z)
-            model = part["model"]
+            out.append((part["model"], Z, part["labels"]))
+        return out
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities (rows x classes) or values for the rows of `frame` (a table like the task's
+        test file: the model's columns, any others ignored)."""
+        regression = self.payload["task"]["target_type"] == "regression"
+        inputs = self.inputs(frame)
+        total: np.ndarray | float = 0.0
+        for model, Z, labels in inputs:
             if regression:
                 raw = np.asarray(model.predict(Z), dtype=float)
                 raw = np.expm1(raw) if self.payload["log_target"] else raw
             else:
-                raw = np.zeros((len(X), len(self.classes)))
-                labels = np.asarray(part["labels"] if part["labels"] is not None else model.classes_, dtype=int)
-                raw[:, labels] = model.predict_proba(Z)
-            total = total + raw / len(self.payload["models"])
+                raw = np.zeros((len(frame), len(self.classes)))
+                codes = np.asarray(labels if labels is not None else model.classes_, dtype=int)
+                raw[:, codes] = model.predict_proba(Z)
+            total = total + raw / len(inputs)
         out = np.asarray(total, dtype=float)
         return script.calibrated(out, float(self.payload.get("temperature") or 1.0)) if not regression else out
 
