@@ -30,7 +30,9 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "ChatBrain",
+    "CrewClassifier",
     "CrewError",
+    "CrewRegressor",
     "Decision",
     "Experiment",
     "ExpertBrain",
@@ -84,3 +86,13 @@ def load(run_dir: str | Path) -> Any:
     for entry in entry_points(group="crew.loaders", name="predictor"):
         return entry.load()(run_dir)
     raise CrewError("no predictor loader is installed (crew.loaders: predictor); reinstall crew")
+
+
+def __getattr__(name: str) -> Any:
+    """`crew.CrewClassifier` and `crew.CrewRegressor`, scikit-learn estimators whose fit is a solve: found, like
+    `load`, through an entry point (`crew.estimators`), since the core imports none of the folders."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="crew.estimators", name=name):
+        return entry.load()
+    raise AttributeError(f"module 'crew' has no attribute {name!r}")
