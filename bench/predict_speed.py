@@ -3,7 +3,8 @@
     python bench/predict_speed.py [RUN_DIR] [--rows 100000] [--repeats 3] [--out FILE]
 
 Without RUN_DIR it first solves the example task for 60 s (offline) into
-`runs/predict-speed-<time>/`. The test file's rows are repeated to `--rows`.
+`runs/predict-speed-<time>/`. The run's task comes from its `run.json` (a
+relative path there is relative to where `crew solve` ran). The test file's rows are repeated to `--rows`.
 The baseline is what the kept model cannot avoid: each member's estimator
 (`predict_proba` or `predict`) on inputs already made, summed over the
 members. The ratio says what crew's wrapping costs on top: reading the
@@ -53,14 +54,9 @@ def main(argv: list[str] | None = None) -> dict:
         run_dir = REPO / "runs" / f"predict-speed-{time.strftime('%Y%m%d-%H%M%S')}"
         solve(EXAMPLE_TASK / "task.yaml", out=run_dir, wall_time=60)
     model = crew.load(run_dir)
-    task = Task.load(EXAMPLE_TASK) if args.run_dir is None else None
-    test_path = (task.path(task.data.test) if task and task.data else None)
-    if test_path is None:
-        run = json.loads((run_dir / "run.json").read_text())
-        loaded = Task.load(run["task"])
-        assert loaded.data is not None
-        test_path = loaded.path(loaded.data.test)
-    test = pd.read_csv(test_path)
+    task = Task.load(json.loads((run_dir / "run.json").read_text())["task"])  # the run's task, as it was given
+    assert task.data is not None
+    test = pd.read_csv(task.path(task.data.test))
     frame = pd.concat([test] * (args.rows // len(test) + 1), ignore_index=True).head(args.rows)
 
     total = _best(args.repeats, lambda: model.predict_raw(frame))

@@ -21,6 +21,7 @@ import pandas as pd
 
 from crew import CrewError
 from crew.tools import script
+from crew.tools.profile import MISSING_MARKERS
 
 __all__ = ["TRUSTED", "ExperimentModel", "ModelError", "Predictor", "load_experiment_model", "load_predictor",
            "read_rows", "save_predictor"]
@@ -216,7 +217,7 @@ class Predictor:
             if info["kind"] == "numeric":
                 numbers = script.numbers(values)
                 bad = values[numbers.isna() & values.notna()].astype(str).str.strip()
-                bad = bad[~bad.str.lower().isin(_MISSING_MARKERS)]
+                bad = bad[~bad.str.lower().isin(MISSING_MARKERS)]
                 if len(bad):
                     examples = ", ".join(repr(v) for v in bad.unique()[:3])
                     problems.append(f"column {column!r} should hold numbers; {len(bad)} row(s) hold text such as "
@@ -288,16 +289,14 @@ class Predictor:
         return "\n".join(lines)
 
 
-_MISSING_MARKERS = ("", "na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", ".", "missing", "#n/a", "unknown")
-
-
 def save_predictor(folder: Path, task_info: dict[str, Any], schema: dict[str, dict[str, Any]], kind: str,
                    members: list[dict[str, Any]], *, stacker: Any = None, stacked_on: list[str] | None = None,
-                   class_weights: list[float] | None = None, cv: float | None = None, rationale: str = "") -> Path:
+                   class_weights: list[float] | None = None, cv: float | None = None,
+                   rationale: str = "") -> dict[str, Any]:
     """Write a run's predictor into `folder`: each member's `model.skops` copied (by `members[i]["folder"]`, its
     experiment folder, so that deleting experiments loses nothing), the stacker in skops' format, and
-    `predictor.json`, the manifest that names every file with its SHA-256. Raises ModelError when a member saved
-    no model."""
+    `predictor.json`, the manifest that names every file with its SHA-256. Returns the record a run keeps of it
+    (the manifest's path and SHA-256, the folder's size). Raises ModelError when a member saved no model."""
     import datetime
     import json
     import shutil
@@ -329,7 +328,8 @@ def save_predictor(folder: Path, task_info: dict[str, Any], schema: dict[str, di
     (staging / "predictor.json").write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
-    return folder / "predictor.json"
+    return {"saved": True, "path": str(folder / "predictor.json"), "sha256": _sha256(folder / "predictor.json"),
+            "bytes": sum(p.stat().st_size for p in folder.iterdir())}
 
 
 def load_predictor(path: str | Path) -> Predictor:

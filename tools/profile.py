@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import numpy as np
@@ -119,12 +118,10 @@ def _numeric_text(values: pl.Series) -> pl.Series | None:
 def _is_date(values: pl.Series) -> bool:
     """Text that the experiments' `parse_dates` reads as dates, in one format that names a year and a month."""
     sample = pd.Series(values.head(1000).to_list(), dtype="string")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            parsed, fmt = parse_dates(sample)
-        except (ValueError, TypeError, OverflowError):
-            return False
+    try:
+        parsed, fmt = parse_dates(sample)  # quiet: it silences pandas' format warnings itself
+    except (ValueError, TypeError, OverflowError):
+        return False
     named = fmt == "ISO8601" or (("%Y" in fmt or "%y" in fmt) and any(m in fmt for m in ("%m", "%b", "%B")))
     return named and float(parsed.notna().mean()) >= 0.95
 

@@ -761,14 +761,15 @@ def save_model(state, models, t, weights, path="model.skops"):
         parts.append({"preprocessor": model[0], "model": model[-1],
                       "labels": None if model.labels_ is None else [int(c) for c in model.labels_],
                       "native": None if native is None else {"levels": native.levels_, "codes": native.codes}})
+    largest = 200 * 2**20
     forest = [getattr(m["model"], "estimators_", []) for m in parts]
     nodes = sum(tree.tree_.node_count for trees in forest for tree in trees if hasattr(tree, "tree_"))
-    if nodes * 120 > 200 * 2**20:
+    if nodes * 120 > largest:  # checked before serializing: dumping a forest that size would take its memory again
         return f"not saved: about {nodes * 120 / 2**20:.0f} MB of trees"
     payload = {"format": 1, "task": TASK, "log_target": LOG_TARGET, "features": state, "models": parts,
                "temperature": t, "class_weights": None if weights is None else [float(w) for w in weights]}
     blob = sio.dumps(payload)
-    if len(blob) > 200 * 2**20:
+    if len(blob) > largest:
         return f"not saved: {len(blob) / 2**20:.0f} MB"
     with open(path, "wb") as handle:
         handle.write(blob)

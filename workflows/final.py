@@ -97,9 +97,6 @@ def save_final_model(task: Task, run_dir: Path, selection: ensemble.Selection, b
         if kind == "categorical" and column in train.columns:
             levels = train[column].drop_nulls().cast(str).unique().sort().to_list()
             schema[column]["levels"] = levels if len(levels) <= 10_000 else None
-    path = save_predictor(run_dir / "predictor", TaskInfo.from_task(task).model_dump(), schema, selection.kind,
+    return save_predictor(run_dir / "predictor", TaskInfo.from_task(task).model_dump(), schema, selection.kind,
                           members, stacker=selection.stacker, stacked_on=list(selection.stacked_on),
                           class_weights=selection.class_weights, cv=selection.cv, rationale=selection.rationale)
-    import hashlib
-    return {"saved": True, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "bytes": sum(p.stat().st_size for p in path.parent.iterdir())}
