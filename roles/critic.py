@@ -26,7 +26,6 @@ from crew.tools.scorer import estimate_run
 __all__ = ["Critic", "Verdict", "changed_workload"]
 
 _SAFETY = 0.8  # approve only what is expected to finish in 80% of the time it may take
-_RESERVE = 10.0  # seconds of wall time kept back for final selection and the submission
 _MIN_FOLDS, _MIN_ESTIMATORS, _MIN_ROWS = 3, 50, 2_000
 
 
@@ -51,7 +50,8 @@ class Verdict(Decision):
 
 
 class Critic(Role):
-    """Reads `task`, `proposal` (id, code, insights, gpus) and `remaining` (the budget left); writes `verdict`."""
+    """Reads `task`, `proposal` (id, code, insights, gpus) and `remaining` (the budget left, less what the run
+    keeps back to finish: the critic adds no reserve of its own); writes `verdict`."""
 
     profile: ClassVar[str] = "critic"
     goal: ClassVar[str] = ("Let nothing launch that the machine or the budget cannot hold, or that breaks the rules: "
@@ -78,7 +78,7 @@ class Critic(Role):
             estimate, model, findings = self._kernel_cost(task, proposal, remaining, board)
         else:
             estimate, model, findings = self._pipeline_cost(task, proposal, state.get("stage_cache"), board)
-        wall_allowed = max(0.0, float(remaining.get("wall_time", 0.0)) - _RESERVE) * _SAFETY
+        wall_allowed = max(0.0, float(remaining.get("wall_time", 0.0))) * _SAFETY
         return {
             "summary": {"id": proposal.get("id"), "insights": proposal.get("insights", []),
                         "gpus": proposal.get("gpus", 0)},

@@ -96,6 +96,23 @@ def test_a_tampered_model_file_is_refused(run: Path, tmp_path: Path, cli) -> Non
         crew.load(copy)
 
 
+def test_a_model_saved_by_other_library_versions_loads_with_a_note(run: Path, tmp_path: Path, cli) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run / "predictor", copy / "predictor")
+    manifest = json.loads((copy / "predictor" / "predictor.json").read_text())
+    manifest["versions"]["scikit-learn"] = "1.0.0"
+    (copy / "predictor" / "predictor.json").write_text(json.dumps(manifest))
+    with pytest.warns(UserWarning, match=r"saved with scikit-learn 1\.0\.0, read with "):
+        predictor = crew.load(copy)
+    assert len(predictor.version_notes()) == 1
+    _test_frame().to_csv(tmp_path / "test.csv", index=False)
+    result = cli("predict", copy, tmp_path / "test.csv", "--out", tmp_path / "out.csv")
+    assert result.exit_code == 0 and "install scikit-learn==1.0.0 to match the run exactly" in result.stderr
+    assert not crew.load(run).version_notes()
+
+
 def test_the_predict_later_example_runs_on_a_finished_run(run: Path, capsys) -> None:
     import runpy
 

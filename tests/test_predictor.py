@@ -12,7 +12,7 @@ import pytest
 from crew import Task
 from crew.sandbox import Launch, Limits, LocalExecutor
 from crew.tools.pipelines import PipelineSpec, render
-from crew.tools.predictor import ModelError, load_experiment_model
+from crew.tools.predictor import ModelError, Predictor, load_experiment_model
 
 
 def _task(root: Path, *, target: str = "binary") -> Task:
@@ -108,3 +108,19 @@ def test_a_table_without_the_models_columns_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="lacks column"):
         saved.predict_raw(test.drop(columns=["city"]))
     assert saved.feature_names_in == ["x", "amount", "city", "when", "note"]
+
+
+def test_the_schema_check_reads_dates_in_the_training_format(tmp_path: Path) -> None:
+    task = _task(tmp_path / "task", target="binary")
+    saved = load_experiment_model(_run(task, tmp_path, model="linear"))
+    schema = {"x": {"kind": "numeric"}, "amount": {"kind": "numeric"}, "city": {"kind": "categorical"},
+              "when": {"kind": "datetime"}, "note": {"kind": "text"}}
+    predictor = Predictor({"schema": schema, "task": {"id_column": "id", "target": "y"}}, {"m": saved})
+    test = pd.read_csv(task.path(task.data.test))
+    assert predictor.check(test) == ([], [])
+    some = test.assign(when=test["when"].where(test.index >= 2, "soon"))
+    problems, notes = predictor.check(some)
+    assert not problems and len(notes) == 1
+    assert "2 row(s) hold values that are not dates in the training format (%d/%m/%Y), such as 'soon'" in notes[0]
+    problems, _ = predictor.check(test.assign(when="soon", note=123))  # a text column reads anything
+    assert len(problems) == 1 and problems[0].startswith("column 'when': 60 row(s)")

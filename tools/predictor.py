@@ -202,9 +202,10 @@ class Predictor:
         return self.manifest["task"]["target_type"] == "regression"
 
     def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-        """(problems, notes) of `frame` against the training schema: a missing column or text in a numeric one is
-        a problem (the models cannot read it); categories never seen in training (the models treat them as
-        missing) and columns the models do not read are notes."""
+        """(problems, notes) of `frame` against the training schema: a missing column, text in a numeric one or a
+        date column none of whose values reads as a date in the training format is a problem (the models cannot
+        read it); some unreadable dates and categories never seen in training (the models treat both as missing)
+        and columns the models do not read are notes. A text column reads anything."""
         problems: list[str] = []
         notes: list[str] = []
         if frame.empty:
@@ -222,6 +223,20 @@ class Predictor:
                     examples = ", ".join(repr(v) for v in bad.unique()[:3])
                     problems.append(f"column {column!r} should hold numbers; {len(bad)} row(s) hold text such as "
                                     f"{examples}")
+            elif info["kind"] == "datetime":
+                fmt = next((m.payload["features"].get("date_formats", {}).get(column) for m in self.members.values()
+                            if m.payload["features"].get("date_formats", {}).get(column)), None)
+                when, fmt = script.parse_dates(values, fmt)
+                text = values[when.isna() & values.notna()].astype(str).str.strip()
+                text = text[~text.str.lower().isin(MISSING_MARKERS)]
+                if len(text):
+                    examples = ", ".join(repr(v) for v in text.unique()[:3])
+                    line = (f"column {column!r}: {len(text)} row(s) hold values that are not dates in the training "
+                            f"format ({fmt}), such as {examples}")
+                    if len(text) == values.notna().sum():
+                        problems.append(line)
+                    else:
+                        notes.append(line + " (treated as missing)")
             elif info["kind"] == "categorical" and info.get("levels") is not None:
                 seen = set(info["levels"])
                 unseen = sorted({str(v) for v in values.dropna().unique()} - seen)
@@ -233,6 +248,14 @@ class Predictor:
         if extra:
             notes.append(f"column(s) {', '.join(map(repr, extra[:10]))} are not read by the model")
         return problems, notes
+
+    def version_notes(self) -> list[str]:
+        """One line per library whose version differs from the one that saved the model: the files still load
+        (skops stores data, not code), but a booster or scikit-learn release can change predictions slightly."""
+        saved, now = self.manifest.get("versions") or {}, _versions()
+        return [f"saved with {name} {version}, read with {now.get(name, 'none')}: predictions may differ slightly "
+                f"(install {name}=={version} to match the run exactly)"
+                for name, version in saved.items() if now.get(name) != version]
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """The chosen option's raw predictions: class probabilities (columns in `classes_`) or values."""
@@ -332,10 +355,12 @@ def save_predictor(folder: Path, task_info: dict[str, Any], schema: dict[str, di
             "bytes": sum(p.stat().st_size for p in folder.iterdir())}
 
 
-def load_predictor(path: str | Path) -> Predictor:
+def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor:
     """A run's predictor from its run folder (or its `predictor/` folder): every file checked against the
-    manifest's SHA-256 and loaded with `TRUSTED` types only."""
+    manifest's SHA-256 and loaded with `TRUSTED` types only. `warn`: a UserWarning for each library whose version
+    differs from the one that saved it (`Predictor.version_notes`), as scikit-learn warns on unpickling."""
     import json
+    import warnings
 
     import skops.io as sio
 
@@ -363,7 +388,11 @@ def load_predictor(path: str | Path) -> Predictor:
         if sio.get_untrusted_types(data=blob):
             raise ModelError(f"{folder / 'stack.skops'} holds types crew does not trust; not loaded")
         stacker = sio.loads(blob)
-    return Predictor(manifest, members, stacker, folder)
+    predictor = Predictor(manifest, members, stacker, folder)
+    if warn:
+        for note in predictor.version_notes():
+            warnings.warn(f"{folder}: {note}", UserWarning, stacklevel=2)
+    return predictor
 
 
 def read_rows(path: str | Path) -> pd.DataFrame:

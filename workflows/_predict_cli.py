@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Predict new rows with the model the run kept, checked against the columns it was trained on."""
         try:
-            predictor = load_predictor(run_dir)
+            predictor = load_predictor(run_dir, warn=False)
+            for note in predictor.version_notes():
+                print(f"note: {run_dir}: {note}", file=sys.stderr)
             frame = read_rows(table)
             problems, notes = predictor.check(frame)
             for note in notes:

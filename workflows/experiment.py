@@ -52,8 +52,11 @@ class RunContext:
 
     @property
     def reserve(self) -> float:
-        """Wall time kept back for finishing the run (final selection, the submission)."""
-        return max(8.0, 0.05 * self.budget.wall_time)
+        """Wall time kept back for finishing the run (final selection, the submission, the kept model): 5% of
+        the budget, at least 8 s, but never more than a fifth of a short budget, which has little to choose from.
+        The critic vets against the wall time left after it, so this is the run's only reserve."""
+        wall = self.budget.wall_time
+        return max(0.05 * wall, min(8.0, 0.2 * wall))
 
     @property
     def threads(self) -> int:
