@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.model_selection import cross_val_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 import crew
 
@@ -20,11 +18,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(sys.platform != "linux", reaso
 
 
 def test_a_classifier_in_a_pipeline_keeps_the_labels_of_y(tmp_path) -> None:
+    """examples/sklearn_estimator.py: a solve inside a Pipeline, with string labels."""
+    import runpy
+
+    example = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "sklearn_estimator.py"))
+    model = example["main"](["--budget", "25s", "--run-dir", str(tmp_path / "fit")])
     X, y = load_breast_cancer(return_X_y=True)
     labels = np.where(y == 1, "benign", "malignant")
-    model = make_pipeline(StandardScaler(), crew.CrewClassifier(time_budget="25s", workers=2,
-                                                                run_dir=str(tmp_path / "fit")))
-    model.fit(X[:400], labels[:400])
     fitted = model[-1]
     assert list(fitted.classes_) == ["benign", "malignant"] and fitted.n_features_in_ == 30
     assert Path(fitted.run_dir_).parent.parent == tmp_path / "fit"  # each fit keeps its own folder under run_dir

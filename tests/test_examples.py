@@ -102,6 +102,7 @@ def test_the_teaching_demo_prints_the_conversation_and_explains_it(tmp_path, cap
 
 # examples/predict_later.py needs a finished run: tests/test_predict.py runs it on the run its module solves
 # (test_the_predict_later_example_runs_on_a_finished_run), rather than solving the example task again here.
+# examples/sklearn_estimator.py is tests/test_estimators.py's test_a_classifier_in_a_pipeline_keeps_the_labels_of_y.
 
 
 def test_every_example_script_is_documented_in_the_readme_and_run_here():
