@@ -59,11 +59,13 @@ def medal_positions(n_teams: int) -> tuple[int, int, int]:
 
 
 def place_on_leaderboard(score: float | None, scores: list[float], metric: Metric) -> Placement:
-    """Rank, median and medal of `score` among `scores` (any order), in the metric's direction."""
+    """Rank, median and medal of `score` among `scores` (any order), in the metric's direction. The score is
+    rounded to 5 decimals first, as MLE-bench's grader rounds what it ranks."""
     board = best_first(scores, metric.higher_is_better, score=float)
     n = len(board)
     if score is None:
         return Placement(rank=None, of=n, above_median=False, medal=None)
+    score = round(score, 5)
     gold, silver, bronze = medal_positions(n)
     medal: Literal["gold", "silver", "bronze"] | None = None
     for name, position in (("gold", gold), ("silver", silver), ("bronze", bronze)):

@@ -81,9 +81,23 @@ def _roc_auc(y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> fl
 
 
 def _log_loss(y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> float:
+    """scikit-learn's log loss, which clips at the machine epsilon as MLE-bench's graders do (1e-15, Kaggle's old
+    clip, scores hard 0/1 predictions differently)."""
     if pred.ndim == 1:
-        return float(skm.log_loss(_binary(y_true, classes), np.clip(pred, 1e-15, 1 - 1e-15), labels=[0, 1]))
+        return float(skm.log_loss(_binary(y_true, classes), np.asarray(pred, dtype=float), labels=[0, 1]))
     return float(skm.log_loss(canonical_labels(y_true), _normalise_rows(pred), labels=list(classes)))
+
+
+def _ordinal(values: np.ndarray) -> np.ndarray:
+    """Labels as the numbers they name (quadratic weighted kappa weighs a miss by how far apart the ratings are)."""
+    try:
+        return np.asarray(canonical_labels(values), dtype=float)
+    except ValueError:
+        raise ValueError("quadratic weighted kappa needs numeric class labels (ratings such as 1..6)") from None
+
+
+def _qwk(y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> float:
+    return float(skm.cohen_kappa_score(_ordinal(y_true), _ordinal(pred), weights="quadratic"))
 
 
 def _f1(y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> float:
@@ -170,6 +184,30 @@ def _fast_f1_macro(target: np.ndarray, classes: Sequence[str], kind: str) -> Sco
     return lambda p: float(np.nanmean(f1s(p)))  # scikit-learn averages over labels seen in y or predictions
 
 
+def _fast_qwk(target: np.ndarray, classes: Sequence[str], kind: str) -> Scorer:
+    """Quadratic weighted kappa from the confusion matrix, over the ratings present in the target or the
+    predictions (what scikit-learn's cohen_kappa_score weighs, by their order as numbers)."""
+    order = np.argsort(_ordinal(np.asarray(classes, dtype=object)))
+    k = len(classes)
+    rank = np.empty(k, dtype=int)
+    rank[order] = np.arange(k)
+    truth = rank[np.asarray(target, dtype=int)] * k
+
+    def qwk(p: np.ndarray) -> float:
+        # argmax in the task's class order (ties break as grading's labels do), then each class's rank as a number
+        cm = np.bincount(truth + rank[p.argmax(axis=1)], minlength=k * k).reshape(k, k).astype(float)
+        present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+        cm = cm[np.ix_(present, present)]
+        n = len(cm)
+        if n < 2:
+            return 1.0 if n == 1 else math.nan
+        i = np.arange(n)
+        weights = (i[:, None] - i[None, :]) ** 2
+        expected = np.outer(cm.sum(axis=1), cm.sum(axis=0)) / cm.sum()
+        return float(1.0 - (weights * cm).sum() / (weights * expected).sum())
+    return qwk
+
+
 def _fast_log_loss(target: np.ndarray, classes: Sequence[str], kind: str) -> Scorer:
     codes = np.asarray(target, dtype=int)
     eps = float(np.finfo(float).eps)
@@ -179,7 +217,7 @@ def _fast_log_loss(target: np.ndarray, classes: Sequence[str], kind: str) -> Sco
         is_pos = codes == positive
 
         def binary_loss(p: np.ndarray) -> float:
-            q = np.clip(p[:, positive], 1e-15, 1 - 1e-15)
+            q = p[:, positive]
             return float(-np.mean(np.log(np.clip(np.where(is_pos, q, 1 - q), eps, 1 - eps))))
         return binary_loss
     return lambda p: float(-np.mean(np.log(np.clip((p / p.sum(axis=1, keepdims=True))[rows, codes], eps, 1 - eps))))
@@ -255,6 +293,8 @@ class Metric:
     """Scored on the log of the probabilities (log_loss): it takes every class's column even for a binary target,
     clipped away from 0."""
     fast: Callable[[np.ndarray, Sequence[str], str], Scorer] | None = None
+    ordinal: bool = False
+    """Scored on labels as the numbers they name (quadratic weighted kappa): the task's classes must be numeric."""
     decides: bool = False
     """Scored on labels whose best choice is not always the most probable class (a threshold for f1, the class
     priors for balanced accuracy and macro averages): labels are decided from the probabilities with per-class
@@ -290,6 +330,10 @@ METRICS: dict[str, Metric] = {
                template='    return metrics.f1_score(y, raw.argmax(axis=1), average="macro", '
                         'labels=range(len(TASK["classes"])))', best=1.0,
                fast=_fast_f1_macro, decides=True),
+        Metric("qwk", True, "classification", "label", False, _qwk,
+               template='    ratings = np.asarray([float(c) for c in TASK["classes"]])\n'
+                        '    return metrics.cohen_kappa_score(ratings[y], ratings[raw.argmax(axis=1)], weights="quadratic")',
+               best=1.0, decides=True, ordinal=True, fast=_fast_qwk),
         Metric("roc_auc", True, "classification", "proba", False, _roc_auc,
                template='    if TASK["target_type"] == "binary":\n'
                         '        positive = TASK["classes"].index(TASK["positive"])\n'
@@ -298,7 +342,7 @@ METRICS: dict[str, Metric] = {
                         '    return metrics.roc_auc_score(y, raw, multi_class="ovr", labels=range(len(TASK["classes"])))',
                best=1.0, fast=_fast_roc_auc),
         Metric("log_loss", False, "classification", "proba", False, _log_loss,
-               template="    raw = np.clip(raw, 1e-15, 1)\n"
+               template="    raw = np.clip(raw, np.finfo(float).eps, 1)\n"
                         '    return metrics.log_loss(y, raw / raw.sum(axis=1, keepdims=True), '
                         'labels=range(len(TASK["classes"])))', best=0.0, log_probabilities=True, fast=_fast_log_loss),
         Metric("rmse", False, "regression", "value", False, _values(skm.root_mean_squared_error),

@@ -362,6 +362,10 @@ class Task(BaseModel):
             return [Problem(file, "metric", f"{metric.name} is a classification metric, but {self.target!r} has "
                                             f"{len(classes)} distinct numbers in {y.len()} rows",
                             "use a regression metric (rmse, mae, rmsle, r2)")]
+        if metric.ordinal and not numeric:
+            return [Problem(file, "metric", f"{metric.name} weighs a miss by how far apart two ratings are, but "
+                                            f"{self.target!r} holds text (e.g. {sample!r})",
+                            "encode the ratings as numbers (1, 2, 3, ...) or use accuracy or f1_macro")]
         if metric.binary_only and len(classes) != 2:
             return [Problem(file, "metric", f"{metric.name} needs a binary target, but {self.target!r} has {len(classes)} classes",
                             "use f1_macro for more than two classes")]

@@ -329,6 +329,8 @@ def test_fast_scorer_equals_the_metric(tmp_path, metric, target_type):
         raw = y + rng.normal(size=n)  # some negatives: rmsle clips them
     else:
         labels = ["no", "yes"] if target_type == "binary" else ["x", "y", "z"]
+        if METRICS[metric].ordinal:  # ratings, ordered as numbers ("10" after "2")
+            labels = [1, 2] if target_type == "binary" else [1, 2, 10]
         y, y_test = rng.choice(labels, size=n), rng.choice(labels, size=5)
         raw = np.round(rng.dirichlet(np.ones(len(labels)), n), 1)  # coarse: ties in ranks and in argmax
         raw[raw.sum(axis=1) == 0] = 1.0

@@ -151,6 +151,14 @@ def test_ties_and_strict_median():
     assert place_on_leaderboard(None, scores, metric).medal is None
 
 
+def test_a_score_is_rounded_to_five_decimals_before_it_is_placed():
+    """MLE-bench's grader returns round(score, 5) and ranks that: a hair below a medal line rounds onto it."""
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]  # gold at position 1
+    assert place_on_leaderboard(0.899996, scores, get_metric("roc_auc")).medal == "gold"
+    assert place_on_leaderboard(0.89999, scores, get_metric("roc_auc")).medal != "gold"
+    assert place_on_leaderboard(0.000004, [0.0, 1.0, 2.0], get_metric("rmse")).medal == "gold"
+
+
 def test_cli_grade_prints_the_report_with_a_leaderboard(cli, tmp_path):
     task_dir = tmp_path / "task"
     shutil.copytree(EXAMPLE_TASK, task_dir)

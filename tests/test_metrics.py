@@ -10,7 +10,7 @@ from crew._metrics import canonical_labels, positive_label
 
 
 def test_the_table_of_task_format_is_complete():
-    assert set(METRICS) == {"accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "log_loss",
+    assert set(METRICS) == {"accuracy", "balanced_accuracy", "f1", "f1_macro", "qwk", "roc_auc", "log_loss",
                             "rmse", "mae", "rmsle", "r2"}
     lower = {name for name, m in METRICS.items() if not m.higher_is_better}
     assert lower == {"log_loss", "rmse", "mae", "rmsle"}
@@ -28,6 +28,10 @@ def test_the_table_of_task_format_is_complete():
         ("log_loss", [1, 0], np.array([0.8, 0.4]), ["0", "1"], -(math.log(0.8) + math.log(0.6)) / 2),
         ("log_loss", ["a", "b"], np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]]), ["a", "b", "c"],
          -(math.log(0.7) + math.log(0.6)) / 2),
+        # weights (i - j)^2 / 4 over ratings 1..3: observed weighted misses 1/4, expected (true x predicted
+        # histograms / n) 3.75 / 3 -> 1 - 0.25 / 1.25
+        ("qwk", [1, 2, 3], [1, 3, 3], [], 0.8),
+        ("qwk", [1, 2, 10], [1.0, 2.0, 10.0], [], 1.0),  # ratings compare as numbers, not as the text "10" < "2"
         ("rmse", [1, 2, 3], [2, 2, 5], [], math.sqrt(5 / 3)),
         ("mae", [1, 2, 3], [2, 2, 5], [], 1.0),
         ("rmsle", [0, math.e - 1], [math.e - 1, math.e - 1], [], math.sqrt(0.5)),
@@ -36,6 +40,16 @@ def test_the_table_of_task_format_is_complete():
 )
 def test_metric_matches_hand_computation(name, y, pred, classes, expected):
     assert get_metric(name).score(y, pred, classes) == pytest.approx(expected, rel=1e-9)
+
+
+def test_binary_log_loss_clips_at_machine_epsilon_as_scikit_learn_and_mle_bench_do():
+    from sklearn.metrics import log_loss
+
+    hard = np.array([1.0, 0.0, 1.0, 0.0])
+    y = [1, 0, 0, 1]  # two sure and wrong
+    expected = log_loss(y, hard)  # scikit-learn clips at np.finfo(float).eps
+    assert get_metric("log_loss").score(y, hard, ["0", "1"]) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(-2 * math.log(np.finfo(float).eps) / 4, rel=1e-9)
 
 
 def test_multiclass_probabilities_are_normalised_per_row():
