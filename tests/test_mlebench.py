@@ -96,7 +96,8 @@ def test_a_regression_competition_without_train_ids_gets_train_ids_of_its_own(tm
 
 @pytest.mark.parametrize(
     ("description", "error"),
-    [("Submissions are scored by the quadratic weighted kappa.", "quadratic weighted kappa, which crew does not grade"),
+    [("Submissions are scored on the mean column-wise ROC AUC.", "mean column-wise ROC AUC, which crew does not grade"),
+     ("Scored by the [weighted F1](https://en.wikipedia.org/wiki/F1) score.", "weighted F1, which crew does not grade"),
      ("We will look at your submissions carefully.", "no metric recognised.*fix: pass --metric"),
      ("Scored by RMSE for the first stage and by MAE for the second.", r"several metrics \(rmse, mae\)")],
 )
@@ -104,6 +105,7 @@ def test_a_metric_it_cannot_tell_is_an_error_naming_the_flag(tmp_path, descripti
     public = _competition(tmp_path, "roc_auc", evaluation=description)
     with pytest.raises(CrewError, match=error):
         import_mlebench(public, out=tmp_path / "task")
+    assert not (tmp_path / "task").exists() and not list(tmp_path.glob("task*"))  # a refusal leaves nothing behind
     assert Task.load(import_mlebench(public, out=tmp_path / "task", metric="roc_auc")).metric == "roc_auc"
 
 
@@ -111,6 +113,38 @@ def test_the_evaluation_section_decides_and_specific_phrases_win():
     assert detect_metric("# Evaluation\nRoot Mean Squared Logarithmic Error.\n# Prizes\nAccuracy counts") == "rmsle"
     assert detect_metric("## Evaluation\nThe macro F1 score.") == "f1_macro"
     assert detect_metric("## Evaluation\nbalanced accuracy over the classes") == "balanced_accuracy"
+    # a specific name explains the general one beside it; qualifiers win over the name they qualify
+    assert detect_metric("## Evaluation\nScored by Macro F1. The F1 score is the harmonic mean of ...") == "f1_macro"
+    assert detect_metric("## Evaluation\nquadratic weighted kappa, which ranges from -1 to 1") == "qwk"
+    # bold and nested headings: the section runs to the next heading of its own level
+    assert detect_metric("**Evaluation**\n\nRoot Mean Squared Error.\n\n**Prizes**\nthe best accuracy wins") == "rmse"
+    assert detect_metric("# Comp\n## Evaluation\n### Metric\nmean absolute error\n### Submission\nid,y\n"
+                         "## Timeline\nAUC") == "mae"
+    for text, name in [("evaluated on the column-wise [root mean squared logarithmic error](https://x).", "RMSLE"),
+                       ("AUC is calculated for each of the 11 labels, then averaged.", "column-wise ROC AUC"),
+                       ("MCRMSE, the mean columnwise root mean squared error", "MCRMSE"),
+                       ("the log of the MAE of each type, averaged", "log of an error")]:
+        with pytest.raises(CrewError, match=name):
+            detect_metric("## Evaluation\n" + text)
+
+
+def test_labels_tsv_and_json_tables_are_read_whole(tmp_path):
+    """A train table named labels.csv (new-york-city-taxi-fare-prediction), tsv and json tables, and a column that
+    is integer for 10,000 rows and decimal after them (the whole file is scanned for types)."""
+    public = tmp_path / "taxi" / "prepared" / "public"
+    public.mkdir(parents=True)
+    n = 10_050
+    fares = [float(i % 40) for i in range(n)]
+    fares[-3:] = [7.25, 8.5, 9.75]
+    pl.DataFrame({"key": [f"k{i}" for i in range(n)], "passengers": [i % 5 for i in range(n)], "fare_amount": fares}) \
+        .write_csv(public / "labels.csv")
+    pl.DataFrame({"key": ["t0", "t1"], "passengers": [1, 2]}).write_ndjson(public / "test.jsonl")
+    (public / "sample_submission.tsv").write_text("key\tfare_amount\nt0\t11.3\nt1\t11.3\n")
+    (public / "description.md").write_text("## Evaluation\nRoot mean squared error (RMSE).\n")
+    task = Task.load(import_mlebench(public, out=tmp_path / "task"))
+    assert (task.name, task.target, task.id_column, task.metric) == ("taxi", "fare_amount", "key", "rmse")
+    assert task.data.train == "data/labels.csv" and task.data.test == "data/test.parquet"
+    assert task.shapes["train"] == (n, 3)
 
 
 def test_image_and_multi_target_competitions_are_refused_not_mangled(tmp_path):

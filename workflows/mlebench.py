@@ -23,10 +23,26 @@ from typing import Any
 import polars as pl
 import yaml
 
-from crew import METRICS, CrewError, Task
+from crew import METRICS, CrewError, TableError, Task, read_table
 
 __all__ = ["detect_metric", "import_mlebench"]
 
+# Metrics named with a qualifier, looked for first: "mean column-wise ROC AUC" must not read as ROC AUC, "weighted F1"
+# not as F1. Each maps to crew's name when crew grades it as the competition does, or to a name for the refusal.
+_QUALIFIED: list[tuple[str, str | None, str]] = [
+    ("quadratic weighted kappa", "qwk", r"quadratic(ally)?[- ]weighted[- ](cohen'?s[- ])?kappa|\bqwk\b"),
+    ("mean column-wise ROC AUC", None,
+     r"column[- ]wise (mean )?(roc[- ])?auc|(mean|average) (of )?(the )?(individual )?(roc[- ])?auc(s)? (of|for|over|across) "
+     r"(each|every|all|the) (predicted )?(column|label|class|target)|auc is (calculated|computed) (for|on) each (of the "
+     r"\d+ )?(label|column|class|target)s?.{0,30}averaged"),
+    ("mean column-wise RMSE (MCRMSE)", None, r"\bmcrmse\b|mean column[- ]?wise root mean squared? error"),
+    ("mean column-wise RMSLE", None, r"column[- ]?wise (mean )?(root mean squared? log(arithmic)? error|rmsle)"),
+    ("weighted F1", None, r"weighted[- ](averaged? )?f1|f1[- ]weighted"),
+    ("micro F1", None, r"micro[- ](averaged? )?f1|f1[- ]micro"),
+    ("mean F-score over rows (samples)", None, r"mean f1[- ]score (of|over|across) (each|all|the) (row|sample)"),
+    ("weighted log loss", None, r"weighted (multi[- ]?class )?log(arithmic)?[- ]?loss"),
+    ("the log of an error", None, r"\blog(arithm)? of (the )?(mean absolute error|mae|mean squared error|mse)"),
+]
 # Phrases Kaggle descriptions use, most specific first: "root mean squared logarithmic error" must win over
 # "root mean squared error", "macro F1" over "F1", "balanced accuracy" over "accuracy".
 _PHRASES: list[tuple[str, str]] = [
@@ -35,48 +51,79 @@ _PHRASES: list[tuple[str, str]] = [
     ("mae", r"mean[- ]absolute[- ]error|\bmae\b"),
     ("log_loss", r"log(arithmic)?[- ]?loss|cross[- ]entropy"),
     ("roc_auc", r"area under the (roc|receiver operating characteristic) curve|\broc[- ]auc\b|\bauc\b"),
-    ("f1_macro", r"macro[- ](averaged )?f1|f1[- ]macro|mean f1"),
-    ("f1", r"\bf1[- ]score\b|\bf1\b"),
+    ("f1_macro", r"macro[- ](averaged? )?f1|f1[- ]macro|mean f1"),
+    ("f1", r"\bf1[- ]score\b|\bf1\b|\bf[- ]score\b"),
     ("balanced_accuracy", r"balanced accuracy"),
     ("accuracy", r"classification accuracy|\baccuracy\b|percentage of .{0,40}correctly"),
     ("r2", r"coefficient of determination|\br\^?2\b|r-squared"),
 ]
+_GENERAL = {"f1": "f1_macro", "rmse": "rmsle", "accuracy": "balanced_accuracy"}
+"""A general name that a specific one found beside it explains ("the macro F1 score ... F1 is the harmonic ...")."""
 # Metrics Kaggle uses that crew does not grade: named in the refusal so the user knows why.
 _FOREIGN = {
-    "quadratic weighted kappa": r"quadratic(ally)? weighted kappa|\bqwk\b",
     "mean average precision (MAP@k)": r"mean average precision|\bmap@\d+",
     "Dice coefficient": r"\bdice\b",
     "intersection over union": r"intersection over union|\biou\b",
     "Spearman correlation": r"spearman",
     "Pearson correlation": r"pearson",
-    "mean column-wise AUC": r"mean column-wise",
     "word error rate": r"word error rate",
     "BLEU": r"\bbleu\b",
     "SMAPE": r"\bsmape\b|symmetric mean absolute percentage",
     "Gini": r"normali[sz]ed gini|\bgini\b",
+    "Jaccard score": r"jaccard",
+    "Levenshtein distance": r"levenshtein",
 }
 _MEDIA = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".dcm", ".wav", ".mp3", ".flac", ".aif", ".aiff",
           ".mp4", ".avi", ".npy", ".npz", ".h5", ".hdf5", ".nii", ".svs", ".tfrec", ".tfrecord", ".zip", ".7z"}
-_TABLES = (".csv", ".parquet")
+_TABLES = (".csv", ".parquet", ".tsv", ".json", ".jsonl")
+_HEADING = re.compile(r"^\s*(?:(#{1,6})\s*(.*?)\s*#*\s*|(?:\*\*|__)\s*(.*?)\s*:?\s*(?:\*\*|__)\s*:?\s*)$")
 
 
 def _evaluation_text(description: str) -> str:
-    """The description's Evaluation section when it has one (so a metric named elsewhere is not picked up)."""
-    match = re.search(r"^#+\s*evaluation\b.*?$(.*?)(?=^#+\s|\Z)", description, re.IGNORECASE | re.MULTILINE | re.DOTALL)
-    return match.group(1) if match and match.group(1).strip() else description
+    """The description's Evaluation section when it has one (so a metric named elsewhere is not picked up): from a
+    heading (`#` to `######`, or a line in bold) whose title starts with "Evaluation" or "Metric" to the next heading
+    of the same or a higher level, its subsections included."""
+    lines = description.splitlines()
+    for i, line in enumerate(lines):
+        match = _HEADING.match(line)
+        if not match:
+            continue
+        title = (match.group(2) if match.group(1) else match.group(3)) or ""
+        if not re.match(r"(evaluation|metric)", title.strip().lower()):
+            continue
+        level = len(match.group(1)) if match.group(1) else 7  # a bold line ranks below every # heading
+        body = []
+        for following in lines[i + 1:]:
+            other = _HEADING.match(following)
+            if other and (len(other.group(1)) if other.group(1) else 7) <= level:
+                break
+            body.append(following)
+        if "\n".join(body).strip():
+            return "\n".join(body)
+    return description
 
 
 def detect_metric(description: str) -> str:
-    """crew's name for the metric the description names; CrewError when it names none, several, or a foreign one."""
-    text = _evaluation_text(description).lower()
+    """crew's name for the metric the description names; CrewError when it names none, several, or a foreign one
+    (qualified names first: a "mean column-wise ROC AUC" is refused, not read as ROC AUC)."""
+    text = _evaluation_text(description).lower().replace("**", "").replace("`", "")
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a markdown link reads as its text
+    choices = ", ".join(METRICS)
+    for label, name, pattern in _QUALIFIED:
+        if re.search(pattern, text):
+            if name is not None:
+                return name
+            raise CrewError(f"description.md: the competition is scored by {label}, which crew does not grade; fix: "
+                            f"pass --metric with one of {choices} if one of them suits, knowing scores will not match "
+                            "the leaderboard's")
     found: list[str] = []
     for name, pattern in _PHRASES:
         if re.search(pattern, text):
             found.append(name)
             text = re.sub(pattern, " ", text)  # "root mean squared logarithmic error" must not also read as rmse
+    found = [name for name in found if _GENERAL.get(name) not in found]
     if len(found) == 1:
         return found[0]
-    choices = ", ".join(METRICS)
     if found:
         raise CrewError(f"description.md names several metrics ({', '.join(found)}); fix: pass --metric with the one "
                         f"the competition is scored by ({choices})")
@@ -88,11 +135,13 @@ def detect_metric(description: str) -> str:
     raise CrewError(f"description.md: no metric recognised in its Evaluation section; fix: pass --metric ({choices})")
 
 
-def _find(folder: Path, stem: str) -> Path | None:
-    for suffix in _TABLES:
-        for candidate in sorted(folder.iterdir()):
-            if candidate.is_file() and candidate.name.lower() == f"{stem}{suffix}":
-                return candidate
+def _find(folder: Path, *stems: str) -> Path | None:
+    """The first table named `<stem>.<csv|parquet|tsv|json|jsonl>` in `folder`, trying `stems` in order."""
+    for stem in stems:
+        for suffix in _TABLES:
+            for candidate in sorted(folder.iterdir()):
+                if candidate.is_file() and candidate.name.lower() == f"{stem}{suffix}":
+                    return candidate
     return None
 
 
@@ -114,13 +163,27 @@ def _refuse_non_tabular(public: Path) -> None:
 
 
 def _read(path: Path) -> pl.DataFrame:
-    return pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=10_000)
+    """A table as crew reads it (every row scanned for types, strict UTF-8): csv and parquet by crew's reader, tsv,
+    json (an array of records) and jsonl (a record per line) by polars; any failure is one line naming the file."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".parquet"):
+            return read_table(path)
+        if suffix == ".tsv":
+            return pl.read_csv(path, separator="\t", infer_schema_length=None, quote_char=None)
+        return pl.read_ndjson(path, infer_schema_length=None) if suffix == ".jsonl" else pl.read_json(
+            path, infer_schema_length=None)
+    except TableError as exc:
+        raise CrewError(f"{path}: {exc.message}; fix: {exc.fix}") from None
+    except Exception as exc:  # polars raises many types; each means "cannot parse"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CrewError(f"{path}: could not be read as {suffix[1:]} ({reason[:160]}); fix: check the file's "
+                        "format") from None
 
 
 def _answers(private: Path, id_column: str, target: str, classes: list[str] | None) -> pl.DataFrame:
     """The private answers as `id, target` (a one-hot table of classes becomes the class label)."""
-    source = next((p for p in (_find(private, "answers"), _find(private, "test"), _find(private, "gold_submission"),
-                               _find(private, "solution")) if p is not None), None)
+    source = _find(private, "answers", "test", "gold_submission", "solution")
     if source is None:
         raise CrewError(f"{private}: --private: no answers table (answers.csv, test.csv, gold_submission.csv or "
                         "solution.csv); fix: pass the competition's prepared private/ folder")
@@ -137,6 +200,47 @@ def _answers(private: Path, id_column: str, target: str, classes: list[str] | No
     raise CrewError(f"{source}: --private: lacks the target {target!r}; fix: pass the private folder of this competition")
 
 
+def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, sample_path: Path, train: pl.DataFrame,
+                test: pl.DataFrame, id_column: str, target: str, classes: list[str] | None, metric: str,
+                description: str, name: str | None, private_dir: str | Path | None, leaderboard: str | Path | None,
+                budget: dict[str, Any] | None) -> None:
+    """The task folder's files: data (csv and parquet copied, other formats written as parquet), task.yaml, the
+    answers and the leaderboard."""
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    data: dict[str, str] = {}
+    for role, source, frame in (("train", train_path, train), ("test", test_path, test),
+                                ("sample_submission", sample_path, None)):
+        target_path = out / "data" / source.name
+        if source.suffix.lower() not in (".csv", ".parquet"):  # crew's tables are csv or parquet
+            target_path = target_path.with_suffix(".parquet")
+            (frame if frame is not None else _read(source)).write_parquet(target_path)
+        elif role == "train" and id_column not in train.columns:
+            # crew carries the id through every table; train rows get ids of their own, never a test id
+            frame = train.with_row_index(id_column).with_columns(pl.format("train-{}", pl.col(id_column)).alias(id_column))
+            frame.write_csv(target_path := target_path.with_suffix(".csv"))
+        else:
+            shutil.copyfile(source, target_path)
+        data[role] = f"data/{target_path.name}"
+    # MLE-bench's layout is <competition>/prepared/public: the competition names the task
+    default = public.parent.parent.name if public.name == "public" and public.parent.name == "prepared" else public.name
+    slug = re.sub(r"[^a-z0-9]+", "-", (name or default).lower()).strip("-") or "competition"
+    spec: dict[str, Any] = {"name": slug, "kind": "tabular", "description": description.strip() or f"MLE-bench: {slug}",
+                            "data": data, "target": target, "id_column": id_column, "metric": metric}
+    if budget:
+        spec["budget"] = budget
+    (out / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100),
+                                   encoding="utf-8")
+    if private_dir is not None:
+        (out / "grading").mkdir(exist_ok=True)
+        _answers(Path(private_dir), id_column, target, classes).write_csv(out / "grading" / "answers.csv")
+    if leaderboard is not None:
+        board = _read(Path(leaderboard))
+        if "score" not in board.columns:
+            raise CrewError(f"{leaderboard}: --leaderboard: no `score` column; fix: pass the competition's "
+                            "leaderboard.csv (one row per team, a score column)")
+        board.select("score").write_csv(out / "leaderboard.csv")
+
+
 def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | None = None, name: str | None = None,
                     private_dir: str | Path | None = None, leaderboard: str | Path | None = None,
                     budget: dict[str, Any] | None = None) -> Path:
@@ -149,14 +253,14 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
     if metric is not None and metric not in METRICS:
         raise CrewError(f"--metric: unknown metric {metric!r}; fix: use one of {', '.join(METRICS)}")
     _refuse_non_tabular(public)
-    train_path, test_path = _find(public, "train"), _find(public, "test")
+    train_path, test_path = _find(public, "train", "labels", "training"), _find(public, "test")
     sample_path = next((p for p in sorted(public.iterdir()) if p.is_file() and p.suffix.lower() in _TABLES
                         and re.search(r"sample[_-]?submission", p.name, re.IGNORECASE)), None)
     missing = [label for label, p in (("train", train_path), ("test", test_path), ("sample_submission", sample_path))
                if p is None]
     if missing:
-        raise CrewError(f"{public}: no {' or '.join(missing)} table (csv or parquet); fix: pass a prepared MLE-bench "
-                        "public/ folder with train, test and sample_submission files")
+        raise CrewError(f"{public}: no {' or '.join(missing)} table (csv, parquet, tsv or json); fix: pass a prepared "
+                        "MLE-bench public/ folder with train (or labels), test and sample_submission files")
     assert train_path and test_path and sample_path
     description_path = public / "description.md"
     description = description_path.read_text(encoding="utf-8") if description_path.is_file() else ""
@@ -198,34 +302,21 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
                             "is the competition's metric")
 
     out = Path(out)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    data: dict[str, str] = {}
-    for role, source, frame in (("train", train_path, train), ("test", test_path, test),
-                                ("sample_submission", sample_path, None)):
-        target_path = out / "data" / source.name
-        if role == "train" and id_column not in train.columns:
-            # crew carries the id through every table; train rows get ids of their own, never a test id
-            frame = train.with_row_index(id_column).with_columns(pl.format("train-{}", pl.col(id_column)).alias(id_column))
-            frame.write_csv(target_path := target_path.with_suffix(".csv"))
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column, target, classes,
+                    metric, description, name, private_dir, leaderboard, budget)
+        Task.load(staging / "task.yaml")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a refused import leaves nothing behind
+        raise
+    out.mkdir(parents=True, exist_ok=True)
+    for item in staging.iterdir():  # what an earlier import wrote there is replaced, anything else kept
+        if (out / item.name).is_dir():
+            shutil.rmtree(out / item.name)
         else:
-            shutil.copyfile(source, target_path)
-        data[role] = f"data/{target_path.name}"
-    # MLE-bench's layout is <competition>/prepared/public: the competition names the task
-    default = public.parent.parent.name if public.name == "public" and public.parent.name == "prepared" else public.name
-    slug = re.sub(r"[^a-z0-9]+", "-", (name or default).lower()).strip("-") or "competition"
-    spec: dict[str, Any] = {"name": slug, "kind": "tabular", "description": description.strip() or f"MLE-bench: {slug}",
-                            "data": data, "target": target, "id_column": id_column, "metric": metric}
-    if budget:
-        spec["budget"] = budget
-    (out / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100),
-                                   encoding="utf-8")
-    if private_dir is not None:
-        (out / "grading").mkdir(exist_ok=True)
-        _answers(Path(private_dir), id_column, target, classes).write_csv(out / "grading" / "answers.csv")
-    if leaderboard is not None:
-        board = _read(Path(leaderboard))
-        if "score" not in board.columns:
-            raise CrewError(f"{leaderboard}: --leaderboard: no `score` column; fix: pass the competition's "
-                            "leaderboard.csv (one row per team, a score column)")
-        board.select("score").write_csv(out / "leaderboard.csv")
+            (out / item.name).unlink(missing_ok=True)
+        item.rename(out / item.name)
+    staging.rmdir()
     return Task.load(out / "task.yaml").root / "task.yaml"
