@@ -90,7 +90,7 @@ def test_a_regression_competition_without_train_ids_gets_train_ids_of_its_own(tm
     train.write_csv(public / "train.csv")
     task = Task.load(import_mlebench(public, out=tmp_path / "task", name="House Prices!"))
     assert (task.name, task.metric, task.target) == ("house-prices", "rmsle", "Price")
-    ids = pl.read_csv(tmp_path / "task" / "data" / "train.csv")["PassengerId"]
+    ids = pl.read_parquet(task.path(task.data.train))["PassengerId"]
     assert ids[0] == "train-0" and ids.n_unique() == train.height
 
 
@@ -221,3 +221,120 @@ def test_ties_at_the_gold_position_give_every_tied_score_gold_as_mlebench_does()
     board = [0.9] * 15 + [0.5] * 85  # N=100: gold at position 10, inside a 15-way tie
     assert mlebench_rank(0.9, board)["gold"] and place_on_leaderboard(0.9, board, metric).medal == "gold"
     assert json.loads(place_on_leaderboard(0.5, board, metric).model_dump_json())["above_median"] is False
+
+
+# -- the registry: MLE-bench's own layouts ---------------------------------------------------------------------
+
+
+def replica(root: Path, competition: str, *, n: int = 160, m: int = 40) -> Path:
+    """A tiny copy of a registry competition's prepared layout: the same file names, key, target and submission
+    columns, with synthetic rows whose features (numbers, or words for a text competition) carry the target."""
+    from crew.workflows.competitions import competitions
+
+    c = competitions()[competition]
+    rng = np.random.default_rng(len(competition))
+    classes = c.one_hot or (c.targets if c.output == "class_proba" else None)
+    if classes:  # every class in train: the task's classes are train's
+        n = max(n, 3 * len(classes))
+    public, private = root / competition / "prepared" / "public", root / competition / "prepared" / "private"
+    public.mkdir(parents=True)
+    private.mkdir(parents=True)
+    signal = rng.normal(size=n + m)
+    if classes:
+        code = np.arange(n + m) % len(classes)
+        signal = (code - len(classes) / 2) / len(classes) * 4 + rng.normal(scale=0.3, size=n + m)
+    ids = [f"r{i:05d}" for i in range(n + m)]
+    frame = pl.DataFrame({c.id_column: ids})
+    if c.modality == "text":
+        words = np.array(["pizza", "please", "hungry", "thanks", "ghost", "night", "raven", "door", "model", "answer"])
+        frame = frame.with_columns(pl.Series("text", [" ".join(rng.choice(words[:5] if s > 0 else words[5:], 6))
+                                                      for s in signal]))
+    else:
+        frame = frame.with_columns(*[pl.Series(f"x{j}", signal * (j + 1) + rng.normal(size=n + m)) for j in range(3)])
+    if classes:
+        label = np.asarray(classes)[code]
+        truth = {k: (label == k).astype(int) for k in classes}
+        answers = pl.DataFrame({c.id_column: ids, **truth})
+        train = frame.with_columns(*[pl.Series(k, v) for k, v in truth.items()]) if c.one_hot else \
+            frame.with_columns(pl.Series(c.label_column, label))
+    else:
+        target = c.targets[0]
+        if c.metric in ("roc_auc", "log_loss"):
+            values = pl.Series(target, signal + rng.normal(scale=0.5, size=n + m) > 0)
+            values = values if c.files.train.endswith(".json") else values.cast(pl.Int64)
+        elif c.metric in ("accuracy", "qwk"):
+            values = pl.Series(target, np.digitize(signal, [-0.5, 0.5]) + 1)
+        else:
+            values = pl.Series(target, np.round(np.exp(signal) * 5, 2))
+        answers = pl.DataFrame({c.id_column: ids}).with_columns(values)
+        train = frame.with_columns(values)
+    files = {c.files.train: train[:n], c.files.test: frame[n:],
+             c.files.sample_submission: answers[n:].with_columns(pl.exclude(c.id_column).cast(pl.Float64) * 0 + 0.5)}
+    for name, table in files.items():
+        path = public / name
+        if name.endswith(".json"):
+            path.write_text(json.dumps(table.to_dicts()))
+        else:
+            table.write_csv(path)
+    answers[n:].write_csv(private / c.files.answers)
+    (public / "description.md").write_text(f"# {competition}\n\n## Evaluation\n\n{c.grader}\n")
+    return public
+
+
+SUPPORTED = ["leaf-classification", "learning-agency-lab-automated-essay-scoring-2", "lmsys-chatbot-arena",
+             "new-york-city-taxi-fare-prediction", "random-acts-of-pizza", "spooky-author-identification",
+             "tabular-playground-series-dec-2021", "tabular-playground-series-may-2022"]
+
+
+def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
+    from crew.workflows.competitions import competitions
+    from crew.workflows.mlebench import listing
+
+    known = competitions()
+    assert len(known) == 75 and sum(c.lite for c in known.values()) == 22
+    assert known["ventilator-pressure-prediction"].row_filter == "u_out == 0"
+    assert known["jigsaw-toxic-comment-classification-challenge"].metric == "roc_auc_columns"
+    rows = {r["competition"]: r["status"] for r in listing()}
+    assert sorted(name for name, status in rows.items() if status.startswith("imports")) == SUPPORTED
+    assert "image files" in rows["aerial-cactus-identification"] and "several targets" in rows[
+        "nomad2018-predict-transparent-conductors"] and "only the rows where u_out == 0" in rows[
+        "ventilator-pressure-prediction"]
+    result = cli("import-mlebench", "--list", "--lite")
+    assert result.exit_code == 0 and "6 of 22 import and solve offline" in result.output
+
+
+@pytest.mark.parametrize("competition", SUPPORTED)
+def test_a_supported_competition_imports_as_the_registry_says(tmp_path, competition):
+    from crew.workflows.competitions import competitions
+
+    c = competitions()[competition]
+    public = replica(tmp_path, competition)
+    task = Task.load(import_mlebench(public, out=tmp_path / "task", private_dir=public.parent / "private"))
+    assert (task.metric, task.id_column) == (c.metric, c.id_column)
+    assert task.submission_columns() == c.submission_columns or task.target_type == "binary"
+    answers = pl.read_csv(tmp_path / "task" / "grading" / "answers.csv")
+    assert answers.columns == [c.id_column, task.target] and answers.height == 40
+
+
+def test_a_competition_crew_cannot_take_yet_is_refused_with_the_registrys_reason(tmp_path):
+    public = replica(tmp_path, "tabular-playground-series-may-2022")
+    with pytest.raises(CrewError, match="ventilator-pressure-prediction: its grader scores only the rows where u_out"):
+        import_mlebench(public, out=tmp_path / "task", competition="ventilator-pressure-prediction")
+    assert not (tmp_path / "task").exists()
+    with pytest.raises(CrewError, match="not one of MLE-bench's competitions"):
+        import_mlebench(public, out=tmp_path / "task", competition="no-such-competition")
+
+
+@pytest.mark.e2e
+def test_every_supported_lite_competition_is_solved_offline_and_graded(tmp_path):
+    from crew.workflows.competitions import competitions
+    from crew.workflows.solve import solve
+
+    for competition in [c for c in SUPPORTED if competitions()[c].lite]:
+        public = replica(tmp_path / "data", competition)
+        path = import_mlebench(public, out=tmp_path / competition, private_dir=public.parent / "private")
+        summary = solve(path, out=tmp_path / "runs" / competition, wall_time=15, workers=2)
+        assert summary["final"]["kind"] != "constant", competition  # a model, not the safety net
+        report = grade(Task.load(path), tmp_path / "runs" / competition / "submission.csv",
+                       tmp_path / competition / "grading" / "answers.csv")
+        assert report.valid_submission, (competition, report.error)

@@ -70,22 +70,43 @@ def register(app: typer.Typer) -> None:
 
     @app.command("import-mlebench")
     def import_mlebench_command(
-        public: Annotated[Path, typer.Argument(help="a prepared competition's public/ folder (description.md, train, "
-                                                    "test, sample_submission)")],
+        public: Annotated[Path | None, typer.Argument(help="a prepared competition's public/ folder (description.md, "
+                                                           "train, test, sample_submission)")] = None,
         *,
-        out: Annotated[Path, typer.Option(help="the task folder to write")],
+        out: Annotated[Path | None, typer.Option(help="the task folder to write")] = None,
+        show_list: Annotated[bool, typer.Option("--list", help="list MLE-bench's 75 competitions with what crew "
+                                                               "supports of each, and exit")] = False,
+        lite: Annotated[bool, typer.Option("--lite", help="with --list: only the 22 of MLE-bench Lite")] = False,
+        competition: Annotated[str | None, typer.Option(help="the competition's id, when the folder's path does not "
+                                                             "end in <id>/prepared/public")] = None,
         metric: Annotated[str | None, typer.Option(help="the metric, when description.md does not say it plainly")] = None,
         name: Annotated[str | None, typer.Option(help="task name (default: the competition's)")] = None,
         private: Annotated[Path | None, typer.Option(help="the prepared private/ folder: writes grading/answers.csv")] = None,
         leaderboard: Annotated[Path | None, typer.Option(help="the competition's leaderboard.csv: medals in crew "
                                                               "grade and crew bench")] = None,
     ) -> None:
-        """Turn a prepared MLE-bench competition into a task folder (tabular competitions only)."""
-        from crew.workflows.mlebench import import_mlebench
+        """Turn a prepared MLE-bench competition into a task folder (tables and text), or list what crew supports."""
+        from crew.workflows.mlebench import import_mlebench, listing
 
+        if show_list:
+            from rich.table import Table
+
+            rows = listing(lite_only=lite)
+            table = Table("competition", "lite", "inputs", "predicts", "metric", "crew today", show_lines=False)
+            for row in rows:
+                table.add_row(row["competition"], "yes" if row["lite"] else "", row["modality"], row["output"],
+                              row["metric"], row["status"])
+            console = Console(soft_wrap=False, width=200)
+            console.print(table)
+            supported = sum(r["status"].startswith("imports") for r in rows)
+            console.print(f"{supported} of {len(rows)} import and solve offline", highlight=False)
+            return
+        if public is None or out is None:
+            fail(CrewError("import-mlebench: needs PUBLIC and --out (or --list); fix: crew import-mlebench "
+                           "<competition>/prepared/public --out TASK_DIR"))
         try:
             path = import_mlebench(public, out=out, metric=metric, name=name, private_dir=private,
-                                   leaderboard=leaderboard)
+                                   leaderboard=leaderboard, competition=competition)
         except CrewError as exc:
             fail(exc)
         Console(soft_wrap=True).print(f"task: {path}", highlight=False)

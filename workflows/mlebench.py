@@ -24,8 +24,9 @@ import polars as pl
 import yaml
 
 from crew import METRICS, CrewError, TableError, Task, read_table
+from crew.workflows.competitions import Competition, competitions, support
 
-__all__ = ["detect_metric", "import_mlebench"]
+__all__ = ["detect_metric", "import_mlebench", "listing"]
 
 # Metrics named with a qualifier, looked for first: "mean column-wise ROC AUC" must not read as ROC AUC, "weighted F1"
 # not as F1. Each maps to crew's name when crew grades it as the competition does, or to a name for the refusal.
@@ -171,8 +172,13 @@ def _read(path: Path) -> pl.DataFrame:
             return read_table(path)
         if suffix == ".tsv":
             return pl.read_csv(path, separator="\t", infer_schema_length=None, quote_char=None)
-        return pl.read_ndjson(path, infer_schema_length=None) if suffix == ".jsonl" else pl.read_json(
+        frame = pl.read_ndjson(path, infer_schema_length=None) if suffix == ".jsonl" else pl.read_json(
             path, infer_schema_length=None)
+        # a list of words or a nested record becomes text a table can hold (and crew's profile can read)
+        return frame.with_columns(
+            [pl.col(c).list.eval(pl.element().cast(pl.String)).list.join(" ") for c, t in frame.schema.items()
+             if isinstance(t, pl.List)]
+            + [pl.col(c).struct.json_encode() for c, t in frame.schema.items() if isinstance(t, pl.Struct)])
     except TableError as exc:
         raise CrewError(f"{path}: {exc.message}; fix: {exc.fix}") from None
     except Exception as exc:  # polars raises many types; each means "cannot parse"
@@ -181,9 +187,12 @@ def _read(path: Path) -> pl.DataFrame:
                         "format") from None
 
 
-def _answers(private: Path, id_column: str, target: str, classes: list[str] | None) -> pl.DataFrame:
-    """The private answers as `id, target` (a one-hot table of classes becomes the class label)."""
-    source = _find(private, "answers", "test", "gold_submission", "solution")
+def _answers(private: Path, id_column: str, target: str, classes: list[str] | None,
+             known: str | None = None) -> pl.DataFrame:
+    """The private answers as `id, target` (a one-hot table of classes becomes the class label); `known`: the
+    registry's answers file."""
+    source = (private / known) if known and (private / known).is_file() else _find(
+        private, "answers", "test", "gold_submission", "solution")
     if source is None:
         raise CrewError(f"{private}: --private: no answers table (answers.csv, test.csv, gold_submission.csv or "
                         "solution.csv); fix: pass the competition's prepared private/ folder")
@@ -203,7 +212,7 @@ def _answers(private: Path, id_column: str, target: str, classes: list[str] | No
 def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, sample_path: Path, train: pl.DataFrame,
                 test: pl.DataFrame, id_column: str, target: str, classes: list[str] | None, metric: str,
                 description: str, name: str | None, private_dir: str | Path | None, leaderboard: str | Path | None,
-                budget: dict[str, Any] | None) -> None:
+                budget: dict[str, Any] | None, *, train_changed: bool = False, answers_file: str | None = None) -> None:
     """The task folder's files: data (csv and parquet copied, other formats written as parquet), task.yaml, the
     answers and the leaderboard."""
     (out / "data").mkdir(parents=True, exist_ok=True)
@@ -211,19 +220,18 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
     for role, source, frame in (("train", train_path, train), ("test", test_path, test),
                                 ("sample_submission", sample_path, None)):
         target_path = out / "data" / source.name
-        if source.suffix.lower() not in (".csv", ".parquet"):  # crew's tables are csv or parquet
-            target_path = target_path.with_suffix(".parquet")
-            (frame if frame is not None else _read(source)).write_parquet(target_path)
-        elif role == "train" and id_column not in train.columns:
+        changed = role == "train" and train_changed
+        if role == "train" and id_column not in train.columns:
             # crew carries the id through every table; train rows get ids of their own, never a test id
             frame = train.with_row_index(id_column).with_columns(pl.format("train-{}", pl.col(id_column)).alias(id_column))
-            frame.write_csv(target_path := target_path.with_suffix(".csv"))
+            changed = True
+        if changed or source.suffix.lower() not in (".csv", ".parquet"):  # crew's tables are csv or parquet
+            target_path = target_path.with_name(Path(source.name.split(".")[0]).name + ".parquet")
+            (frame if frame is not None else _read(source)).write_parquet(target_path)
         else:
             shutil.copyfile(source, target_path)
         data[role] = f"data/{target_path.name}"
-    # MLE-bench's layout is <competition>/prepared/public: the competition names the task
-    default = public.parent.parent.name if public.name == "public" and public.parent.name == "prepared" else public.name
-    slug = re.sub(r"[^a-z0-9]+", "-", (name or default).lower()).strip("-") or "competition"
+    slug = re.sub(r"[^a-z0-9]+", "-", (name or _competition_id(public)).lower()).strip("-") or "competition"
     spec: dict[str, Any] = {"name": slug, "kind": "tabular", "description": description.strip() or f"MLE-bench: {slug}",
                             "data": data, "target": target, "id_column": id_column, "metric": metric}
     if budget:
@@ -232,7 +240,7 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
                                    encoding="utf-8")
     if private_dir is not None:
         (out / "grading").mkdir(exist_ok=True)
-        _answers(Path(private_dir), id_column, target, classes).write_csv(out / "grading" / "answers.csv")
+        _answers(Path(private_dir), id_column, target, classes, answers_file).write_csv(out / "grading" / "answers.csv")
     if leaderboard is not None:
         board = _read(Path(leaderboard))
         if "score" not in board.columns:
@@ -241,29 +249,89 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
         board.select("score").write_csv(out / "leaderboard.csv")
 
 
+def _competition_id(public: Path) -> str:
+    """MLE-bench's layout is <competition>/prepared/public: the folder names the competition."""
+    return public.parent.parent.name if public.name == "public" and public.parent.name == "prepared" else public.name
+
+
+def _known_files(public: Path, known: Competition) -> tuple[Path, Path, Path]:
+    paths = []
+    for role in ("train", "test", "sample_submission"):
+        file = getattr(known.files, role)
+        assert file is not None  # support() refused a competition without one
+        if not (public / file).is_file():
+            raise CrewError(f"{public}: lacks {file}, the {role} table MLE-bench prepares for {known.id}; fix: pass "
+                            "the competition's prepared public/ folder (mlebench prepare -c " + known.id + ")")
+        paths.append(public / file)
+    return paths[0], paths[1], paths[2]
+
+
+def _one_hot_label(train: pl.DataFrame, columns: list[str], sample_path: Path) -> tuple[pl.DataFrame, str]:
+    """A target given as one-hot train columns (lmsys-chatbot-arena's winner_model_a/b, winner_tie) as one label
+    column named `label`, the one-hot columns dropped (they would give the answer away)."""
+    missing = [c for c in columns if c not in train.columns]
+    if missing:
+        raise CrewError(f"{sample_path}: the train table lacks the one-hot column(s) {missing}; fix: pass the "
+                        "competition's prepared public/ folder")
+    name = next(n for n in ("label", "_label", "__label") if n not in train.columns)
+    picks = train.select(columns).to_numpy().argmax(axis=1)
+    return train.drop(columns).with_columns(pl.Series(name, [columns[i] for i in picks])), name
+
+
+def listing(*, lite_only: bool = False) -> list[dict[str, Any]]:
+    """Every registry competition with what crew does with it today: `status` is "imports, solves offline" or the
+    reason it cannot (`competitions.support`)."""
+    rows = []
+    for c in competitions().values():
+        if lite_only and not c.lite:
+            continue
+        reason = support(c)
+        rows.append({"competition": c.id, "lite": c.lite, "modality": c.modality, "output": c.output,
+                     "metric": c.metric or "-", "status": "imports, solves offline" if reason is None else reason})
+    return rows
+
+
 def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | None = None, name: str | None = None,
                     private_dir: str | Path | None = None, leaderboard: str | Path | None = None,
-                    budget: dict[str, Any] | None = None) -> Path:
+                    budget: dict[str, Any] | None = None, competition: str | None = None) -> Path:
     """Write `out/task.yaml` (data copied under `out/data/`, answers under `out/grading/` when `private_dir` is
-    given, `out/leaderboard.csv` when `leaderboard` is) and return its path, after `Task.load` accepted it."""
+    given, `out/leaderboard.csv` when `leaderboard` is) and return its path, after `Task.load` accepted it.
+
+    A competition the registry knows (by `competition`, else by the folder layout) is read as the registry
+    says: its files, the column a submission is keyed by, the target and the metric as its grader computes it;
+    one crew cannot take yet is refused with the reason (`competitions.support`). Any other folder is read from
+    its file names and its description."""
     public = Path(public_dir)
     if not public.is_dir():
         raise CrewError(f"{public}: no such folder; fix: pass a prepared competition's public/ folder "
                         "(e.g. ~/.cache/mle-bench/data/<competition>/prepared/public)")
     if metric is not None and metric not in METRICS:
         raise CrewError(f"--metric: unknown metric {metric!r}; fix: use one of {', '.join(METRICS)}")
-    _refuse_non_tabular(public)
-    train_path, test_path = _find(public, "train", "labels", "training"), _find(public, "test")
-    sample_path = next((p for p in sorted(public.iterdir()) if p.is_file() and p.suffix.lower() in _TABLES
-                        and re.search(r"sample[_-]?submission", p.name, re.IGNORECASE)), None)
-    missing = [label for label, p in (("train", train_path), ("test", test_path), ("sample_submission", sample_path))
-               if p is None]
-    if missing:
-        raise CrewError(f"{public}: no {' or '.join(missing)} table (csv, parquet, tsv or json); fix: pass a prepared "
-                        "MLE-bench public/ folder with train (or labels), test and sample_submission files")
-    assert train_path and test_path and sample_path
+    known = competitions().get(competition or _competition_id(public))
+    if competition is not None and known is None:
+        raise CrewError(f"--competition: {competition!r} is not one of MLE-bench's competitions; fix: see crew "
+                        "import-mlebench --list")
+    if known is not None:
+        reason = support(known, metric_given=metric is not None)
+        if reason is not None:
+            raise CrewError(f"{public}: {known.id}: {reason}; fix: pick a competition `crew import-mlebench --list` "
+                            "marks as supported" + ("" if metric else ", or pass --metric to grade it your way"))
+        train_path, test_path, sample_path = _known_files(public, known)
+    else:
+        _refuse_non_tabular(public)
+        found = _find(public, "train", "labels", "training"), _find(public, "test"), next(
+            (p for p in sorted(public.iterdir()) if p.is_file() and p.suffix.lower() in _TABLES
+             and re.search(r"sample[_-]?submission", p.name, re.IGNORECASE)), None)
+        missing = [label for label, p in zip(("train", "test", "sample_submission"), found, strict=True) if p is None]
+        if missing:
+            raise CrewError(f"{public}: no {' or '.join(missing)} table (csv, parquet, tsv or json); fix: pass a "
+                            "prepared MLE-bench public/ folder with train (or labels), test and sample_submission "
+                            "files")
+        train_path, test_path, sample_path = found  # type: ignore[assignment]
     description_path = public / "description.md"
     description = description_path.read_text(encoding="utf-8") if description_path.is_file() else ""
+    if metric is None and known is not None:
+        metric = known.metric
     if metric is None:
         if not description:
             raise CrewError(f"{public}: no description.md to read the metric from; fix: pass --metric "
@@ -274,7 +342,11 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
             raise CrewError(f"{description_path}: {exc.args[0].removeprefix('description.md: ')}") from None
 
     train, test, sample = _read(train_path), _read(test_path), _read(sample_path)
-    id_column, *targets = sample.columns
+    train_source = train
+    if known is not None and known.id_column is not None:
+        id_column, targets = known.id_column, list(known.targets)
+    else:
+        id_column, *targets = sample.columns
     if not targets:
         raise CrewError(f"{sample_path}: has only the column {id_column!r}; fix: pass a competition whose sample "
                         "submission holds an id and a target")
@@ -282,7 +354,12 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         raise CrewError(f"{sample_path}: its first column {id_column!r} is not in {test_path.name}; fix: pass a "
                         "competition whose sample submission is keyed by a test column")
     classes: list[str] | None = None
-    if len(targets) == 1:
+    if known is not None and known.one_hot:
+        train, target = _one_hot_label(train, known.one_hot, sample_path)
+        classes = targets
+    elif known is not None and known.output == "class_proba" and known.label_column:
+        target, classes = known.label_column, targets
+    elif len(targets) == 1:
         target = targets[0]
         if target not in train.columns:
             raise CrewError(f"{sample_path}: the target {target!r} is not a column of {train_path.name}; fix: pass a "
@@ -296,17 +373,18 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
                             f"not the classes of one {train_path.name} column: several targets, which crew does not "
                             "solve; fix: pick a competition with one target")
         target, classes = labels[0], targets
-        if metric not in ("log_loss",):
-            raise CrewError(f"{sample_path}: submits one probability column per class, scored by {metric}; crew "
-                            "scores per-class probabilities with log_loss only; fix: pass --metric log_loss if that "
-                            "is the competition's metric")
+    if classes is not None and metric not in ("log_loss",):
+        raise CrewError(f"{sample_path}: submits one probability column per class, scored by {metric}; crew "
+                        "scores per-class probabilities with log_loss only; fix: pass --metric log_loss if that "
+                        "is the competition's metric")
 
     out = Path(out)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column, target, classes,
-                    metric, description, name, private_dir, leaderboard, budget)
+                    metric, description, name, private_dir, leaderboard, budget, train_changed=train is not train_source,
+                    answers_file=known.files.answers if known else None)
         Task.load(staging / "task.yaml")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # a refused import leaves nothing behind

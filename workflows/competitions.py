@@ -1,0 +1,106 @@
+"""MLE-bench's 75 competitions as crew knows them (`mlebench.yaml`), and what crew can do with each today.
+
+The registry is data transcribed from each competition's `config.yaml`,
+`prepare.py` and `grade.py` in openai/mle-bench: the prepared files, the
+column a submission is keyed by, the columns the grader scores, its metric
+in crew's name when crew grades it the same way (or in words when not), row
+filters and per-group averaging. `crew import-mlebench` reads a known
+competition from it instead of guessing from file names and the
+description; `support` says, in one line, why crew cannot take one yet, and
+`crew import-mlebench --list` shows that for all of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from crew import METRICS
+
+__all__ = ["Competition", "CompetitionFiles", "competitions", "support"]
+
+REGISTRY = Path(__file__).with_name("mlebench.yaml")
+
+
+class CompetitionFiles(BaseModel):
+    """The prepared files: train, test and sample submission in `public/`, the answers in `private/`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: str | None
+    test: str | None
+    sample_submission: str | None
+    answers: str | None
+    other: list[str] = []
+
+
+class Competition(BaseModel):
+    """One competition: its files, keys, targets and grader (see `mlebench.yaml`'s header for the fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    lite: bool
+    modality: Literal["tabular", "text", "image", "audio", "seq2seq", "video", "other"]
+    output: Literal["label", "value", "class_proba", "multilabel", "multi_output", "text", "other"]
+    files: CompetitionFiles
+    id_column: str | None
+    submission_columns: list[str]
+    targets: list[str]
+    label_column: str | None
+    metric: str | None
+    grader: str
+    higher_is_better: bool
+    row_filter: str | None
+    group_by: str | None
+    clip: str | None
+    notes: str = ""
+
+    @property
+    def one_hot(self) -> list[str]:
+        """The train columns of a target given one-hot (`label_column: "one-hot: a, b, c"`), else []."""
+        if self.label_column and self.label_column.startswith("one-hot:"):
+            return [c.strip() for c in self.label_column.removeprefix("one-hot:").split(",")]
+        return []
+
+
+@functools.cache
+def competitions() -> dict[str, Competition]:
+    """Every competition of the registry, by id."""
+    raw = yaml.safe_load(REGISTRY.read_text(encoding="utf-8"))["competitions"]
+    return {name: Competition(id=name, **fields) for name, fields in raw.items()}
+
+
+def support(competition: Competition, *, metric_given: bool = False) -> str | None:
+    """None when crew imports the competition and solves it offline; otherwise why not, in one line.
+    `metric_given`: the user chose the metric (--metric), so a grader crew does not reproduce is their call."""
+    c = competition
+    if c.modality in ("image", "audio", "video"):
+        return f"its inputs are {c.modality} files, which crew does not read yet"
+    if c.modality == "other":
+        return f"its inputs are not tables or text ({c.notes[:90]})"
+    if c.modality == "seq2seq":
+        return "a token-normalisation task (token in, token out), which crew does not solve yet"
+    if c.output in ("text", "other"):
+        return f"it predicts {'text' if c.output == 'text' else 'structured answers'} per row ({c.grader[:80]})"
+    if c.output in ("multilabel", "multi_output"):
+        return f"it scores several targets ({', '.join(c.targets[:4])}{', ...' if len(c.targets) > 4 else ''}), " \
+               "which crew does not solve yet"
+    if c.files.train is None or c.files.test is None:
+        return "its train or test rows are folders of files, not tables"
+    if c.id_column is not None and c.submission_columns[:1] != [c.id_column]:
+        return (f"its submission is keyed by {c.id_column!r} among other columns ({', '.join(c.submission_columns)}); "
+                "crew writes an id column first and the target after it")
+    if metric_given:
+        return None
+    if c.metric is None or c.metric not in METRICS:
+        return f"its grader computes {c.grader[:120]}, which crew does not grade yet"
+    if c.row_filter:
+        return f"its grader scores only the rows where {c.row_filter}, which crew's grading does not reproduce yet"
+    if c.group_by:
+        return f"its grader scores each {c.group_by} apart and averages them, which crew does not reproduce yet"
+    return None
