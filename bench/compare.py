@@ -104,7 +104,7 @@ class FlamlMetric:
         return self.name in CUSTOM_FLAML_METRICS
 
 
-CUSTOM_FLAML_METRICS = frozenset({"balanced_accuracy"})
+CUSTOM_FLAML_METRICS = frozenset({"balanced_accuracy", "qwk"})
 
 _FLAML_METRICS: dict[str, FlamlMetric] = {
     "accuracy": FlamlMetric("accuracy"),
@@ -117,7 +117,10 @@ _FLAML_METRICS: dict[str, FlamlMetric] = {
     "mae": FlamlMetric("mae"),
     "rmsle": FlamlMetric("rmse", log_target=True),
     "r2": FlamlMetric("r2"),
+    "qwk": FlamlMetric("qwk"),
 }
+"""Every one-target crew metric (the column-wise ones score tasks of several targets, which this bench does not
+compare)."""
 
 
 def flaml_metric(metric: str, target_type: str | None = None) -> FlamlMetric:
@@ -137,6 +140,21 @@ def balanced_accuracy_loss(X_val: Any, y_val: Any, estimator: Any, labels: Any, 
 
     score = float(balanced_accuracy_score(y_val, estimator.predict(X_val)))
     return 1.0 - score, {"balanced_accuracy": score}
+
+
+def qwk_loss(classes: list[str]) -> Any:
+    """FLAML custom metric for quadratic weighted kappa: the class codes FLAML fits are read back as the ratings
+    they stand for (crew's classes, numbers as text), as crew grades them."""
+    ratings = np.asarray([float(c) for c in classes])
+
+    def loss(X_val: Any, y_val: Any, estimator: Any, labels: Any, X_train: Any, y_train: Any, *args: Any,
+             **kwargs: Any) -> tuple[float, dict[str, float]]:
+        from sklearn.metrics import cohen_kappa_score
+
+        pred = np.asarray(estimator.predict(X_val)).astype(int)
+        score = float(cohen_kappa_score(ratings[np.asarray(y_val, dtype=int)], ratings[pred], weights="quadratic"))
+        return 1.0 - score, {"qwk": score}
+    return loss
 
 
 # -- scores, NS and the summary -------------------------------------------------------------------
@@ -381,7 +399,7 @@ def run_flaml(task: Any, task_dir: Path, out: Path, budget_s: float, seed: int, 
 AUTOGLUON_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1",
                      "f1_macro": "f1_macro", "roc_auc": "roc_auc", "log_loss": "log_loss",
                      "rmse": "root_mean_squared_error", "mae": "mean_absolute_error",
-                     "rmsle": "root_mean_squared_error", "r2": "r2"}
+                     "rmsle": "root_mean_squared_error", "r2": "r2", "qwk": "quadratic_kappa"}
 """AutoGluon's scorer for each crew metric; rmsle is fitted as rmse on log1p(y) (AutoGluon has no rmsle)."""
 
 
@@ -478,7 +496,9 @@ def flaml_worker(spec_path: Path) -> None:
     elapsed = time.time() - spec["launched"]
     time_budget = max(1.0, spec["budget_s"] - elapsed - spec["margin_s"])
     automl = AutoML()
-    automl.fit(X, y, task=flaml_task, metric=balanced_accuracy_loss if metric.custom else metric.name,
+    custom = {"balanced_accuracy": balanced_accuracy_loss}.get(metric.name) or (
+        qwk_loss(classes) if metric.name == "qwk" else None)
+    automl.fit(X, y, task=flaml_task, metric=custom if metric.custom else metric.name,
                time_budget=time_budget, seed=spec["seed"], n_jobs=spec["n_jobs"], verbose=0)
 
     n = len(X_test)

@@ -118,7 +118,8 @@ def check_submission(task: Task, submission: pl.DataFrame, answers: pl.DataFrame
                 return f"probabilities must lie in [0, 1]; column {col!r} ranges from {values.min()!r} to {values.max()!r}", submission
             if metric.nonnegative and values.min() < 0:  # type: ignore[operator]
                 return f"{metric.name} needs predictions >= 0; column {col!r} goes down to {values.min()!r}", submission
-        if len(value_cols) > 1 and (submission.select(pl.sum_horizontal(value_cols)).to_series() <= 0).any():
+        if len(value_cols) > 1 and not task.targets and (
+                submission.select(pl.sum_horizontal(value_cols)).to_series() <= 0).any():
             return "some rows have class probabilities that sum to 0", submission
     return None, submission
 
@@ -147,9 +148,13 @@ def grade(task: Task, submission: str | Path, answers: str | Path) -> GradeRepor
 
 def _score(task: Task, submission: pl.DataFrame, answers: pl.DataFrame) -> float:
     metric = task.metric_info
+    cols = [c for c in task.submission_columns() if c != task.id_column]
+    if task.targets:  # column-wise: an n x k table of answers against the submission's same columns
+        score = metric.score(answers.select(task.targets).cast(pl.Float64).to_numpy(),
+                             submission.select(task.targets).cast(pl.Float64).to_numpy())
+        return score if math.isfinite(score) else float("nan")
     assert task.target is not None
     y_true = answers[task.target].to_numpy()
-    cols = [c for c in task.submission_columns() if c != task.id_column]
     if metric.submission == "proba":
         pred = submission.select(cols).cast(pl.Float64).to_numpy()
         pred = pred[:, 0] if pred.shape[1] == 1 else pred
@@ -166,7 +171,7 @@ def _read_answers(task: Task, path: Path) -> pl.DataFrame:
         answers = read_table(path)
     except TableError as exc:
         raise SubmissionError(exc.problem(str(path), "--answers")) from None
-    needed = [c for c in (task.id_column, task.target) if c]
+    needed = [c for c in (task.id_column, *task.target_columns) if c]
     missing = [c for c in needed if c not in answers.columns]
     if missing:
         raise SubmissionError(Problem(str(path), "--answers", f"lacks column(s) {missing}",

@@ -293,6 +293,9 @@ class Metric:
     """Scored on the log of the probabilities (log_loss): it takes every class's column even for a binary target,
     clipped away from 0."""
     fast: Callable[[np.ndarray, Sequence[str], str], Scorer] | None = None
+    per_column: str | None = None
+    """A column-wise metric (several targets): the one-target metric applied to each column, then averaged. A task
+    with such a metric is solved one column at a time, each scored by this metric; grading averages them."""
     ordinal: bool = False
     """Scored on labels as the numbers they name (quadratic weighted kappa): the task's classes must be numeric."""
     decides: bool = False
@@ -359,6 +362,35 @@ METRICS: dict[str, Metric] = {
                fast=_fast_r2),
     )
 }
+
+
+def _columnwise(base: str) -> Callable[[np.ndarray, np.ndarray, Sequence[str]], float]:
+    """The mean over columns of `base` on each column (an n x k table of answers against one of predictions).
+    A row whose answers are all negative is not scored: Kaggle's mark for a test row left out of scoring
+    (jigsaw-toxic-comment-classification-challenge's -1 rows, which MLE-bench's grader skips too)."""
+
+    def score(y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> float:
+        truth = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
+        guess = np.asarray(pred, dtype=float).reshape(len(pred), -1)
+        keep = ~(truth < 0).all(axis=1)
+        metric = METRICS[base]
+        labels = ["0", "1"] if metric.task == "classification" else []
+        return float(np.mean([metric.score(truth[keep, j].astype(int) if labels else truth[keep, j], guess[keep, j],
+                                           labels) for j in range(truth.shape[1])]))
+    return score
+
+
+_COLUMNWISE = (
+    Metric("roc_auc_columns", True, "classification", "proba", False, _columnwise("roc_auc"), best=1.0,
+           per_column="roc_auc"),
+    Metric("log_loss_columns", False, "classification", "proba", False, _columnwise("log_loss"), best=0.0,
+           per_column="log_loss"),
+    Metric("mcrmse", False, "regression", "value", False, _columnwise("rmse"), best=0.0, per_column="rmse"),
+    Metric("rmsle_columns", False, "regression", "value", False, _columnwise("rmsle"), best=0.0, nonnegative=True,
+           per_column="rmsle"),
+    Metric("mae_columns", False, "regression", "value", False, _columnwise("mae"), best=0.0, per_column="mae"),
+)
+METRICS.update({m.name: m for m in _COLUMNWISE})
 
 
 def get_metric(name: str) -> Metric:

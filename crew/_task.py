@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from crew._llmspec import ROLES, llm_spec_problem
@@ -77,6 +87,8 @@ class Task(BaseModel):
     description: str = ""
     data: TaskData | None = None
     target: str | None = None
+    targets: list[str] | None = Field(default=None, description="several target columns, predicted side by side "
+                                      "and scored by a column-wise metric (`target: [a, b]` reads the same)")
     id_column: str | None = None
     metric: str | None = None
     budget: TaskBudget = Field(default_factory=TaskBudget)
@@ -87,10 +99,24 @@ class Task(BaseModel):
                                              "model (`openai:gpt-4o`), or a mapping role -> either, `default` for the rest")
 
     _root: Path = PrivateAttr(default_factory=Path)
-    _target_type: Literal["binary", "multiclass", "regression"] | None = PrivateAttr(default=None)
+    _target_type: Literal["binary", "multiclass", "regression", "multilabel", "multioutput"] | None = PrivateAttr(
+        default=None)
     _classes: list[str] = PrivateAttr(default_factory=list)
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _shapes: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_list(cls, raw: Any) -> Any:
+        """`target: [a, b]` is `targets: [a, b]`; one name in a list is that one target."""
+        if isinstance(raw, dict) and isinstance(raw.get("target"), list):
+            raw = dict(raw)
+            names = raw.pop("target")
+            if len(names) == 1:
+                raw["target"] = names[0]
+            else:
+                raw["targets"] = names
+        return raw
 
     @field_validator("metric")
     @classmethod
@@ -178,8 +204,25 @@ class Task(BaseModel):
         return get_metric(self.metric)
 
     @property
-    def target_type(self) -> Literal["binary", "multiclass", "regression"] | None:
+    def target_type(self) -> Literal["binary", "multiclass", "regression", "multilabel", "multioutput"] | None:
+        """binary, multiclass or regression for one target; multilabel (0/1 columns) or multioutput (numbers)
+        for several."""
         return self._target_type
+
+    @property
+    def target_columns(self) -> list[str]:
+        """Every column to predict: `targets`, or the one `target`."""
+        return list(self.targets) if self.targets else ([self.target] if self.target else [])
+
+    def column_task(self, target: str) -> dict[str, Any]:
+        """The task.yaml mapping of one column of a several-target task: that target, scored by the column-wise
+        metric's per-column metric, data paths and budget as this task's (the caller points `data` at its copy)."""
+        assert self.targets and target in self.targets
+        spec = self.model_dump(mode="json", exclude_none=True, exclude={"targets"})
+        spec.update(name=f"{self.name}-{re.sub(r'[^a-z0-9]+', '-', target.lower()).strip('-') or 'target'}"[:80],
+                    target=target, metric=self.metric_info.per_column)
+        spec["budget"] = {k: v for k, v in spec["budget"].items() if v is not None}
+        return spec
 
     @property
     def classes(self) -> list[str]:
@@ -204,6 +247,8 @@ class Task(BaseModel):
     def submission_columns(self) -> list[str]:
         """The columns a valid submission has, in order (TASK_FORMAT.md's submission rules)."""
         cols = [self.id_column] if self.id_column else []
+        if self.targets:
+            return cols + list(self.targets)
         if self._per_class_columns:
             return cols + self.classes
         return cols + [self.target or ""]
@@ -217,8 +262,10 @@ class Task(BaseModel):
             out.update({
                 "train": f"{self.data.train} ({train[0]:,} rows x {train[1]} columns)",
                 "test": f"{self.data.test} ({test[0]:,} rows x {test[1]} columns)",
-                "target": f"{self.target} ({self._target_type}"
-                + (f", {len(self._classes)} classes: {', '.join(self._classes[:10])}" if self._classes else "") + ")",
+                "target": (f"{', '.join(self.targets)} ({self._target_type}, {len(self.targets)} columns)" if self.targets
+                           else f"{self.target} ({self._target_type}"
+                           + (f", {len(self._classes)} classes: {', '.join(self._classes[:10])}" if self._classes else "")
+                           + ")"),
                 "id_column": self.id_column or "-",
                 "metric": f"{self.metric} ({'higher' if self.metric_info.higher_is_better else 'lower'} is better)",
             })
@@ -273,8 +320,21 @@ class Task(BaseModel):
                     "target": "add `target: <column of train to predict>`",
                     "metric": f"add `metric: <one of {', '.join(METRICS)}>`"}
         for field, fix in required.items():
-            if getattr(self, field) is None:
+            if getattr(self, field) is None and not (field == "target" and self.targets):
                 problems.append(Problem(file, field, "is required for kind: tabular", fix))
+        if self.target is not None and self.targets:
+            problems.append(Problem(file, "targets", "is given beside `target`", "name every column in `targets` "
+                                                                                "and remove `target`"))
+        if self.metric is not None and not problems:
+            columnwise = [m for m, info in METRICS.items() if info.per_column]
+            if self.targets and not self.metric_info.per_column:
+                problems.append(Problem(file, "metric", f"{self.metric} scores one target, but the task has "
+                                                        f"{len(self.targets)}", f"use a column-wise metric: "
+                                                                                 f"{', '.join(columnwise)}"))
+            elif not self.targets and self.metric_info.per_column:
+                problems.append(Problem(file, "metric", f"{self.metric} averages a metric over several target "
+                                                        "columns, but the task has one",
+                                        f"list the columns as `targets: [a, b]`, or use {self.metric_info.per_column}"))
         for field in ("starting_solution", "score"):
             if getattr(self, field) is not None:
                 problems.append(Problem(file, field, "is only used by kind: kernel", f"remove `{field}` or set `kind: kernel`"))
@@ -296,14 +356,16 @@ class Task(BaseModel):
                 problems.append(Problem(str(self.path(rel)), f"data.{role}", "has no data rows", "add rows below the header"))
         train, test = tables.get("train"), tables.get("test")
         train_file, test_file = str(self.path(self.data.train)), str(self.path(self.data.test))
-        assert self.target is not None
-        if train is not None and self.target not in train.columns:
-            close = difflib.get_close_matches(self.target, train.columns, n=1)
-            problems.append(Problem(file, "target", f"column {self.target!r} is not in {train_file}",
-                                    f"did you mean {close[0]!r}?" if close else f"use one of {train.columns[:12]}"))
-        if test is not None and self.target in test.columns:
-            problems.append(Problem(test_file, "data.test", f"holds the target column {self.target!r}",
-                                    "drop the target from the test file; answers belong in grading/, never beside the task"))
+        for target in self.target_columns:
+            if train is not None and target not in train.columns:
+                close = difflib.get_close_matches(target, train.columns, n=1)
+                problems.append(Problem(file, "targets" if self.targets else "target",
+                                        f"column {target!r} is not in {train_file}",
+                                        f"did you mean {close[0]!r}?" if close else f"use one of {train.columns[:12]}"))
+            if test is not None and target in test.columns:
+                problems.append(Problem(test_file, "data.test", f"holds the target column {target!r}",
+                                        "drop the target from the test file; answers belong in grading/, never beside "
+                                        "the task"))
         if self.id_column is not None:
             for _role, frame, rel_file in (("train", train, train_file), ("test", test, test_file)):
                 if frame is None:
@@ -318,12 +380,22 @@ class Task(BaseModel):
                     what = f"{ids.null_count()} missing ids" if ids.null_count() else f"duplicated ids (e.g. {dupes})"
                     problems.append(Problem(rel_file, "id_column", f"{self.id_column!r} has {what}",
                                             "give every row a unique id, or remove `id_column`"))
-        if train is not None and train.height and self.target in train.columns:
-            problems += self._check_target(file, train[self.target])
+        if train is not None and train.height:
+            if self.targets:
+                per_column = get_metric(str(self.metric_info.per_column))
+                for target in self.targets:
+                    if target in train.columns and train[target].drop_nulls().n_unique() < 2:
+                        self._warnings.append(f"{target!r} has one value in train; it is predicted as that value")
+                    elif target in train.columns:
+                        problems += self._check_target(file, train[target], per_column, target)
+                self._classes = []
+                self._target_type = "multioutput" if per_column.task == "regression" else "multilabel"
+            elif self.target in train.columns:
+                problems += self._check_target(file, train[self.target], self.metric_info, str(self.target))
         if problems:
             return problems
         assert train is not None and test is not None
-        features = [c for c in train.columns if c not in (self.target, self.id_column)]
+        features = [c for c in train.columns if c not in (*self.target_columns, self.id_column)]
         missing = [c for c in features if c not in test.columns]
         if missing:
             self._warnings.append(f"columns in train but not in test (experiments cannot use them): {missing[:10]}")
@@ -331,43 +403,43 @@ class Task(BaseModel):
             problems += self._check_sample(tables["sample_submission"], test)
         return problems
 
-    def _check_target(self, file: str, y: pl.Series) -> list[Problem]:
-        metric = self.metric_info
+    def _check_target(self, file: str, y: pl.Series, metric: Metric, target: str) -> list[Problem]:
+        """Whether `metric` can score the column `target` (its classes and type are then the task's)."""
         if y.null_count():
-            self._warnings.append(f"{y.null_count()} train rows have no {self.target!r}; experiments drop them")
+            self._warnings.append(f"{y.null_count()} train rows have no {target!r}; experiments drop them")
         y = y.drop_nulls()
         if y.len() == 0:
-            return [Problem(file, "target", f"column {self.target!r} has no values in train", "fill in the target")]
+            return [Problem(file, "target", f"column {target!r} has no values in train", "fill in the target")]
         sample = y.cast(pl.Utf8).head(1).to_list()[0]
         numeric = y.dtype.is_numeric()
         if metric.task == "regression":
             if not numeric:
-                return [Problem(file, "metric", f"{metric.name} needs a numeric target, but {self.target!r} holds text (e.g. {sample!r})",
+                return [Problem(file, "metric", f"{metric.name} needs a numeric target, but {target!r} holds text (e.g. {sample!r})",
                                 "use a classification metric (accuracy, f1_macro, log_loss, roc_auc) or a numeric target")]
             if metric.nonnegative and y.min() < 0:  # type: ignore[operator]
-                return [Problem(file, "metric", f"{metric.name} needs a target >= 0, but {self.target!r} goes down to "
+                return [Problem(file, "metric", f"{metric.name} needs a target >= 0, but {target!r} goes down to "
                                                 f"{y.min()!r}",
                                 "use rmse or mae for targets that can be negative")]
             self._target_type = "regression"
             return []
         if y.dtype.is_float() and not (y == y.round(0)).all():
-            return [Problem(file, "metric", f"{metric.name} is a classification metric, but {self.target!r} holds "
+            return [Problem(file, "metric", f"{metric.name} is a classification metric, but {target!r} holds "
                                             f"continuous numbers (e.g. {sample})",
                             "use a regression metric (rmse, mae, rmsle, r2)")]
         classes = sorted(set(canonical_labels(y.unique().to_list())))
         if len(classes) < 2:
-            return [Problem(file, "target", f"{self.target!r} has a single class ({classes[0]!r}) in train",
+            return [Problem(file, "target", f"{target!r} has a single class ({classes[0]!r}) in train",
                             "a classification target needs two or more classes")]
         if numeric and len(classes) > 50 and len(classes) > 0.5 * y.len():
-            return [Problem(file, "metric", f"{metric.name} is a classification metric, but {self.target!r} has "
+            return [Problem(file, "metric", f"{metric.name} is a classification metric, but {target!r} has "
                                             f"{len(classes)} distinct numbers in {y.len()} rows",
                             "use a regression metric (rmse, mae, rmsle, r2)")]
         if metric.ordinal and not numeric:
             return [Problem(file, "metric", f"{metric.name} weighs a miss by how far apart two ratings are, but "
-                                            f"{self.target!r} holds text (e.g. {sample!r})",
+                                            f"{target!r} holds text (e.g. {sample!r})",
                             "encode the ratings as numbers (1, 2, 3, ...) or use accuracy or f1_macro")]
         if metric.binary_only and len(classes) != 2:
-            return [Problem(file, "metric", f"{metric.name} needs a binary target, but {self.target!r} has {len(classes)} classes",
+            return [Problem(file, "metric", f"{metric.name} needs a binary target, but {target!r} has {len(classes)} classes",
                             "use f1_macro for more than two classes")]
         self._classes = classes
         self._target_type = "binary" if len(classes) == 2 else "multiclass"

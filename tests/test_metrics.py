@@ -11,9 +11,23 @@ from crew._metrics import canonical_labels, positive_label
 
 def test_the_table_of_task_format_is_complete():
     assert set(METRICS) == {"accuracy", "balanced_accuracy", "f1", "f1_macro", "qwk", "roc_auc", "log_loss",
-                            "rmse", "mae", "rmsle", "r2"}
+                            "rmse", "mae", "rmsle", "r2",
+                            "roc_auc_columns", "log_loss_columns", "mcrmse", "rmsle_columns", "mae_columns"}
     lower = {name for name, m in METRICS.items() if not m.higher_is_better}
-    assert lower == {"log_loss", "rmse", "mae", "rmsle"}
+    assert lower == {"log_loss", "rmse", "mae", "rmsle", "log_loss_columns", "mcrmse", "rmsle_columns", "mae_columns"}
+    assert all(METRICS[m.per_column].per_column is None for m in METRICS.values() if m.per_column)
+
+
+def test_columnwise_metrics_average_their_metric_over_the_columns_and_skip_unscored_rows():
+    from sklearn.metrics import roc_auc_score, root_mean_squared_log_error
+
+    y = np.array([[0, 1], [1, 0], [1, 1], [0, 0], [-1, -1]])  # the last row: -1 everywhere, not scored
+    p = np.array([[0.1, 0.9], [0.8, 0.2], [0.7, 0.4], [0.2, 0.5], [0.9, 0.9]])
+    expected = (roc_auc_score(y[:4, 0], p[:4, 0]) + roc_auc_score(y[:4, 1], p[:4, 1])) / 2
+    assert get_metric("roc_auc_columns").score(y, p) == pytest.approx(expected) and expected < 1
+    t, q = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [3.0, 5.0]])
+    assert get_metric("rmsle_columns").score(t, q) == pytest.approx(root_mean_squared_log_error(t[:, 1], q[:, 1]) / 2)
+    assert get_metric("mcrmse").score(t, q) == pytest.approx(0.5 * math.sqrt(0.5))
 
 
 @pytest.mark.parametrize(

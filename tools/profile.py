@@ -147,7 +147,8 @@ def _profile_target(y: pl.Series, task: Task) -> TargetProfile:
                              missing=missing)
     labels, counts = np.unique(canonical_labels(y.to_list()).astype(str), return_counts=True)
     classes = {str(label): int(count) for label, count in zip(labels, counts, strict=True)}
-    return TargetProfile(type=task.target_type or "multiclass", classes=dict(sorted(classes.items())),
+    kind: Literal["binary", "multiclass"] = "binary" if task.target_type == "binary" else "multiclass"
+    return TargetProfile(type=kind, classes=dict(sorted(classes.items())),
                          imbalance=round(max(classes.values()) / min(classes.values()), 3), missing=missing)
 
 

@@ -195,8 +195,9 @@ def _print_outcome(console: Console, summary: dict[str, Any], kernel: bool) -> N
                       f"{summary['elapsed']:.0f}s)", highlight=False)
         return
     console.print(f"submission: {summary['submission']}", highlight=False)
-    console.print(f"final: {final.get('kind', '?')}, cv {final.get('cv', float('nan')):.5f}; {final.get('rationale', '')}",
-                  highlight=False)
+    cv = final.get("cv")
+    console.print(f"final: {final.get('kind', '?')}, cv {'-' if cv is None else f'{cv:.5f}'}; "
+                  f"{final.get('rationale', '')}", highlight=False)
     console.print(f"run folder: {summary['run_dir']} ({summary['experiments']} experiments in "
                   f"{summary['elapsed']:.0f}s)", highlight=False)
 

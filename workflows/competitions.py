@@ -87,9 +87,10 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
         return "a token-normalisation task (token in, token out), which crew does not solve yet"
     if c.output in ("text", "other"):
         return f"it predicts {'text' if c.output == 'text' else 'structured answers'} per row ({c.grader[:80]})"
-    if c.output in ("multilabel", "multi_output"):
-        return f"it scores several targets ({', '.join(c.targets[:4])}{', ...' if len(c.targets) > 4 else ''}), " \
-               "which crew does not solve yet"
+    columnwise = c.metric in METRICS and METRICS[c.metric].per_column is not None
+    if c.output in ("multilabel", "multi_output") and not columnwise:
+        return f"it scores several targets ({', '.join(c.targets[:4])}{', ...' if len(c.targets) > 4 else ''}) " \
+               f"by {c.grader[:80]}, which crew does not grade yet"
     if c.files.train is None or c.files.test is None:
         return "its train or test rows are folders of files, not tables"
     if c.id_column is not None and c.submission_columns[:1] != [c.id_column]:
@@ -99,7 +100,8 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
         return None
     if c.metric is None or c.metric not in METRICS:
         return f"its grader computes {c.grader[:120]}, which crew does not grade yet"
-    if c.row_filter:
+    if c.row_filter and not (columnwise and c.row_filter.replace(" ", "").endswith(">=0")):
+        # a column-wise metric skips the rows whose answers are all negative (Kaggle's "not scored" -1 rows) itself
         return f"its grader scores only the rows where {c.row_filter}, which crew's grading does not reproduce yet"
     if c.group_by:
         return f"its grader scores each {c.group_by} apart and averages them, which crew does not reproduce yet"

@@ -187,7 +187,7 @@ def _read(path: Path) -> pl.DataFrame:
                         "format") from None
 
 
-def _answers(private: Path, id_column: str, target: str, classes: list[str] | None,
+def _answers(private: Path, id_column: str, target: str | list[str], classes: list[str] | None,
              known: str | None = None) -> pl.DataFrame:
     """The private answers as `id, target` (a one-hot table of classes becomes the class label); `known`: the
     registry's answers file."""
@@ -200,6 +200,12 @@ def _answers(private: Path, id_column: str, target: str, classes: list[str] | No
     if id_column not in table.columns:
         raise CrewError(f"{source}: --private: lacks the id column {id_column!r}; fix: pass the private folder of this "
                         "competition")
+    if isinstance(target, list):
+        missing = [t for t in target if t not in table.columns]
+        if missing:
+            raise CrewError(f"{source}: --private: lacks the target column(s) {missing}; fix: pass the private folder "
+                            "of this competition")
+        return table.select(id_column, *target)
     if target in table.columns:
         return table.select(id_column, target)
     if classes and all(c in table.columns for c in classes):
@@ -210,7 +216,7 @@ def _answers(private: Path, id_column: str, target: str, classes: list[str] | No
 
 
 def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, sample_path: Path, train: pl.DataFrame,
-                test: pl.DataFrame, id_column: str, target: str, classes: list[str] | None, metric: str,
+                test: pl.DataFrame, id_column: str, target: str | list[str], classes: list[str] | None, metric: str,
                 description: str, name: str | None, private_dir: str | Path | None, leaderboard: str | Path | None,
                 budget: dict[str, Any] | None, *, train_changed: bool = False, answers_file: str | None = None) -> None:
     """The task folder's files: data (csv and parquet copied, other formats written as parquet), task.yaml, the
@@ -233,7 +239,8 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
         data[role] = f"data/{target_path.name}"
     slug = re.sub(r"[^a-z0-9]+", "-", (name or _competition_id(public)).lower()).strip("-") or "competition"
     spec: dict[str, Any] = {"name": slug, "kind": "tabular", "description": description.strip() or f"MLE-bench: {slug}",
-                            "data": data, "target": target, "id_column": id_column, "metric": metric}
+                            "data": data, **({"targets": target} if isinstance(target, list) else {"target": target}),
+                            "id_column": id_column, "metric": metric}
     if budget:
         spec["budget"] = budget
     (out / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100),
@@ -354,7 +361,14 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         raise CrewError(f"{sample_path}: its first column {id_column!r} is not in {test_path.name}; fix: pass a "
                         "competition whose sample submission is keyed by a test column")
     classes: list[str] | None = None
-    if known is not None and known.one_hot:
+    several = known is not None and known.output in ("multilabel", "multi_output")
+    if several:
+        missing = [t for t in targets if t not in train.columns]
+        if missing:
+            raise CrewError(f"{train_path}: lacks the target column(s) {missing}; fix: pass the competition's "
+                            "prepared public/ folder")
+        target = ""
+    elif known is not None and known.one_hot:
         train, target = _one_hot_label(train, known.one_hot, sample_path)
         classes = targets
     elif known is not None and known.output == "class_proba" and known.label_column:
@@ -373,7 +387,9 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
                             f"not the classes of one {train_path.name} column: several targets, which crew does not "
                             "solve; fix: pick a competition with one target")
         target, classes = labels[0], targets
-    if classes is not None and metric not in ("log_loss",):
+    if several:
+        pass
+    elif classes is not None and metric not in ("log_loss",):
         raise CrewError(f"{sample_path}: submits one probability column per class, scored by {metric}; crew "
                         "scores per-class probabilities with log_loss only; fix: pass --metric log_loss if that "
                         "is the competition's metric")
@@ -382,7 +398,8 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column, target, classes,
+        _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column,
+                    targets if several else target, classes,
                     metric, description, name, private_dir, leaderboard, budget, train_changed=train is not train_source,
                     answers_file=known.files.answers if known else None)
         Task.load(staging / "task.yaml")

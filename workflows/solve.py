@@ -331,6 +331,20 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
         task = Task.load(task_path)
         run_dir = Path(out) if out else default_run_dir(task)
         run_dir.mkdir(parents=True, exist_ok=True)
+    if task.targets:  # several targets: one run per column (workflows/columns.py)
+        from crew.workflows.columns import solve_columns
+
+        if resume is None:
+            (run_dir / "run.json").write_text(json.dumps({
+                "task": str(task.root / "task.yaml"), "strategy": _strategy_name(strategy), "seed": seed,
+                "workers": workers, "wall_time": float(wall_time or task.budget.wall_time),
+                "max_experiments": max_experiments, "llm": list(llm), "llm_spend": llm_spend,
+                "allow_unconfined": allow_unconfined, "columns": task.targets}), encoding="utf-8")
+        return solve_columns(task, run_dir, solve=solve, wall_time=float(wall_time or task.budget.wall_time),
+                             resume=resume is not None, brain=brain, llm=llm, llm_spend=llm_spend,
+                             model_kwargs=model_kwargs, strategy=strategy, workers=workers, seed=seed,
+                             max_experiments=max_experiments, executor=executor, on_event=on_event,
+                             allow_unconfined=allow_unconfined)
     board = Blackboard(run_dir / "blackboard.sqlite")
     budget_wall = float(wall_time or task.budget.wall_time)
     elapsed_before = float(board.get_meta("elapsed", 0.0)) if resume is not None else 0.0

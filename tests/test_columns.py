@@ -1,0 +1,79 @@
+"""Several targets: `targets:` with a column-wise metric is validated, solved one column at a time, graded as the
+mean of the per-column metric, and resumed without solving a column twice."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from crew import Task, TaskError, grade
+
+
+def _task(root: Path, metric: str = "roc_auc_columns", targets: str = "[toxic, obscene, rare]") -> Path:
+    rng = np.random.default_rng(0)
+    n = 360
+    x = rng.normal(size=(n, 3))
+    frame = pl.DataFrame({"id": np.arange(n), "a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                          "toxic": (x[:, 0] + rng.normal(scale=0.5, size=n) > 0).astype(int),
+                          "obscene": (x[:, 1] + x[:, 0] > 1).astype(int), "rare": np.zeros(n, dtype=int),
+                          "fare": np.exp(x[:, 2]).round(3)})
+    (root / "data").mkdir(parents=True)
+    (root / "grading").mkdir()
+    frame[:300].write_csv(root / "data" / "train.csv")
+    frame[300:].drop("toxic", "obscene", "rare", "fare").write_csv(root / "data" / "test.csv")
+    answers = frame[300:].select("id", "toxic", "obscene", "rare", "fare").with_columns(
+        pl.when(pl.col("id") < 305).then(-1).when(pl.col("id") % 7 == 0).then(1).otherwise(0).alias("rare"))
+    answers = answers.with_columns(*[pl.when(pl.col("id") < 305).then(-1).otherwise(pl.col(c)).alias(c)
+                                     for c in ("toxic", "obscene")])  # Kaggle's unscored rows
+    answers.write_csv(root / "grading" / "answers.csv")
+    (root / "task.yaml").write_text(f"name: several\ndata: {{train: data/train.csv, test: data/test.csv}}\n"
+                                    f"target: {targets}\nid_column: id\nmetric: {metric}\n")
+    return root / "task.yaml"
+
+
+def test_a_task_with_several_targets_reads_as_columns(tmp_path):
+    task = Task.load(_task(tmp_path / "t"))
+    assert task.targets == ["toxic", "obscene", "rare"] and task.target is None and task.target_type == "multilabel"
+    assert task.submission_columns() == ["id", "toxic", "obscene", "rare"]
+    assert any("'rare' has one value in train" in w for w in task.warnings)
+    column = task.column_task("obscene")
+    assert (column["target"], column["metric"], column["name"]) == ("obscene", "roc_auc", "several-obscene")
+    assert Task.load(_task(tmp_path / "r", "rmsle_columns", "[fare, toxic]")).target_type == "multioutput"
+
+
+@pytest.mark.parametrize(("metric", "targets", "error"), [
+    ("roc_auc", "[toxic, obscene]", "roc_auc scores one target, but the task has 2"),
+    ("roc_auc_columns", "toxic", "averages a metric over several target columns, but the task has one"),
+    ("roc_auc_columns", "[toxic, nothing]", "column 'nothing' is not in"),
+    ("rmsle_columns", "[fare, a]", "needs a target >= 0"),
+])
+def test_a_wrong_several_target_task_is_one_line_per_problem(tmp_path, metric, targets, error):
+    with pytest.raises(TaskError, match=error):
+        Task.load(_task(tmp_path, metric, targets))
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's limits are Linux mechanisms")
+def test_columns_are_solved_one_at_a_time_graded_together_and_resumed(tmp_path):
+    import json
+
+    from crew.workflows.solve import solve
+
+    path = _task(tmp_path / "t")
+    summary = solve(path, out=tmp_path / "run", wall_time=30, workers=2)
+    final = summary["final"]
+    assert final["kind"] == "columns" and summary["elapsed"] <= 30 * 1.05
+    assert final["targets"]["rare"]["kind"] == "constant" and final["targets"]["toxic"]["kind"] != "constant"
+    assert (tmp_path / "run" / "targets" / "toxic" / "run" / "submission.csv").is_file()
+    submission = pl.read_csv(tmp_path / "run" / "submission.csv")
+    assert submission.columns == ["id", "toxic", "obscene", "rare"] and submission.height == 60
+    report = grade(Task.load(path), tmp_path / "run" / "submission.csv", tmp_path / "t" / "grading" / "answers.csv")
+    assert report.valid_submission and report.score is not None and report.score > 0.7  # rare's AUC: 0.5
+    before = submission
+    again = solve(None, resume=tmp_path / "run")  # every column solved already: nothing runs again
+    assert again["experiments"] == 0 and pl.read_csv(tmp_path / "run" / "submission.csv").equals(before)
+    assert json.loads((tmp_path / "run" / "final.json").read_text())["kind"] == "columns"
