@@ -17,7 +17,7 @@ from pydantic import Field
 from crew import Blackboard, Decision, Experiment, ExpertBrain, Message, Role, Task, best_first, positive_label
 from crew.roles._util import add_proposed, as_task
 from crew.testing import tiny_task
-from crew.tools.catalogue import FAMILIES, FEATURES, INSIGHTS, debug_depth, default_params, stage_of
+from crew.tools.catalogue import FAMILIES, FEATURES, INSIGHTS, applies, debug_depth, default_params, stage_of
 from crew.tools.pipelines import TUNE_ROWS, TaskInfo, render, spec_from_report
 from crew.tools.sizing import scale
 from crew.tools.speed import ran_params
@@ -153,9 +153,11 @@ class Modeler(Role):
             model = step.get("model") or "linear"
             space = plan.get("search_space", {})
             preprocessing = [p for p in space.get("preprocessing", []) if p in INSIGHTS and INSIGHTS[p].draft]
-            features = [f for f in space.get("feature_engineering", []) if f in INSIGHTS and INSIGHTS[f].draft]
+            features = [f for f in space.get("feature_engineering", []) if f in INSIGHTS and INSIGHTS[f].draft
+                        and applies(f, model, plan)]
             return Design(rationale=f"{phase}: {model} with default settings", model=model,
-                          params=default_params(model, rows=rows, regression=regression),
+                          params=default_params(model, rows=rows, regression=regression,
+                                                text="text_ngrams" in features),
                           preprocessing=preprocessing, features=features, folds=int(plan.get("cv_folds", 5)),
                           repeats=int(plan.get("cv_repeats", 1)),
                           seed=int(step.get("seed", 0)), insight=insight or model)

@@ -124,3 +124,18 @@ def test_the_schema_check_reads_dates_in_the_training_format(tmp_path: Path) -> 
     assert "2 row(s) hold values that are not dates in the training format (%d/%m/%Y), such as 'soon'" in notes[0]
     problems, _ = predictor.check(test.assign(when="soon", note=123))  # a text column reads anything
     assert len(problems) == 1 and problems[0].startswith("column 'when': 60 row(s)")
+
+
+def test_a_linear_model_on_sparse_text_ngrams_saves_and_predicts_as_the_experiment_did(tmp_path: Path) -> None:
+    task = _task(tmp_path / "task", target="multiclass")
+    spec = PipelineSpec(numeric=["x", "amount"], categorical=["city"], datetime=["when"], text=["note"], folds=3,
+                        features=["datetime_parts", "text_ngrams"], model="linear")
+    result = LocalExecutor(root=tmp_path / "experiments").run(
+        Launch(code=render(spec, task), data_dir=str(task.root), limits=Limits(wall_time=180, memory=3 * 1024**3)))
+    assert result.reason == "ok", result.stderr_tail
+    saved = load_experiment_model(result.workdir)
+    test = pd.read_csv(task.path(task.data.test))
+    expected = pd.read_csv(Path(result.workdir) / "test_pred.csv").drop(columns="id").to_numpy()
+    assert saved.predict_raw(test) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    _, Z, _ = saved.inputs(test)[0]
+    assert Z.shape[1] > 100 and hasattr(Z, "tocsr")  # the n-grams stay sparse

@@ -81,6 +81,12 @@ class Family:
     portfolio: tuple[Mapping[str, Any], ...] = ()
     """Zero-shot alternatives to `defaults` (AutoGluon's and FLAML's habit of several strong default configurations
     per family, tried before any tuning): overrides of `params()`, one per `portfolio_<i>` insight."""
+    sparse_text: bool = False
+    """Fits on sparse word and character n-grams of text columns (`text_ngrams`): a linear model, which a
+    hundred thousand TF-IDF columns suit, where trees take text reduced to a few dozen SVD components."""
+    text_params: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides of its starting parameters when it fits on text n-grams (weaker regularization: TF-IDF rows are
+    unit-length and the signal is spread over many columns)."""
     native_categories: Literal["", "category", "codes"] = ""
     """How it takes categorical columns natively: as pandas categories, as integer codes (CatBoost), or not at
     all (ordinal codes as numbers, or one-hot for a scaled model)."""
@@ -93,9 +99,10 @@ class Family:
     def estimator(self, regression: bool) -> str:
         return self.regressor if regression else self.classifier
 
-    def params(self, *, rows: int = 10_000, regression: bool = False) -> Params:
-        """Sensible starting parameters for data of `rows` training rows."""
-        params = {**self.defaults, **(self.small_data if rows < SMALL_DATA_ROWS else {})}
+    def params(self, *, rows: int = 10_000, regression: bool = False, text: bool = False) -> Params:
+        """Sensible starting parameters for data of `rows` training rows (`text`: fitting on text n-grams)."""
+        params = {**self.defaults, **(self.small_data if rows < SMALL_DATA_ROWS else {}),
+                  **(self.text_params if text else {})}
         keys = self.regression_keys if regression else self.classification_keys
         return {k: params[k] for k in keys} if keys is not None else params
 
@@ -129,7 +136,8 @@ _regularize_forest = _updated(min_samples_leaf=lambda p: max(3, p.get("min_sampl
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("linear", "sklearn.linear_model.LogisticRegression", "sklearn.linear_model.Ridge",
            scaled=True, handles_nan=False, seeded=False, ensemble=False, defaults={"C": 1.0, "alpha": 1.0},
-           classification_keys=("C",), regression_keys=("alpha",), regularize=_regularize_linear),
+           classification_keys=("C",), regression_keys=("alpha",), regularize=_regularize_linear, sparse_text=True,
+           text_params={"C": 4.0}),
     Family("lightgbm", "lightgbm.LGBMClassifier", "lightgbm.LGBMRegressor", scaled=False, handles_nan=True,
            seeded=True, ensemble=True, rounds_key="n_estimators", native_categories="category",
            defaults={"n_estimators": 1000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
@@ -180,9 +188,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 """The families the expert knows, in the order the planner drafts them."""
 
 
-def default_params(model: str, *, rows: int = 10_000, regression: bool = False) -> Params:
+def default_params(model: str, *, rows: int = 10_000, regression: bool = False, text: bool = False) -> Params:
     """A family's starting parameters (`Family.params`)."""
-    return FAMILIES[model].params(rows=rows, regression=regression)
+    return FAMILIES[model].params(rows=rows, regression=regression, text=text)
 
 
 @dataclass(frozen=True)
@@ -238,7 +246,11 @@ INSIGHTS: dict[str, Insight] = {i.name: i for i in (
     Insight("datetime_parts", "feature_engineering", "year, month, day, day of year, weekday, hour and epoch days "
             "of dates", suggest=_has("datetime_columns"), draft=True),
     Insight("text_tfidf", "feature_engineering", "TF-IDF of text columns reduced by truncated SVD",
-            suggest=_has("text_columns")),
+            suggest=_has("text_columns"), draft=True,
+            applies=lambda family, plan: family is None or not family.sparse_text),
+    Insight("text_ngrams", "feature_engineering", "word (1-2) and character (2-5) n-gram TF-IDF of text columns, "
+            "kept sparse for a linear model", suggest=_has("text_columns"), draft=True,
+            applies=lambda family, plan: family is not None and family.sparse_text),
     Insight("target_encoding", "feature_engineering", "out-of-fold target means of categories with many levels, "
             "beside their codes", suggest=_has("high_cardinality_columns")),
     Insight("numeric_interactions", "feature_engineering", "products and ratios of the first numeric columns",

@@ -155,7 +155,7 @@ def _renamed(code: str, name: str) -> str:
 _LOADING = ("canonical", "read", "numbers", "parse_dates", "load_data", "encode_target")
 _EVALUATION = ("splitter", "holdout", "fit_pipeline", "predict_raw", "target_forward", "target_back", "values",
                "cross_validate", "temperature", "calibrated", "fit_weights", "decision", "decided", "fold_scores")
-_OUTPUT = ("refit_rounds", "refit", "save_model", "tune", "submission_frame", "raw_frame", "threads_for", "main")
+_OUTPUT = ("refit_rounds", "refit", "_vectorizers", "save_model", "tune", "submission_frame", "raw_frame", "threads_for", "main")
 
 
 def _score(info: TaskInfo) -> str:
@@ -210,7 +210,8 @@ def _constants(spec: PipelineSpec, info: TaskInfo) -> dict[str, Any]:
                   "indicators": "missing_indicators" in prep or not family.handles_nan,
                   "scale": family.scaled or "scale_numeric" in prep,
                   "one_hot": family.scaled and "one_hot_low_cardinality" in prep,
-                  "native": _native(spec), "target_encode": spec.target_encode}
+                  "native": _native(spec), "target_encode": spec.target_encode,
+                  "sparse_text": list(spec.text) if "text_ngrams" in spec.features else []}
     early = EARLY_STOPPING_ROUNDS if family.rounds_key else 0
     log_target = info.target_type == "regression" and ("log_target" in spec.features or METRICS[info.metric].nonnegative)
     return {"TASK": info.model_dump(), "COLUMNS": columns, "PREPROCESS": preprocess, "FOLDS": spec.folds,

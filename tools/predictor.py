@@ -143,6 +143,9 @@ def load_experiment_model(path: str | Path) -> ExperimentModel:
         raise ModelError(f"{path} could not be loaded ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path} is not a crew experiment model of format {FORMAT}")
+    vectorizers = script._vectorizers(payload["models"], payload["features"])
+    for vectorizer, vocabulary in zip(vectorizers, payload.get("vocabularies") or [], strict=False):
+        vectorizer.vocabulary_ = dict(zip(vocabulary["terms"].tolist(), vocabulary["indices"].tolist(), strict=True))
     return ExperimentModel(payload, path)
 
 

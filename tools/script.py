@@ -260,7 +260,14 @@ def preprocessor(numeric, categorical):
         else:  # "auto": binary or multiclass by the classes this fit sees
             encoder = TargetEncoder(cv=StratifiedKFold(5, shuffle=True, random_state=SEED))
         parts.append(("te", encoder, encoded))
-    transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+    sparse_text = [c for c in PREPROCESS.get("sparse_text", []) if c not in numeric + categorical]
+    for c in sparse_text:  # words and their pairs, and character 2-5-grams within words: sparse, for a linear model
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        parts.append((f"words_{c}", TfidfVectorizer(ngram_range=(1, 2), max_features=50_000, sublinear_tf=True,
+                                                    strip_accents="unicode", dtype=np.float32), c))
+        parts.append((f"chars_{c}", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), max_features=50_000,
+                                                    sublinear_tf=True, dtype=np.float32), c))
+    transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=1.0 if sparse_text else 0.0)
     return transformer.set_output(transform="pandas") if PREPROCESS["native"] else transformer
 
 
@@ -320,6 +327,14 @@ def text_tfidf(both, numeric, categorical, state):
             numeric.append(f"{c}__svd{i}")
 
 
+def text_ngrams(both, numeric, categorical, state):
+    """Keep every text column as text (missing as empty) for the preprocessing's sparse word and character n-gram
+    TF-IDF (PREPROCESS["sparse_text"]), the first thing a Kaggle expert fits a linear model on."""
+    kept = state.setdefault("sparse_text", list(state["columns"]["text"]))
+    for c in kept:
+        both[c] = both[c].fillna("").astype(str)
+
+
 def numeric_interactions(both, numeric, categorical, state):
     """Products and ratios of the first six numeric columns that are not binary."""
     if "interactions" not in state:
@@ -343,7 +358,7 @@ def frequency_encoding(both, numeric, categorical, state):
         numeric.append(f"{c}__freq")
 
 
-FEATURE_STEPS = [datetime_parts, text_tfidf, numeric_interactions, frequency_encoding]
+FEATURE_STEPS = [datetime_parts, text_tfidf, text_ngrams, numeric_interactions, frequency_encoding]
 
 
 def add_features(X, X_test, state=None):
@@ -366,7 +381,8 @@ def add_features(X, X_test, state=None):
         both[f"{c}__words"] = both[c].fillna("").astype(str).str.split().str.len().astype(float)
         numeric += [f"{c}__chars", f"{c}__words"]
     for c in kept["datetime"] + kept["text"]:
-        both = both.drop(columns=c)
+        if c not in state.get("sparse_text", []):  # text kept as text for the sparse n-grams
+            both = both.drop(columns=c)
     for c in categorical:
         both[c] = both[c].astype("string").fillna("__missing__")
     return both.iloc[:len(X)].reset_index(drop=True), both.iloc[len(X):].reset_index(drop=True), numeric, categorical
@@ -746,6 +762,13 @@ def refit(X, y, X_test, numeric, categorical, params, rounds):
     return pred, models
 
 
+def _vectorizers(parts, state):
+    """Every fitted TF-IDF vectorizer of a model: in the preprocessing (sparse n-grams) and the features' state."""
+    found = [v for part in parts for _, v, _ in getattr(part["preprocessor"], "transformers_", [])
+             if type(v).__name__ == "TfidfVectorizer"]
+    return found + [pair[0] for pair in state.get("tfidf", {}).values()]
+
+
 def save_model(state, models, t, weights, path="model.skops"):
     """What predicts new rows as this experiment predicted test (`crew predict`, `crew.load`): the feature steps'
     state, the pipelines fitted on every row, the temperature and class weights, in skops' format, which loads
@@ -766,9 +789,24 @@ def save_model(state, models, t, weights, path="model.skops"):
     nodes = sum(tree.tree_.node_count for trees in forest for tree in trees if hasattr(tree, "tree_"))
     if nodes * 120 > largest:  # checked before serializing: dumping a forest that size would take its memory again
         return f"not saved: about {nodes * 120 / 2**20:.0f} MB of trees"
+    # A vocabulary goes in as two arrays (skops writes a dict of 100,000 n-grams one node at a time: a minute);
+    # crew.tools.predictor puts it back. The pruned terms are for introspection only and may be millions.
+    vectorizers = _vectorizers(parts, state)
+    vocabularies = [getattr(v, "vocabulary_", {}) for v in vectorizers]
+    for v in vectorizers:
+        for name in ("stop_words_", "vocabulary_"):
+            if hasattr(v, name):
+                delattr(v, name)
     payload = {"format": 1, "task": TASK, "log_target": LOG_TARGET, "features": state, "models": parts,
-               "temperature": t, "class_weights": None if weights is None else [float(w) for w in weights]}
-    blob = sio.dumps(payload)
+               "temperature": t, "class_weights": None if weights is None else [float(w) for w in weights],
+               "vocabularies": [{"terms": np.array(list(vocab), dtype=str),
+                                 "indices": np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))}
+                                for vocab in vocabularies]}
+    try:
+        blob = sio.dumps(payload)
+    finally:
+        for v, vocab in zip(vectorizers, vocabularies, strict=True):
+            v.vocabulary_ = vocab
     if len(blob) > largest:
         return f"not saved: {len(blob) / 2**20:.0f} MB"
     with open(path, "wb") as handle:
