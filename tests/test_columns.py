@@ -73,6 +73,14 @@ def test_columns_are_solved_one_at_a_time_graded_together_and_resumed(tmp_path):
     assert submission.columns == ["id", "toxic", "obscene", "rare"] and submission.height == 60
     report = grade(Task.load(path), tmp_path / "run" / "submission.csv", tmp_path / "t" / "grading" / "answers.csv")
     assert report.valid_submission and report.score is not None and report.score > 0.7  # rare's AUC: 0.5
+    import crew
+
+    model = crew.load(tmp_path / "run")  # each column's kept model, side by side
+    test = pl.read_csv(tmp_path / "t" / "data" / "test.csv").to_pandas()
+    mine = model.submission(test)
+    assert list(mine.columns) == submission.columns
+    assert mine.drop(columns="id").to_numpy() == pytest.approx(submission.drop("id").to_numpy(), abs=1e-9)
+    assert model.predict(test).shape == (60, 3) and "toxic:" in model.describe()
     before = submission
     again = solve(None, resume=tmp_path / "run")  # every column solved already: nothing runs again
     assert again["experiments"] == 0 and pl.read_csv(tmp_path / "run" / "submission.csv").equals(before)

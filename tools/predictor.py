@@ -23,8 +23,8 @@ from crew import CrewError
 from crew.tools import script
 from crew.tools.profile import MISSING_MARKERS
 
-__all__ = ["TRUSTED", "ExperimentModel", "ModelError", "Predictor", "load_experiment_model", "load_predictor",
-           "read_rows", "save_predictor"]
+__all__ = ["TRUSTED", "ColumnsPredictor", "ExperimentModel", "ModelError", "Predictor", "load_experiment_model",
+           "load_predictor", "read_rows", "save_predictor"]
 
 TRUSTED = (
     "collections.OrderedDict",
@@ -358,16 +358,87 @@ def save_predictor(folder: Path, task_info: dict[str, Any], schema: dict[str, di
             "bytes": sum(p.stat().st_size for p in folder.iterdir())}
 
 
-def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor:
+class ColumnsPredictor:
+    """A several-target run's model: one `Predictor` per column (each column's own run under `targets/`), or the
+    constant a column with one value in train keeps; `submission` puts the columns side by side."""
+
+    def __init__(self, columns: dict[str, Predictor | float], id_column: str | None) -> None:
+        self.columns = columns
+        self.id_column = id_column
+
+    @property
+    def feature_names_in_(self) -> list[str]:
+        return sorted({c for p in self.columns.values() if isinstance(p, Predictor) for c in p.feature_names_in_})
+
+    def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+        """Every column's model's problems and notes, each said once."""
+        problems: list[str] = []
+        notes: list[str] = []
+        for predictor in self.columns.values():
+            if isinstance(predictor, Predictor):
+                more, said = predictor.check(frame)
+                problems += [p for p in more if p not in problems]
+                notes += [n for n in said if n not in notes and "not read by the model" not in n]
+        return problems, notes
+
+    def version_notes(self) -> list[str]:
+        return sorted({n for p in self.columns.values() if isinstance(p, Predictor) for n in p.version_notes()})
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """One column per target, in the task's order: a probability of 1 (several labels) or a value."""
+        return np.column_stack([np.full(len(frame), p, dtype=float) if not isinstance(p, Predictor)
+                                else p.submission(frame).iloc[:, -1].to_numpy(dtype=float)
+                                for p in self.columns.values()])
+
+    def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
+        ids = (frame[self.id_column] if self.id_column and self.id_column in frame.columns
+               else pd.Series(np.arange(len(frame)), name="row"))
+        out = pd.DataFrame({ids.name: ids.reset_index(drop=True)})
+        for name, values in zip(self.columns, self.predict(frame).T, strict=True):
+            out[name] = values
+        return out
+
+    def describe(self) -> str:
+        return "\n".join(f"{name}: " + (p.describe().splitlines()[0] if isinstance(p, Predictor) else
+                                        f"the constant {p:g}") for name, p in self.columns.items())
+
+
+def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
+    """A several-target run: each column's predictor from `targets/<column>/run/`, as `final.json` records them."""
+    import json
+
+    final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
+    saved = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    from crew import Task
+
+    task = Task.load(saved["task"])
+    columns: dict[str, Predictor | float] = {}
+    submission = pd.read_csv(run_dir / task.output_name) if (run_dir / task.output_name).is_file() else None
+    for name, record in final["targets"].items():
+        if record.get("kind") == "constant" or not record.get("run_dir"):
+            if submission is None or name not in submission.columns:
+                raise ModelError(f"{run_dir}: column {name!r} kept no model and its constant is not in the submission")
+            columns[name] = float(submission[name].iloc[0])
+        else:
+            column = load_predictor(record["run_dir"], warn=warn)
+            assert isinstance(column, Predictor)  # a column's run has one target
+            columns[name] = column
+    return ColumnsPredictor(columns, task.id_column)
+
+
+def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor | ColumnsPredictor:
     """A run's predictor from its run folder (or its `predictor/` folder): every file checked against the
     manifest's SHA-256 and loaded with `TRUSTED` types only. `warn`: a UserWarning for each library whose version
-    differs from the one that saved it (`Predictor.version_notes`), as scikit-learn warns on unpickling."""
+    differs from the one that saved it (`Predictor.version_notes`), as scikit-learn warns on unpickling. A run of
+    several targets gives a `ColumnsPredictor` of its columns' predictors."""
     import json
     import warnings
 
     import skops.io as sio
 
     path = Path(path)
+    if (path / "final.json").is_file() and (path / "targets").is_dir():
+        return _load_columns(path, warn)
     folder = path / "predictor" if (path / "predictor" / "predictor.json").is_file() else path
     manifest_path = folder / "predictor.json"
     if not manifest_path.is_file():
