@@ -58,7 +58,7 @@ def test_a_wrong_several_target_task_is_one_line_per_problem(tmp_path, metric, t
 
 @pytest.mark.e2e
 @pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's limits are Linux mechanisms")
-def test_columns_are_solved_one_at_a_time_graded_together_and_resumed(tmp_path):
+def test_columns_are_solved_one_at_a_time_graded_together_and_resumed(tmp_path, cli):
     import json
 
     from crew.workflows.solve import solve
@@ -81,6 +81,10 @@ def test_columns_are_solved_one_at_a_time_graded_together_and_resumed(tmp_path):
     assert list(mine.columns) == submission.columns
     assert mine.drop(columns="id").to_numpy() == pytest.approx(submission.drop("id").to_numpy(), abs=1e-9)
     assert model.predict(test).shape == (60, 3) and "toxic:" in model.describe()
+    result = cli("predict", tmp_path / "run", tmp_path / "t" / "data" / "test.csv", "--out", tmp_path / "p.csv")
+    assert result.exit_code == 0 and pl.read_csv(tmp_path / "p.csv").columns == submission.columns
+    result = cli("report", tmp_path / "run")  # one run per column: the report names them
+    assert result.exit_code == 2 and "a run of several targets" in result.stderr
     before = submission
     again = solve(None, resume=tmp_path / "run")  # every column solved already: nothing runs again
     assert again["experiments"] == 0 and pl.read_csv(tmp_path / "run" / "submission.csv").equals(before)

@@ -7,7 +7,12 @@ rows, which a task needs) into a fresh folder, runs the team on it under
 temporary and removed once the model is loaded, as a scikit-learn estimator
 leaves nothing on disk; with it, every fit keeps its own folder under
 `run_dir` (`run_dir_` names it), so the folds of a `cross_val_score` do not
-overwrite one another and each can be reported or loaded later. The constructors only store their parameters, as
+overwrite one another and each can be reported or loaded later.
+
+A fit is a search under a wall-time budget: on a busy machine two fits with
+the same seed may finish different experiments. `max_experiments` caps the
+search by count instead, so that a budget with room to spare gives the same
+model every time (scikit-learn's `check_estimator` compares two fits). The constructors only store their parameters, as
 scikit-learn asks, so the estimators work in `Pipeline`, `cross_val_score`
 and `GridSearchCV`; every fit is a whole solve, so give them budgets that
 fit the number of fits those make.
@@ -47,13 +52,15 @@ class _CrewEstimator(BaseEstimator):
     _default_metric = ""
 
     def __init__(self, metric: str | None = None, time_budget: str = "5m", llm: str | None = None,
-                 workers: int | None = None, seed: int = 0, run_dir: str | None = None) -> None:
+                 workers: int | None = None, seed: int = 0, run_dir: str | None = None,
+                 max_experiments: int | None = None) -> None:
         self.metric = metric
         self.time_budget = time_budget
         self.llm = llm
         self.workers = workers
         self.seed = seed
         self.run_dir = run_dir
+        self.max_experiments = max_experiments
 
     def __sklearn_tags__(self) -> Any:
         """What crew reads: missing values (imputed or native to the boosters), text and categories in any
@@ -109,7 +116,8 @@ class _CrewEstimator(BaseEstimator):
             f"metric: {self.metric or self._default_metric}\n", encoding="utf-8")
         run = folder / "run"
         summary = solve(task_dir / "task.yaml", out=run, wall_time=parse_duration(self.time_budget),
-                        workers=self.workers, seed=self.seed, llm=[self.llm] if self.llm else ())
+                        workers=self.workers, seed=self.seed, llm=[self.llm] if self.llm else (),
+                        max_experiments=self.max_experiments)
         kept = (summary.get("final") or {}).get("predictor") or {}
         if not kept.get("saved"):
             reason = kept.get("reason") or f"no experiment fitted within time_budget={self.time_budget!r}"
