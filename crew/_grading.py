@@ -148,13 +148,13 @@ def grade(task: Task, submission: str | Path, answers: str | Path) -> GradeRepor
 
 def _score(task: Task, submission: pl.DataFrame, answers: pl.DataFrame) -> float:
     metric = task.metric_info
-    cols = [c for c in task.submission_columns() if c != task.id_column]
     if task.targets:  # column-wise: an n x k table of answers against the submission's same columns
         score = metric.score(answers.select(task.targets).cast(pl.Float64).to_numpy(),
                              submission.select(task.targets).cast(pl.Float64).to_numpy())
         return score if math.isfinite(score) else float("nan")
     assert task.target is not None
     y_true = answers[task.target].to_numpy()
+    cols = [c for c in task.submission_columns() if c != task.id_column]
     if metric.submission == "proba":
         pred = submission.select(cols).cast(pl.Float64).to_numpy()
         pred = pred[:, 0] if pred.shape[1] == 1 else pred

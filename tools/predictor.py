@@ -292,13 +292,10 @@ class Predictor:
         """Predictions for `frame` in the task's submission format (`proba`: every class's probability instead
         of labels, for a label metric), keyed by the table's id column when it has one, else by row number."""
         task = self.task
-        id_column = task.get("id_column")
-        ids = (frame[id_column] if id_column and id_column in frame.columns
-               else pd.Series(np.arange(len(frame)), name="row"))
         raw = self.predict_raw(frame)
         if proba and not self.regression:
             task["submission"] = "proba"
-        return script.submission_frame(ids.reset_index(drop=True), raw if proba else self.decided(raw), task)
+        return script.submission_frame(_ids(frame, task.get("id_column")), raw if proba else self.decided(raw), task)
 
     def describe(self) -> str:
         """What the run chose and why, which experiments it is made of, and how it was saved."""
@@ -358,6 +355,13 @@ def save_predictor(folder: Path, task_info: dict[str, Any], schema: dict[str, di
             "bytes": sum(p.stat().st_size for p in folder.iterdir())}
 
 
+def _ids(frame: pd.DataFrame, id_column: str | None) -> pd.Series:
+    """The rows' keys for a submission: the table's id column when it has one, else the row numbers."""
+    if id_column and id_column in frame.columns:
+        return frame[id_column].reset_index(drop=True)
+    return pd.Series(np.arange(len(frame)), name="row")
+
+
 class ColumnsPredictor:
     """A several-target run's model: one `Predictor` per column (each column's own run under `targets/`), or the
     constant a column with one value in train keeps; `submission` puts the columns side by side."""
@@ -391,9 +395,10 @@ class ColumnsPredictor:
                                 for p in self.columns.values()])
 
     def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
-        ids = (frame[self.id_column] if self.id_column and self.id_column in frame.columns
-               else pd.Series(np.arange(len(frame)), name="row"))
-        out = pd.DataFrame({ids.name: ids.reset_index(drop=True)})
+        """Every column's predictions beside the rows' ids (`proba` changes nothing: each column of several labels
+        is already a probability)."""
+        ids = _ids(frame, self.id_column)
+        out = pd.DataFrame({ids.name: ids})
         for name, values in zip(self.columns, self.predict(frame).T, strict=True):
             out[name] = values
         return out
@@ -404,26 +409,20 @@ class ColumnsPredictor:
 
 
 def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
-    """A several-target run: each column's predictor from `targets/<column>/run/`, as `final.json` records them."""
+    """A several-target run: each column's predictor from `targets/<column>/run/`, or the constant it kept, as
+    `final.json` records them."""
     import json
 
     final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
-    saved = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    from crew import Task
-
-    task = Task.load(saved["task"])
     columns: dict[str, Predictor | float] = {}
-    submission = pd.read_csv(run_dir / task.output_name) if (run_dir / task.output_name).is_file() else None
     for name, record in final["targets"].items():
-        if record.get("kind") == "constant" or not record.get("run_dir"):
-            if submission is None or name not in submission.columns:
-                raise ModelError(f"{run_dir}: column {name!r} kept no model and its constant is not in the submission")
-            columns[name] = float(submission[name].iloc[0])
+        if record.get("kind") == "constant":
+            columns[name] = float(record["value"])
         else:
             column = load_predictor(record["run_dir"], warn=warn)
             assert isinstance(column, Predictor)  # a column's run has one target
             columns[name] = column
-    return ColumnsPredictor(columns, task.id_column)
+    return ColumnsPredictor(columns, final.get("id_column"))
 
 
 def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor | ColumnsPredictor:

@@ -39,12 +39,11 @@ def register(app: typer.Typer) -> None:
         """Write one self-contained HTML page of a run: scores, experiment tree, leaderboard, roles, costs."""
         from crew.workflows.report import report
 
-        if not _is_run(run_dir) and (run_dir / "targets").is_dir():
-            columns = sorted(p.parent.name for p in (run_dir / "targets").glob("*/run"))
-            fail(CrewError(f"{run_dir}: a run of several targets, one run per column ({', '.join(columns[:6])}); fix: "
-                           f"report a column's run, e.g. crew report {run_dir / 'targets' / (columns or ['<column>'])[0]}"
-                           "/run"))
         if not _is_run(run_dir):
+            if (run_dir / "targets").is_dir():
+                columns = sorted(p.parent.name for p in (run_dir / "targets").glob("*/run")) or ["<column>"]
+                fail(CrewError(f"{run_dir}: a run of several targets, one run per column ({', '.join(columns[:6])}); "
+                               f"fix: report a column's run, e.g. crew report {run_dir / 'targets' / columns[0] / 'run'}"))
             fail(CrewError(f"{run_dir}: not a crew run folder (no blackboard.sqlite); fix: pass the folder "
                            "`crew solve` wrote, e.g. runs/<task>-<time>"))
         path = report(run_dir, out=out)

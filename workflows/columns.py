@@ -107,15 +107,17 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
         if resume and record.is_file():
             finals[column] = json.loads(record.read_text(encoding="utf-8"))
             continue
-        if train[column].drop_nulls().n_unique() < 2:
-            finals[column] = {"kind": "constant", "cv": None, "rationale": f"{column!r} has one value in train"}
+        if column not in to_solve:
+            finals[column] = {"kind": "constant", "value": float(columns[column][0]), "cv": None,
+                              "rationale": f"{column!r} has one value in train"}
             record.parent.mkdir(parents=True, exist_ok=True)
             record.write_text(json.dumps(finals[column]), encoding="utf-8")
             continue
         left = wall_time - (time.monotonic() - start) - _FINISH
         share = left / (len(to_solve) - to_solve.index(column))  # what earlier columns left unused goes to the rest
         if share < 5.0:
-            finals[column] = {"kind": "constant", "cv": None, "rationale": "no time was left for this column"}
+            finals[column] = {"kind": "constant", "value": float(columns[column][0]), "cv": None,
+                              "rationale": "no time was left for this column"}
             continue
         folder = _column_folder(task, run_dir, column, train)
         continuing = resume and (run / "run.json").is_file()
@@ -134,7 +136,7 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
         _write(ids.with_columns(*columns.values()), output)
         progress.write_text(json.dumps({"elapsed": spent + time.monotonic() - start}), encoding="utf-8")
     cvs = [f["cv"] for f in finals.values() if f.get("cv") is not None]
-    final = {"kind": "columns", "targets": finals,
+    final = {"kind": "columns", "targets": finals, "id_column": task.id_column,
              "cv": float(np.mean(cvs)) if len(cvs) == len(task.targets) else None,
              "rationale": f"{len(task.targets)} columns solved one at a time, each by "
                           f"{task.metric_info.per_column}; the submission puts them side by side"}

@@ -3,14 +3,16 @@
 MLE-bench prepares each Kaggle competition as `public/` (what the agent
 sees: `description.md`, train and test tables, a sample submission) and
 `private/` (the test answers), and ranks a score against the competition's
-`leaderboard.csv`. crew reads the same three things: the sample submission
-gives the id column (its first) and the target (the rest: one column, or
-one probability column per class), the description names the metric, and
+`leaderboard.csv`. A competition of MLE-bench's registry (`competitions.py`)
+is read as the registry says: its files, the column a submission is keyed
+by, the target (one column, one probability column per class, one-hot
+columns, or several targets) and the metric its grader computes. Any other
+folder is read from its files: the sample submission gives the id column
+(its first) and the target (the rest), the description names the metric.
 `--private`/`--leaderboard` supply what `crew grade` and `crew bench` need.
-Competitions crew cannot solve as a table (images, audio, text corpora in
-folders, several independent targets, a metric crew does not grade) are
-refused with what was found, never converted into a task that means
-something else.
+Competitions crew cannot take yet (images, audio, a grader crew does not
+reproduce) are refused with the reason, never converted into a task that
+means something else.
 """
 
 from __future__ import annotations
@@ -361,13 +363,13 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         raise CrewError(f"{sample_path}: its first column {id_column!r} is not in {test_path.name}; fix: pass a "
                         "competition whose sample submission is keyed by a test column")
     classes: list[str] | None = None
-    several = known is not None and known.output in ("multilabel", "multi_output")
-    if several:
+    target: str | list[str]
+    if known is not None and known.output in ("multilabel", "multi_output"):
         missing = [t for t in targets if t not in train.columns]
         if missing:
             raise CrewError(f"{train_path}: lacks the target column(s) {missing}; fix: pass the competition's "
                             "prepared public/ folder")
-        target = ""
+        target = targets
     elif known is not None and known.one_hot:
         train, target = _one_hot_label(train, known.one_hot, sample_path)
         classes = targets
@@ -387,9 +389,7 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
                             f"not the classes of one {train_path.name} column: several targets, which crew does not "
                             "solve; fix: pick a competition with one target")
         target, classes = labels[0], targets
-    if several:
-        pass
-    elif classes is not None and metric not in ("log_loss",):
+    if classes is not None and metric not in ("log_loss",):
         raise CrewError(f"{sample_path}: submits one probability column per class, scored by {metric}; crew "
                         "scores per-class probabilities with log_loss only; fix: pass --metric log_loss if that "
                         "is the competition's metric")
@@ -398,8 +398,7 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column,
-                    targets if several else target, classes,
+        _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column, target, classes,
                     metric, description, name, private_dir, leaderboard, budget, train_changed=train is not train_source,
                     answers_file=known.files.answers if known else None)
         Task.load(staging / "task.yaml")

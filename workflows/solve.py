@@ -335,11 +335,9 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
         from crew.workflows.columns import solve_columns
 
         if resume is None:
-            (run_dir / "run.json").write_text(json.dumps({
-                "task": str(task.root / "task.yaml"), "strategy": _strategy_name(strategy), "seed": seed,
-                "workers": workers, "wall_time": float(wall_time or task.budget.wall_time),
-                "max_experiments": max_experiments, "llm": list(llm), "llm_spend": llm_spend,
-                "allow_unconfined": allow_unconfined, "columns": task.targets}), encoding="utf-8")
+            _write_run_record(run_dir, task, strategy=strategy, seed=seed, workers=workers,
+                              wall_time=float(wall_time or task.budget.wall_time), max_experiments=max_experiments,
+                              llm=llm, llm_spend=llm_spend, allow_unconfined=allow_unconfined, columns=task.targets)
         return solve_columns(task, run_dir, solve=solve, wall_time=float(wall_time or task.budget.wall_time),
                              resume=resume is not None, brain=brain, llm=llm, llm_spend=llm_spend,
                              model_kwargs=model_kwargs, strategy=strategy, workers=workers, seed=seed,
@@ -362,13 +360,9 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     if resume is None or board.task() is None:
         board.set_task(task.name, task.model_dump(mode="json"))
     if resume is None:
-        (run_dir / "run.json").write_text(json.dumps({"task": str(task.root / "task.yaml"),
-                                                      "strategy": _strategy_name(strategy),
-                                                      "seed": seed, "workers": workers, "wall_time": budget_wall,
-                                                      "max_experiments": max_experiments, "llm": list(llm),
-                                                      "llm_spend": llm_spend,
-                                                      "allow_unconfined": allow_unconfined}),
-                                          encoding="utf-8")
+        _write_run_record(run_dir, task, strategy=strategy, seed=seed, workers=workers, wall_time=budget_wall,
+                          max_experiments=max_experiments, llm=llm, llm_spend=llm_spend,
+                          allow_unconfined=allow_unconfined)
     if task.kind == "kernel":
         final = optimize(task, run_dir, board=board, budget=budget, brain=brain, resume=resume is not None,
                          executor=executor, on_event=on_event)
@@ -396,6 +390,17 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     final = state.get("final") or board.get_meta("final") or {}
     return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
             "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments())}
+
+
+def _write_run_record(run_dir: Path, task: Task, *, strategy: str | Strategy, seed: int, workers: int | None,
+                      wall_time: float, max_experiments: int | None, llm: Sequence[str], llm_spend: float | None,
+                      allow_unconfined: bool, **more: Any) -> None:
+    """`run.json`: what `--resume` needs to start the run again as it was started (`more`: what a kind of run
+    adds, such as the columns of a several-target run)."""
+    (run_dir / "run.json").write_text(json.dumps({
+        "task": str(task.root / "task.yaml"), "strategy": _strategy_name(strategy), "seed": seed, "workers": workers,
+        "wall_time": wall_time, "max_experiments": max_experiments, "llm": list(llm), "llm_spend": llm_spend,
+        "allow_unconfined": allow_unconfined, **more}), encoding="utf-8")
 
 
 def _strategy_name(strategy: str | Strategy) -> str:
