@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crew import CrewError, Task, get_metric, grade, place_on_leaderboard
+from crew import CrewError, Task, get_metric, grade, place_on_leaderboard, read_table
 from crew.workflows.mlebench import detect_metric, import_mlebench
 
 EVALUATION = {
@@ -245,10 +245,14 @@ def replica(root: Path, competition: str, *, n: int = 160, m: int = 40) -> Path:
         signal = (code - len(classes) / 2) / len(classes) * 4 + rng.normal(scale=0.3, size=n + m)
     ids = [f"r{i:05d}" for i in range(n + m)]
     frame = pl.DataFrame({c.id_column: ids})
+    keyed_by_text = c.submission_columns[:1] != [c.id_column]  # detecting-insults: the comment is the key
     if c.modality == "text":
         words = np.array(["pizza", "please", "hungry", "thanks", "ghost", "night", "raven", "door", "model", "answer"])
-        frame = frame.with_columns(pl.Series("text", [" ".join(rng.choice(words[:5] if s > 0 else words[5:], 6))
-                                                      for s in signal]))
+        text = pl.Series("text", [" ".join(rng.choice(words[:5] if s > 0 else words[5:], 6)) + f" n{i}"
+                                  for i, s in enumerate(signal)])
+        frame = (pl.DataFrame({"Date": [f"2012{i % 12 + 1:02d}01000000Z" for i in range(n + m)],
+                               c.id_column: text}) if keyed_by_text else frame.with_columns(text))
+        ids = frame[c.id_column].to_list()
     else:
         frame = frame.with_columns(*[pl.Series(f"x{j}", signal * (j + 1) + rng.normal(size=n + m)) for j in range(3)])
     if classes:
@@ -274,8 +278,12 @@ def replica(root: Path, competition: str, *, n: int = 160, m: int = 40) -> Path:
             values = pl.Series(target, np.round(np.exp(signal) * 5, 2))
         answers = pl.DataFrame({c.id_column: ids}).with_columns(values)
         train = frame.with_columns(values)
-    files = {c.files.train: train[:n], c.files.test: frame[n:],
-             c.files.sample_submission: answers[n:].with_columns(pl.exclude(c.id_column).cast(pl.Float64) * 0 + 0.5)}
+    sample = answers[n:].with_columns(pl.exclude(c.id_column).cast(pl.Float64) * 0 + 0.5)
+    if keyed_by_text:  # the sample repeats the test's columns, in the registry's order; train repeats a comment
+        sample = sample.join(frame[n:], on=c.id_column).select(c.submission_columns)
+    train = pl.concat([train[:n], train[:1]]) if keyed_by_text else train[:n]
+    files = {c.files.train: train, c.files.test: frame[n:],
+             c.files.sample_submission: sample}
     for name, table in files.items():
         path = public / name
         if name.endswith(".json"):
@@ -287,7 +295,7 @@ def replica(root: Path, competition: str, *, n: int = 160, m: int = 40) -> Path:
     return public
 
 
-SUPPORTED = ["jigsaw-toxic-comment-classification-challenge", "leaf-classification",
+SUPPORTED = ["detecting-insults-in-social-commentary", "jigsaw-toxic-comment-classification-challenge", "leaf-classification",
              "learning-agency-lab-automated-essay-scoring-2", "lmsys-chatbot-arena", "new-york-city-taxi-fare-prediction",
              "nomad2018-predict-transparent-conductors", "random-acts-of-pizza", "spooky-author-identification",
              "tabular-playground-series-dec-2021", "tabular-playground-series-may-2022"]
@@ -306,7 +314,7 @@ def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
     assert "image files" in rows["aerial-cactus-identification"] and "several targets" in rows[
         "google-quest-challenge"] and "only the rows where u_out == 0" in rows["ventilator-pressure-prediction"]
     result = cli("import-mlebench", "--list", "--lite")
-    assert result.exit_code == 0 and "8 of 22 import and solve offline" in result.output
+    assert result.exit_code == 0 and "9 of 22 import and solve offline" in result.output
 
 
 @pytest.mark.parametrize("competition", SUPPORTED)
@@ -350,3 +358,19 @@ def test_every_supported_lite_competition_is_solved_offline_and_graded(tmp_path)
         report = grade(Task.load(path), tmp_path / "runs" / competition / "submission.csv",
                        tmp_path / competition / "grading" / "answers.csv")
         assert report.valid_submission, (competition, report.error)
+
+
+def test_a_competition_keyed_by_its_text_learns_from_the_key_and_submits_it(tmp_path):
+    """detecting-insults keys rows by the comment itself: the comment is the key and the text feature, train's
+    repeated comment is dropped with a note, and the sample is crew's key + prediction."""
+    from crew.tools.profile import profile_task
+
+    public = replica(tmp_path, "detecting-insults-in-social-commentary")
+    assert pl.read_csv(public / "train.csv").height == 161
+    task = Task.load(import_mlebench(public, out=tmp_path / "task", private_dir=public.parent / "private"))
+    assert task.submission_columns() == ["Comment", "Insult"] and task.target_type == "binary"
+    assert read_table(task.path(task.data.train)).height == 160  # type: ignore[union-attr]
+    assert "1 train row(s) repeat a Comment" in task.description and "repeats the test column(s) Date" in \
+        task.description
+    profile = profile_task(task)
+    assert "Comment" in profile.of_kind("text")

@@ -59,8 +59,11 @@ def profile_task(task: Task, *, seed: int = 0) -> DataProfile:
     assert task.data is not None and task.target is not None
     train = read_table(task.path(task.data.train))
     test = read_table(task.path(task.data.test))
-    features = [c for c in train.columns if c not in (task.target, task.id_column) and c in test.columns]
+    features = [c for c in train.columns if c != task.target and c in test.columns]
     columns = [_profile_column(train[c], train.height) for c in features]
+    # the id column only keys the rows, unless it is free text (detecting-insults keys its rows by the comment)
+    columns = [c for c in columns if c.name != task.id_column or c.kind == "text"]
+    features = [c.name for c in columns]
     target = _profile_target(train[task.target], task)
     duplicates = int(train.select(features).is_duplicated().sum()) if features else 0
     labelled = train.filter(pl.col(task.target).is_not_null())

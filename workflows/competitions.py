@@ -93,9 +93,8 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
                f"by {c.grader[:80]}, which crew does not grade yet"
     if c.files.train is None or c.files.test is None:
         return "its train or test rows are folders of files, not tables"
-    if c.id_column is not None and c.submission_columns[:1] != [c.id_column]:
-        return (f"its submission is keyed by {c.id_column!r} among other columns ({', '.join(c.submission_columns)}); "
-                "crew writes an id column first and the target after it")
+    if c.id_column is not None and c.id_column not in c.submission_columns:
+        return f"its submission ({', '.join(c.submission_columns)}) is keyed by no column crew can write"
     if metric_given:
         return None
     if c.metric is None or c.metric not in METRICS:

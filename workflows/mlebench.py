@@ -220,15 +220,17 @@ def _answers(private: Path, id_column: str, target: str | list[str], classes: li
 def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, sample_path: Path, train: pl.DataFrame,
                 test: pl.DataFrame, id_column: str, target: str | list[str], classes: list[str] | None, metric: str,
                 description: str, name: str | None, private_dir: str | Path | None, leaderboard: str | Path | None,
-                budget: dict[str, Any] | None, *, train_changed: bool = False, answers_file: str | None = None) -> None:
+                budget: dict[str, Any] | None, *, train_changed: bool = False, answers_file: str | None = None,
+                sample: pl.DataFrame | None = None) -> None:
     """The task folder's files: data (csv and parquet copied, other formats written as parquet), task.yaml, the
-    answers and the leaderboard."""
+    answers and the leaderboard. `sample`: the sample submission as crew writes it, when it differs from the
+    file's."""
     (out / "data").mkdir(parents=True, exist_ok=True)
     data: dict[str, str] = {}
     for role, source, frame in (("train", train_path, train), ("test", test_path, test),
-                                ("sample_submission", sample_path, None)):
+                                ("sample_submission", sample_path, sample)):
         target_path = out / "data" / source.name
-        changed = role == "train" and train_changed
+        changed = (role == "train" and train_changed) or (role == "sample_submission" and sample is not None)
         if role == "train" and id_column not in train.columns:
             # crew carries the id through every table; train rows get ids of their own, never a test id
             frame = train.with_row_index(id_column).with_columns(pl.format("train-{}", pl.col(id_column)).alias(id_column))
@@ -393,6 +395,24 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         raise CrewError(f"{sample_path}: submits one probability column per class, scored by {metric}; crew "
                         "scores per-class probabilities with log_loss only; fix: pass --metric log_loss if that "
                         "is the competition's metric")
+    notes: list[str] = []
+    copied = [c for c in sample.columns if c != id_column and c not in targets and c in test.columns]
+    crew_sample = None
+    if copied:
+        # test columns repeated in the sample (detecting-insults writes Insult, Date, Comment): the graders read
+        # the key and the prediction by name, so crew's submission is the key and the prediction
+        crew_sample = sample.select(id_column, *[c for c in sample.columns if c not in copied and c != id_column])
+        notes.append(f"the sample submission repeats the test column(s) {', '.join(copied)}; crew's submission "
+                     f"holds {id_column} and the prediction, which is what the grader reads")
+    if id_column in train.columns and train[id_column].is_duplicated().any():
+        # the key is a feature too (a comment's text): crew aligns train rows by it, so each must be unique
+        before = train.height
+        train = train.unique(subset=[id_column], keep="first", maintain_order=True)
+        notes.append(f"{before - train.height} train row(s) repeat a {id_column} seen earlier in train; the import "
+                     "kept the first of each")
+    if notes:
+        description = description.rstrip() + "\n\nImport notes (crew import-mlebench):\n" + "".join(
+            f"- {n}\n" for n in notes)
 
     out = Path(out)
     staging = out.with_name(out.name + ".partial")
@@ -400,7 +420,7 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
     try:
         _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column, target, classes,
                     metric, description, name, private_dir, leaderboard, budget, train_changed=train is not train_source,
-                    answers_file=known.files.answers if known else None)
+                    answers_file=known.files.answers if known else None, sample=crew_sample)
         Task.load(staging / "task.yaml")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # a refused import leaves nothing behind
