@@ -130,7 +130,7 @@ def grade(task: Task, submission: str | Path, answers: str | Path) -> GradeRepor
     report: dict[str, Any] = {"task": task.name, "metric": task.metric or "", "score": None, "valid_submission": False,
                               "error": None}
     try:
-        table = read_table(Path(submission))
+        table = read_table(Path(submission), as_text=task.kind == "seq2seq")
     except TableError as exc:
         report["error"] = f"could not read the submission: {exc.message}"
     else:
@@ -153,6 +153,9 @@ def _score(task: Task, submission: pl.DataFrame, answers: pl.DataFrame) -> float
                              submission.select(task.targets).cast(pl.Float64).to_numpy())
         return score if math.isfinite(score) else float("nan")
     assert task.target is not None
+    if task.kind == "seq2seq":  # text out: exact matches of the text as written, as MLE-bench's graders compare
+        matches = (submission[task.target].cast(pl.Utf8) == answers[task.target].cast(pl.Utf8)).cast(pl.Float64)
+        return float(matches.mean() or 0.0)  # type: ignore[arg-type]
     y_true = answers[task.target].to_numpy()
     cols = [c for c in task.submission_columns() if c != task.id_column]
     if metric.submission == "proba":
@@ -168,7 +171,7 @@ def _score(task: Task, submission: pl.DataFrame, answers: pl.DataFrame) -> float
 
 def _read_answers(task: Task, path: Path) -> pl.DataFrame:
     try:
-        answers = read_table(path)
+        answers = read_table(path, as_text=task.kind == "seq2seq")
     except TableError as exc:
         raise SubmissionError(exc.problem(str(path), "--answers")) from None
     needed = [c for c in (task.id_column, *task.target_columns) if c]

@@ -83,13 +83,18 @@ class Task(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9-]+$")
-    kind: Literal["tabular", "kernel"] = "tabular"
+    kind: Literal["tabular", "kernel", "seq2seq"] = "tabular"
     description: str = ""
     data: TaskData | None = None
     target: str | None = None
     targets: list[str] | None = Field(default=None, description="several target columns, predicted side by side "
                                       "and scored by a column-wise metric (`target: [a, b]` reads the same)")
     id_column: str | None = None
+    source: str | None = Field(default=None, description="kind: seq2seq: the column of train and test each row's "
+                               "output is made from (a token)")
+    group: str | None = Field(default=None, description="kind: seq2seq: rows sharing it form one sequence (a "
+                              "sentence) in file order: a token's neighbours are its context, and validation holds "
+                              "out whole groups")
     metric: str | None = None
     budget: TaskBudget = Field(default_factory=TaskBudget)
     output: str | None = None
@@ -99,7 +104,7 @@ class Task(BaseModel):
                                              "model (`openai:gpt-4o`), or a mapping role -> either, `default` for the rest")
 
     _root: Path = PrivateAttr(default_factory=Path)
-    _target_type: Literal["binary", "multiclass", "regression", "multilabel", "multioutput"] | None = PrivateAttr(
+    _target_type: Literal["binary", "multiclass", "regression", "multilabel", "multioutput", "text"] | None = PrivateAttr(
         default=None)
     _classes: list[str] = PrivateAttr(default_factory=list)
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -195,7 +200,7 @@ class Task(BaseModel):
 
     @property
     def output_name(self) -> str:
-        return self.output or ("submission.csv" if self.kind == "tabular" else "solution.py")
+        return self.output or ("solution.py" if self.kind == "kernel" else "submission.csv")
 
     @property
     def metric_info(self) -> Metric:
@@ -204,7 +209,7 @@ class Task(BaseModel):
         return get_metric(self.metric)
 
     @property
-    def target_type(self) -> Literal["binary", "multiclass", "regression", "multilabel", "multioutput"] | None:
+    def target_type(self) -> Literal["binary", "multiclass", "regression", "multilabel", "multioutput", "text"] | None:
         """binary, multiclass or regression for one target; multilabel (0/1 columns) or multioutput (numbers)
         for several."""
         return self._target_type
@@ -256,7 +261,7 @@ class Task(BaseModel):
     def summary(self) -> dict[str, object]:
         """What `crew validate` prints: enough to see the task was read as intended."""
         out: dict[str, object] = {"name": self.name, "kind": self.kind}
-        if self.kind == "tabular":
+        if self.kind != "kernel":
             assert self.data is not None
             train, test = self._shapes.get("train", (0, 0)), self._shapes.get("test", (0, 0))
             out.update({
@@ -286,7 +291,7 @@ class Task(BaseModel):
                                     "give a plain file name such as submission.csv"))
         problems += self._check_llm(file)
         if self.kind == "kernel":
-            return problems + self._check_kernel(file)
+            return problems + self._check_kernel(file) + self._check_seq2seq_fields(file)
         return problems + self._check_tabular(file)
 
     def _check_llm(self, file: str) -> list[Problem]:
@@ -321,7 +326,7 @@ class Task(BaseModel):
                     "metric": f"add `metric: <one of {', '.join(METRICS)}>`"}
         for field, fix in required.items():
             if getattr(self, field) is None and not (field == "target" and self.targets):
-                problems.append(Problem(file, field, "is required for kind: tabular", fix))
+                problems.append(Problem(file, field, f"is required for kind: {self.kind}", fix))
         if self.target is not None and self.targets:
             problems.append(Problem(file, "targets", "is given beside `target`", "name every column in `targets` "
                                                                                 "and remove `target`"))
@@ -338,6 +343,7 @@ class Task(BaseModel):
         for field in ("starting_solution", "score"):
             if getattr(self, field) is not None:
                 problems.append(Problem(file, field, "is only used by kind: kernel", f"remove `{field}` or set `kind: kernel`"))
+        problems += self._check_seq2seq_fields(file)
         if problems or self.data is None:
             return problems
 
@@ -390,6 +396,8 @@ class Task(BaseModel):
                         problems += self._check_target(file, train[target], per_column, target)
                 self._classes = []
                 self._target_type = "multioutput" if per_column.task == "regression" else "multilabel"
+            elif self.kind == "seq2seq":
+                problems += self._check_seq2seq_columns(file, train, test)
             elif self.target in train.columns:
                 problems += self._check_target(file, train[self.target], self.metric_info, str(self.target))
         if problems:
@@ -401,6 +409,33 @@ class Task(BaseModel):
             self._warnings.append(f"columns in train but not in test (experiments cannot use them): {missing[:10]}")
         if "sample_submission" in tables:
             problems += self._check_sample(tables["sample_submission"], test)
+        return problems
+
+    def _check_seq2seq_fields(self, file: str) -> list[Problem]:
+        """`source` and `group` belong to kind: seq2seq, whose output is text scored by exact match."""
+        if self.kind != "seq2seq":
+            return [Problem(file, field, "is only used by kind: seq2seq", f"remove `{field}` or set `kind: seq2seq`")
+                    for field in ("source", "group") if getattr(self, field) is not None]
+        problems = []
+        if self.source is None:
+            problems.append(Problem(file, "source", "is required for kind: seq2seq",
+                                    "add `source: <the column each output is made from>`"))
+        if self.targets:
+            problems.append(Problem(file, "targets", "kind: seq2seq predicts one column", "name it in `target`"))
+        if self.metric is not None and self.metric != "accuracy":
+            problems.append(Problem(file, "metric", f"kind: seq2seq is scored by exact match, not {self.metric}",
+                                    "use `metric: accuracy`"))
+        return problems
+
+    def _check_seq2seq_columns(self, file: str, train: pl.DataFrame, test: pl.DataFrame | None) -> list[Problem]:
+        problems = []
+        for field in ("source", "group"):
+            column = getattr(self, field)
+            for frame, rel in ((train, self.data.train), (test, self.data.test)):  # type: ignore[union-attr]
+                if column is not None and frame is not None and column not in frame.columns:
+                    problems.append(Problem(file, field, f"column {column!r} is not in {self.path(rel)}",
+                                            f"use one of {frame.columns[:12]}"))
+        self._target_type = "text"
         return problems
 
     def _check_target(self, file: str, y: pl.Series, metric: Metric, target: str) -> list[Problem]:
@@ -464,7 +499,7 @@ class Task(BaseModel):
 
 _FIELD_FIXES = {
     "name": "use lowercase letters, digits and dashes, e.g. `name: penguins-species`",
-    "kind": "use `kind: tabular` or `kind: kernel`",
+    "kind": "use `kind: tabular`, `kind: seq2seq` or `kind: kernel`",
     "data.train": "add `train: data/train.csv` under `data:`",
     "data.test": "add `test: data/test.csv` under `data:`",
     "budget.gpus": "use a whole number of GPUs, 0 or more",

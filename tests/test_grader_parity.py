@@ -30,13 +30,17 @@ def mlebench_grade(competition: str):
     return importlib.import_module(f"mlebench.competitions.{competition.replace('-', '_')}.grade").grade
 
 
-def random_submission(task: Task, ids: pd.Series, rng: np.random.Generator, kind: str) -> pd.DataFrame:
+def random_submission(task: Task, ids: pd.Series, rng: np.random.Generator, kind: str,
+                      answers: pd.DataFrame) -> pd.DataFrame:
     """A submission in crew's format: `kind` is `soft` (probabilities or values anywhere in range) or `hard`
-    (0/1 probabilities, the extremes a clipped metric must treat as MLE-bench does)."""
+    (0/1 probabilities, the extremes a clipped metric must treat as MLE-bench does); text is the answer or not."""
     n = len(ids)
     frame = pd.DataFrame({task.id_column: ids.to_numpy()})
     metric = task.metric_info
-    if task.target_type in ("regression", "multioutput"):
+    if task.target_type == "text":  # right for about half the rows, wrong for the rest
+        right = answers.set_index(task.id_column).loc[ids, task.target].astype(str).to_numpy()
+        frame[task.target] = np.where(rng.uniform(size=n) < 0.5, right, np.char.add(right.astype(str), "x"))
+    elif task.target_type in ("regression", "multioutput"):
         for column in task.target_columns:
             frame[column] = rng.lognormal(size=n)
     elif task.target_type == "multilabel" or (task.target_type == "binary" and metric.submission == "proba"):
@@ -63,14 +67,13 @@ def test_crew_grades_as_mlebench_does(tmp_path, competition):
     private = public.parent / "private"
     task = Task.load(import_mlebench(public, out=tmp_path / "task", private_dir=private))
     answers = pd.read_csv(private / c.files.answers)
-    ids = pd.read_csv(public / c.files.test)[c.id_column] if c.files.test.endswith(".csv") else \
-        pd.read_json(public / c.files.test)[c.id_column]
+    ids = answers[c.id_column]
     theirs = mlebench_grade(competition)
     rng = np.random.default_rng(0)
     for trial in range(6):
         shuffle = trial % 2 and competition not in BY_POSITION
         frame = random_submission(task, ids.sample(frac=1, random_state=trial) if shuffle else ids, rng,
-                                  "hard" if trial >= 4 else "soft")
+                                  "hard" if trial >= 4 else "soft", answers)
         path = tmp_path / f"submission-{trial}.csv"
         frame.to_csv(path, index=False)
         ours = grade(task, path, tmp_path / "task" / "grading" / "answers.csv")

@@ -239,6 +239,8 @@ def replica(root: Path, competition: str, *, n: int = 160, m: int = 40) -> Path:
     public, private = root / competition / "prepared" / "public", root / competition / "prepared" / "private"
     public.mkdir(parents=True)
     private.mkdir(parents=True)
+    if c.sequence is not None:
+        return token_replica(public, private, c, rng, sentences=max(20, (n + m) // 4))
     signal = rng.normal(size=n + m)
     if classes:
         code = np.arange(n + m) % len(classes)
@@ -295,10 +297,48 @@ def replica(root: Path, competition: str, *, n: int = 160, m: int = 40) -> Path:
     return public
 
 
+def token_replica(public: Path, private: Path, c, rng: np.random.Generator, *, sentences: int) -> Path:
+    """A text-normalization layout: sentences of tokens (words, some spelt letter by letter; numbers, spelt out
+    in the competition's language), train/test split by sentence, each table zipped as MLE-bench prepares it."""
+    import zipfile
+
+    from num2words import num2words
+
+    lang = "ru" if "russian" in c.id else "en"
+    words = ["кот", "сидел", "на", "окне", "в", "году"] if lang == "ru" else ["the", "cat", "sat", "on", "a", "mat"]
+    rows = []
+    for sentence in range(sentences):
+        for token in range(int(rng.integers(4, 9))):
+            draw = rng.random()
+            if draw < 0.2:
+                number = int(rng.integers(0, 2000))
+                before, after, kind = str(number), num2words(number, lang=lang), "CARDINAL"
+            elif draw < 0.3:
+                before, after, kind = "NASA", "n a s a", "LETTERS"
+            else:
+                before = str(rng.choice(words))
+                after, kind = before, "PLAIN"
+            rows.append((sentence, token, kind, before, after))
+    frame = pl.DataFrame(rows, schema=["sentence_id", "token_id", "class", "before", "after"], orient="row")
+    cut = int(sentences * 0.8)
+    train, test = frame.filter(pl.col("sentence_id") < cut), frame.filter(pl.col("sentence_id") >= cut)
+    test = test.with_columns(pl.col("sentence_id") - cut)  # prepare.py numbers each split's sentences from 0
+    answers = test.select(pl.format("{}_{}", "sentence_id", "token_id").alias("id"), "after")
+    tables = {c.files.train: train, c.files.test: test.select("sentence_id", "token_id", "before"),
+              c.files.sample_submission: answers.with_columns(test["before"].alias("after"))}
+    for name, table in tables.items():
+        with zipfile.ZipFile(public / name, "w") as archive:
+            archive.writestr(name.removesuffix(".zip"), table.write_csv())
+    answers.write_csv(private / c.files.answers)
+    (public / "description.md").write_text(f"# {c.id}\n\n## Evaluation\n\n{c.grader}\n")
+    return public
+
+
 SUPPORTED = ["detecting-insults-in-social-commentary", "jigsaw-toxic-comment-classification-challenge", "leaf-classification",
              "learning-agency-lab-automated-essay-scoring-2", "lmsys-chatbot-arena", "new-york-city-taxi-fare-prediction",
              "nomad2018-predict-transparent-conductors", "random-acts-of-pizza", "spooky-author-identification",
-             "tabular-playground-series-dec-2021", "tabular-playground-series-may-2022"]
+             "tabular-playground-series-dec-2021", "tabular-playground-series-may-2022",
+             "text-normalization-challenge-english-language", "text-normalization-challenge-russian-language"]
 
 
 def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
@@ -314,7 +354,7 @@ def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
     assert "image files" in rows["aerial-cactus-identification"] and "several targets" in rows[
         "google-quest-challenge"] and "only the rows where u_out == 0" in rows["ventilator-pressure-prediction"]
     result = cli("import-mlebench", "--list", "--lite")
-    assert result.exit_code == 0 and "9 of 22 import and solve offline" in result.output
+    assert result.exit_code == 0 and "11 of 22 import and solve offline" in result.output
 
 
 @pytest.mark.parametrize("competition", SUPPORTED)
@@ -327,7 +367,8 @@ def test_a_supported_competition_imports_as_the_registry_says(tmp_path, competit
     assert (task.metric, task.id_column) == (c.metric, c.id_column)
     assert task.submission_columns() == c.submission_columns or task.target_type == "binary"
     answers = pl.read_csv(tmp_path / "task" / "grading" / "answers.csv")
-    assert answers.columns == [c.id_column, *task.target_columns] and answers.height == 40
+    assert answers.columns == [c.id_column, *task.target_columns]
+    assert answers.height == read_table(task.path(task.data.test)).height == (40 if c.sequence is None else answers.height)
     assert task.target_columns == (c.targets if c.output in ("multilabel", "multi_output") else [task.target])
 
 

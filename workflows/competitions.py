@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from crew import METRICS
 
-__all__ = ["Competition", "CompetitionFiles", "competitions", "support"]
+__all__ = ["Competition", "CompetitionFiles", "TokenSequence", "competitions", "support"]
 
 REGISTRY = Path(__file__).with_name("mlebench.yaml")
 
@@ -36,6 +36,17 @@ class CompetitionFiles(BaseModel):
     sample_submission: str | None
     answers: str | None
     other: list[str] = []
+
+
+class TokenSequence(BaseModel):
+    """How a seq2seq competition's rows form sequences: the input token, the sequence it belongs to and its place
+    there (the submission's id is `<group>_<position>`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    group: str
+    position: str
 
 
 class Competition(BaseModel):
@@ -59,6 +70,8 @@ class Competition(BaseModel):
     group_by: str | None
     clip: str | None
     notes: str = ""
+    sequence: TokenSequence | None = None
+    """A seq2seq competition's token columns (its test table has no id column of its own)."""
 
     @property
     def one_hot(self) -> list[str]:
@@ -83,9 +96,9 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
         return f"its inputs are {c.modality} files, which crew does not read yet"
     if c.modality == "other":
         return f"its inputs are not tables or text ({c.notes[:90]})"
-    if c.modality == "seq2seq":
-        return "a token-normalisation task (token in, token out), which crew does not solve yet"
-    if c.output in ("text", "other"):
+    if c.modality == "seq2seq" and c.sequence is None:
+        return "a token-normalisation task whose token columns the registry does not name"
+    if c.output == "other" or (c.output == "text" and c.modality != "seq2seq"):
         return f"it predicts {'text' if c.output == 'text' else 'structured answers'} per row ({c.grader[:80]})"
     columnwise = c.metric in METRICS and METRICS[c.metric].per_column is not None
     if c.output in ("multilabel", "multi_output") and not columnwise:

@@ -17,8 +17,10 @@ means something else.
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,13 @@ def _read(path: Path) -> pl.DataFrame:
     json (an array of records) and jsonl (a record per line) by polars; any failure is one line naming the file."""
     suffix = path.suffix.lower()
     try:
+        if suffix == ".zip":  # MLE-bench ships some tables zipped (text-normalization's en_train.csv.zip)
+            with zipfile.ZipFile(path) as archive:
+                inner = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+                if len(inner) != 1:
+                    raise CrewError(f"{path}: holds {len(inner)} csv files, expected one; fix: pass the competition's "
+                                    "prepared public/ folder")
+                return pl.read_csv(io.BytesIO(archive.read(inner[0])), infer_schema_length=None)
         if suffix in (".csv", ".parquet"):
             return read_table(path)
         if suffix == ".tsv":
@@ -183,6 +192,8 @@ def _read(path: Path) -> pl.DataFrame:
             + [pl.col(c).struct.json_encode() for c, t in frame.schema.items() if isinstance(t, pl.Struct)])
     except TableError as exc:
         raise CrewError(f"{path}: {exc.message}; fix: {exc.fix}") from None
+    except CrewError:
+        raise
     except Exception as exc:  # polars raises many types; each means "cannot parse"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CrewError(f"{path}: could not be read as {suffix[1:]} ({reason[:160]}); fix: check the file's "
@@ -221,7 +232,7 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
                 test: pl.DataFrame, id_column: str, target: str | list[str], classes: list[str] | None, metric: str,
                 description: str, name: str | None, private_dir: str | Path | None, leaderboard: str | Path | None,
                 budget: dict[str, Any] | None, *, train_changed: bool = False, answers_file: str | None = None,
-                sample: pl.DataFrame | None = None) -> None:
+                sample: pl.DataFrame | None = None, sequence: dict[str, str] | None = None) -> None:
     """The task folder's files: data (csv and parquet copied, other formats written as parquet), task.yaml, the
     answers and the leaderboard. `sample`: the sample submission as crew writes it, when it differs from the
     file's."""
@@ -230,7 +241,8 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
     for role, source, frame in (("train", train_path, train), ("test", test_path, test),
                                 ("sample_submission", sample_path, sample)):
         target_path = out / "data" / source.name
-        changed = (role == "train" and train_changed) or (role == "sample_submission" and sample is not None)
+        changed = ((role == "train" and train_changed) or (role == "sample_submission" and sample is not None)
+                   or (role == "test" and sequence is not None))
         if role == "train" and id_column not in train.columns:
             # crew carries the id through every table; train rows get ids of their own, never a test id
             frame = train.with_row_index(id_column).with_columns(pl.format("train-{}", pl.col(id_column)).alias(id_column))
@@ -245,6 +257,8 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
     spec: dict[str, Any] = {"name": slug, "kind": "tabular", "description": description.strip() or f"MLE-bench: {slug}",
                             "data": data, **({"targets": target} if isinstance(target, list) else {"target": target}),
                             "id_column": id_column, "metric": metric}
+    if sequence is not None:  # token in, token out (workflows/seq2seq.py)
+        spec = {**spec, "kind": "seq2seq", **sequence}
     if budget:
         spec["budget"] = budget
     (out / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100),
@@ -358,6 +372,18 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         id_column, targets = known.id_column, list(known.targets)
     else:
         id_column, *targets = sample.columns
+    sequence = None
+    if known is not None and known.sequence is not None:
+        # a token's id is <sentence>_<token> in test (the submission's key); train's ids never equal a test id
+        seq = known.sequence
+        for role, frame in (("train", train), ("test", test)):
+            missing = [c for c in (seq.source, seq.group, seq.position) if c not in frame.columns]
+            if missing:
+                raise CrewError(f"{train_path if role == 'train' else test_path}: lacks the column(s) {missing}; fix: "
+                                "pass the competition's prepared public/ folder")
+        test = test.with_columns(pl.format("{}_{}", seq.group, seq.position).alias(id_column))
+        train = train.with_columns(pl.format("train-{}_{}", seq.group, seq.position).alias(id_column))
+        sequence = {"source": seq.source, "group": seq.group}
     if not targets:
         raise CrewError(f"{sample_path}: has only the column {id_column!r}; fix: pass a competition whose sample "
                         "submission holds an id and a target")
@@ -420,7 +446,7 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
     try:
         _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column, target, classes,
                     metric, description, name, private_dir, leaderboard, budget, train_changed=train is not train_source,
-                    answers_file=known.files.answers if known else None, sample=crew_sample)
+                    answers_file=known.files.answers if known else None, sample=crew_sample, sequence=sequence)
         Task.load(staging / "task.yaml")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # a refused import leaves nothing behind
