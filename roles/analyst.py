@@ -113,6 +113,15 @@ def render_report(task: Mapping[str, Any], profile: DataProfile, report: DataRep
     lines += ["", "| column | kind | dtype | missing | unique | examples |", "| --- | --- | --- | --- | --- | --- |"]
     for c in profile.columns:
         lines.append(f"| {c.name} | {c.kind} | {c.dtype} | {c.missing:.1%} | {c.n_unique} | {', '.join(c.examples[:3])} |")
+    texts = [c for c in profile.columns if c.text is not None]
+    if texts:
+        lines += ["", "## Text", "", "| column | mean chars | longest | mean words | vocabulary | script | language "
+                  "hint | characters (train + test) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for c in texts:
+            t = c.text
+            assert t is not None
+            lines.append(f"| {c.name} | {t.mean_chars:g} | {t.max_chars} | {t.mean_words:g} | {t.vocabulary:,} | "
+                         f"{t.script} | {t.language or '-'} | {t.chars:,} |")
     lines += ["", "## Findings", ""] + [f"- {issue}" for issue in report.issues or ["nothing alarming"]]
     if report.drop_columns:
         lines += ["", f"Dropped as carrying no signal: {', '.join(report.drop_columns)}"]

@@ -21,6 +21,7 @@ from crew.tools.codecheck import Finding, check_code, check_kernel
 from crew.tools.cost import CostModel, Estimate, Workload, history, read_workload
 from crew.tools.knobs import apply_changes, exposed
 from crew.tools.pipelines import PipelineSpec, cached_stages, render
+from crew.tools.profile import text_chars_per_row
 from crew.tools.scorer import estimate_run
 
 __all__ = ["Critic", "Verdict", "changed_workload"]
@@ -103,9 +104,13 @@ class Critic(Role):
         work = read_workload(proposal.get("code", ""), rows=rows, test_rows=task.shapes.get("test", (0, 0))[0],
                              columns=columns, classes=max(1, len(task.classes)),
                              threads=int(proposal.get("threads", 1)))
+        if work.text_columns and (work.sparse_text or work.text_svd):
+            work = work.model_copy(update={"text_chars_per_row": text_chars_per_row(task, work.text_columns)})
         cached = cached_stages(proposal.get("code", ""), stage_cache)
         if "tune" in cached:  # the tuned parameters will be loaded from the stage cache: no trials to pay for
             work = work.model_copy(update={"tune_trials": 0})
+        if "features" in cached:  # text_tfidf's SVD is in the cached features
+            work = work.model_copy(update={"text_svd": False})
         model = CostModel(history=history(board) if board is not None else [])
         estimate = model.estimate(work)
         if cached:

@@ -65,7 +65,8 @@ class Planner(Role):
         task, report = context["task"], context["data_report"]
         rows = int(task["rows"])
         classification = task["target_type"] != "regression"
-        suggested = [name for name, insight in INSIGHTS.items() if insight.suggest and insight.suggest(report)]
+        suggested = [name for name, insight in INSIGHTS.items() if insight.suggest and insight.suggest(report)
+                     and (classification or not insight.classification_only)]
         preprocessing = [name for name in suggested if INSIGHTS[name].stage == "preprocessing"]
         features = ["none", *(name for name in suggested if INSIGHTS[name].stage == "feature_engineering")]
         linear = "linear"

@@ -42,7 +42,7 @@ def test_the_script_has_no_variant_the_catalogue_does_not_name() -> None:
 def test_every_feature_insight_is_a_script_step_except_those_that_need_the_target() -> None:
     # a log target and target means are fitted inside each fold (LOG_TARGET, PREPROCESS["target_encode"]), not on
     # train and test together as the feature steps are
-    assert set(FEATURE_STEPS) == set(FEATURES) - {"log_target", "target_encoding"}
+    assert set(FEATURE_STEPS) == set(FEATURES) - {"log_target", "target_encoding", "nb_weights"}
 
 
 def test_small_data_and_target_kind_shape_the_starting_parameters() -> None:

@@ -178,3 +178,33 @@ def test_the_cost_model_learns_from_the_board_however_it_is_passed(tmp_path, tas
     without = Critic().context(state)["estimate"]
     assert "4 finished lightgbm" in in_constructor.basis and through_state.basis == in_constructor.basis
     assert "prior only" in without.basis and through_state.seconds > without.seconds
+
+
+def test_text_features_are_priced_by_the_characters_they_read(tmp_path):
+    """Sparse n-grams cost in every fit, an SVD reduction once; both grow with the text's length, and the critic
+    reads the length from the data (the profile's characters per row)."""
+    from crew.tools.profile import text_chars_per_row
+
+    base = Workload(families=["linear"], folds=5, rows=20_000, test_rows=5_000, columns=2, refit=True,
+                    text_columns=["review"], text_chars_per_row=300.0)
+    model = CostModel()
+    plain = model.estimate(base)
+    ngrams = model.estimate(base.model_copy(update={"sparse_text": True}))
+    longer = model.estimate(base.model_copy(update={"sparse_text": True, "text_chars_per_row": 1200.0}))
+    assert plain.seconds < ngrams.seconds < longer.seconds and ngrams.memory < longer.memory
+    assert "text n-grams of 300 chars/row" in ngrams.basis
+    svd = model.estimate(base.model_copy(update={"text_svd": True}))
+    assert plain.seconds < svd.seconds < ngrams.seconds
+    (tmp_path / "data").mkdir()
+    rows = [f"{i},{i % 5},{'good fine great' if i % 2 else 'bad awful poor'} words here,{i % 2}" for i in range(40)]
+    (tmp_path / "data" / "train.csv").write_text("id,x0,text,y\n" + "\n".join(rows) + "\n")
+    (tmp_path / "data" / "test.csv").write_text("id,x0,text\n" + "\n".join(r.rpartition(",")[0] for r in rows[:10])
+                                                + "\n")
+    (tmp_path / "task.yaml").write_text("name: t\ndata: {train: data/train.csv, test: data/test.csv}\ntarget: y\n"
+                                        "id_column: id\nmetric: roc_auc\n")
+    task = Task.load(tmp_path / "task.yaml")
+    spec = PipelineSpec(model="linear", numeric=["x0"], text=["text"], features=["text_ngrams"])
+    work = read_workload(render(spec, task), rows=40)
+    assert work.text_columns == ["text"] and work.sparse_text and not work.text_svd
+    assert text_chars_per_row(task, ["text"]) == pytest.approx(sum(len(r.split(",")[2]) for r in rows + rows[:10])
+                                                                / 50)

@@ -126,10 +126,15 @@ def test_the_schema_check_reads_dates_in_the_training_format(tmp_path: Path) -> 
     assert len(problems) == 1 and problems[0].startswith("column 'when': 60 row(s)")
 
 
-def test_a_linear_model_on_sparse_text_ngrams_saves_and_predicts_as_the_experiment_did(tmp_path: Path) -> None:
+@pytest.mark.parametrize("nb_weights", [False, True], ids=["tfidf", "nb_weights"])
+def test_a_linear_model_on_sparse_text_ngrams_saves_and_predicts_as_the_experiment_did(tmp_path: Path,
+                                                                                       nb_weights: bool) -> None:
+    """With NB-SVM's weights too: the experiment's own NBWeights is saved as scikit-learn's MaxAbsScaler."""
     task = _task(tmp_path / "task", target="multiclass")
     spec = PipelineSpec(numeric=["x", "amount"], categorical=["city"], datetime=["when"], text=["note"], folds=3,
-                        features=["datetime_parts", "text_ngrams"], model="linear")
+                        features=["datetime_parts", "text_ngrams", *(["nb_weights"] if nb_weights else [])],
+                        model="linear")
+    assert ("class NBWeights" in render(spec, task)) == nb_weights
     result = LocalExecutor(root=tmp_path / "experiments").run(
         Launch(code=render(spec, task), data_dir=str(task.root), limits=Limits(wall_time=180, memory=3 * 1024**3)))
     assert result.reason == "ok", result.stderr_tail

@@ -90,3 +90,18 @@ def test_numbers_with_missing_markers_and_dates_in_other_formats(tmp_path):
     assert {name: c.kind for name, c in columns.items()} == {
         "income": "numeric", "visit": "datetime", "seen": "datetime", "month": "categorical", "grade": "categorical"}
     assert columns["income"].missing == pytest.approx(sum(i % 7 == 0 or i % 11 == 0 for i in range(n)) / n, abs=1e-3)
+
+
+def test_text_columns_are_profiled_for_length_vocabulary_script_and_language() -> None:
+    import polars as pl
+
+    from crew.tools.profile import profile_text
+
+    english = pl.Series(["the cat sat on the mat and it was happy", "you and I went to the park in the rain"] * 5)
+    stats = profile_text(english, pl.Series(["the end"]))
+    assert stats.script == "latin" and stats.language == "en" and stats.max_chars == 39
+    assert stats.chars == 5 * (39 + 38) + 7 and stats.mean_words == 10.0 and stats.vocabulary == 16
+    russian = profile_text(pl.Series(["я не знаю что это и как он это сделал"] * 3))
+    assert (russian.script, russian.language) == ("cyrillic", "ru")
+    codes = profile_text(pl.Series(["x9 zq7 kk", "pp vv ww"]))
+    assert codes.language is None and codes.script == "latin"

@@ -287,3 +287,21 @@ def test_tuning_trials_fit_a_stratified_sample_of_a_large_table(monkeypatch: pyt
     y = np.array([0, 0, 1] * 200)
     params, trials = script.tune(X, y, ["a"], [])
     assert trials == 2 and seen == [120, 120] and "C" in params
+
+
+def test_nb_weights_scale_the_ngrams_that_tell_the_classes_apart() -> None:
+    """NB-SVM's log-count ratios: a word only one class uses weighs more than one both use evenly; two classes
+    give the plain ratio's size, three or more its mean size over one-against-the-rest."""
+    import numpy as np
+    from scipy import sparse
+
+    from crew.tools.script import NBWeights
+
+    X = sparse.csr_matrix(np.array([[3, 1, 0], [2, 1, 0], [0, 1, 2], [0, 1, 3]], dtype=float))
+    weights = NBWeights().fit(X, np.array([0, 0, 1, 1])).weights_
+    assert weights[0] > weights[1] and weights[2] > weights[1] and weights[1] < 0.3
+    scaled = NBWeights().fit(X, [0, 0, 1, 1]).transform(X)
+    assert sparse.issparse(scaled) and scaled.toarray() == pytest.approx(X.toarray() * weights, rel=1e-6)
+    assert NBWeights().fit(X, np.array([0, 1, 2, 2])).weights_.shape == (3,)
+    plain = NBWeights().fit(X, [0, 0, 1, 1]).as_scaler()
+    assert plain.transform(X).toarray() == pytest.approx(scaled.toarray(), rel=1e-6)

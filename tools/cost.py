@@ -89,6 +89,17 @@ family since issue 20) from one hand measurement (1000 rounds on 400 rows x 30 c
 mlp and unknown are rough guesses; the online correction fixes all of them within a run."""
 
 _STARTUP = 1.9  # interpreter, pandas and scikit-learn imports, reading a small csv
+_NGRAM_SECONDS_PER_CHAR = 2.1e-6
+"""Word (1-2) and character (2-5) n-gram TF-IDF, fitted on a fold's train rows and applied to its held-out and
+test rows: seconds per character read (2.0-2.3e-6 on bench/text_tasks.py's two tasks, `bench/text_cost.py`)."""
+_NGRAM_NONZEROS_PER_CHAR = 2.2
+"""Non-zero n-gram features per character of text (1.8 on reviews, 2.2 on authors)."""
+_SPARSE_FIT_SECONDS_PER_NONZERO = 8e-7
+"""A linear model's fit on sparse n-grams, per non-zero (3.4e-7 binary, 1.3e-6 three classes)."""
+_SVD_SECONDS_PER_CHAR = 6e-7
+"""text_tfidf: a 5,000-term word TF-IDF of train and test reduced by SVD, once per experiment (5-7e-7)."""
+_SPARSE_BYTES_PER_NONZERO = 36.0
+"""A sparse matrix's 12 bytes per non-zero, about three copies alive (the blocks, their stack, a fold's slice)."""
 _STARTUP_PER_CELL = 1.5e-6  # reading and encoding each train+test cell
 _BASE_MEMORY = 115 * MiB
 _BYTES_PER_CELL = 80.0  # pandas frames, encoded copies and fold slices of each cell
@@ -116,6 +127,14 @@ class Workload(BaseModel):
     """Test predictions come from one more fit per bag on every row."""
     tune_rows: int | None = None
     """Tuning trials fit a sample of at most this many rows (the script's TUNE_ROWS)."""
+    text_columns: list[str] = Field(default_factory=list)
+    """The text columns the code reads (its COLUMNS["text"])."""
+    sparse_text: bool = False
+    """Each fit builds word and character n-gram TF-IDF of the text (PREPROCESS["sparse_text"])."""
+    text_svd: bool = False
+    """The features include text_tfidf: a TF-IDF reduced by SVD, built once."""
+    text_chars_per_row: float = 0.0
+    """Characters of text per train or test row, over `text_columns` (the critic reads it from the data)."""
 
     @property
     def family(self) -> str:
@@ -158,6 +177,24 @@ def _prior_fit_seconds(prior: FamilyPrior, work: Workload, family: str) -> float
         units *= work.rows_per_fit
     threads = max(1, work.threads) ** 0.7  # parallel speed-up is never linear
     return scale * (prior.fixed + prior.per_unit * units**prior.power) / threads
+
+
+def _text_cost(work: Workload) -> tuple[float, float]:
+    """Seconds and bytes the text features add: n-grams built and a sparse model fitted in every fit, an SVD
+    reduction once."""
+    per_row = work.text_chars_per_row
+    if not per_row or not (work.sparse_text or work.text_svd):
+        return 0.0, 0.0
+    seconds = memory = 0.0
+    if work.sparse_text:
+        read = per_row * (work.rows_per_fit + work.rows / max(1, work.folds) + work.test_rows)
+        nonzeros = _NGRAM_NONZEROS_PER_CHAR * per_row * work.rows_per_fit
+        seconds += work.fit_units * (_NGRAM_SECONDS_PER_CHAR * read + _SPARSE_FIT_SECONDS_PER_NONZERO * nonzeros
+                                     * max(1, work.classes - 1) ** 0.5) / max(1, work.threads) ** 0.3
+        memory += _SPARSE_BYTES_PER_NONZERO * _NGRAM_NONZEROS_PER_CHAR * per_row * (work.rows_per_fit + work.test_rows)
+    if work.text_svd:
+        seconds += _SVD_SECONDS_PER_CHAR * per_row * (work.rows + work.test_rows)
+    return seconds, memory
 
 
 class Estimate(BaseModel):
@@ -207,6 +244,8 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
     early_stopping = refit = False
     tune_rows: int | None = None
     splitter_seen = False
+    text_columns: list[str] = []
+    sparse_text = text_svd = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name, value = node.targets[0].id, _constant(node.value)
@@ -226,6 +265,12 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
                 refit = value
             elif name == "TUNE_ROWS" and isinstance(value, int) and value > 0:
                 tune_rows = value
+            elif name == "COLUMNS" and isinstance(value, dict) and isinstance(value.get("text"), list):
+                text_columns = [str(c) for c in value["text"]]
+            elif name == "PREPROCESS" and isinstance(value, dict):
+                sparse_text = bool(value.get("sparse_text"))
+            elif name == "FEATURE_STEPS" and isinstance(node.value, ast.List):
+                text_svd = any(isinstance(e, ast.Name) and e.id == "text_tfidf" for e in node.value.elts)
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
                 if isinstance(key, ast.Constant) and key.value in _ESTIMATOR_KEYS and isinstance(_constant(value), int):
@@ -256,7 +301,9 @@ def read_workload(code: str, *, rows: int, test_rows: int = 0, columns: int = 1,
         folds = 5 if splitter_seen else 1
     return Workload(families=families, estimators=max(estimators) if estimators else None, folds=max(1, folds),
                     tune_trials=trials, repeats=repeats, bags=bags, subsample=subsample, rows=rows, test_rows=test_rows, columns=columns,
-                    classes=classes, threads=threads, early_stopping=early_stopping, refit=refit, tune_rows=tune_rows)
+                    classes=classes, threads=threads, early_stopping=early_stopping, refit=refit, tune_rows=tune_rows,
+                    text_columns=text_columns, sparse_text=sparse_text and bool(text_columns),
+                    text_svd=text_svd and bool(text_columns))
 
 
 def _geometric_mean(values: Iterable[float]) -> float | None:
@@ -290,6 +337,9 @@ class CostModel:
             * work.fit_units / max(1, len(work.families)) ** 0.5
         trees = (work.estimators or prior.estimators) if prior.bytes_per_row_tree else 0
         memory = _BASE_MEMORY + _BYTES_PER_CELL * cells + prior.bytes_per_row_tree * trees * work.rows_per_fit
+        text_seconds, text_memory = _text_cost(work)
+        seconds += text_seconds
+        memory += text_memory
         if prior.quadratic_rows:
             memory += 8 * min(work.rows_per_fit, 20_000) ** 2 * 0.25  # the kernel cache grows with rows squared
         return seconds, int(memory)
@@ -318,6 +368,10 @@ class CostModel:
         memory = int(prior_memory * memory_fix * self.memory_margin)
         shape = (f"{family}: {work.fits} fit(s) of {work.rows_per_fit:,} rows x {work.columns} columns"
                  + (f", {work.estimators} estimators" if work.estimators else "")
+                 + (f", text n-grams of {work.text_chars_per_row:.0f} chars/row" if work.sparse_text
+                    and work.text_chars_per_row else "")
+                 + (f", text SVD of {work.text_chars_per_row:.0f} chars/row" if work.text_svd
+                    and work.text_chars_per_row else "")
                  + (f", {work.tune_trials} tuning trials" if work.tune_trials else ""))
         basis = f"{shape}; prior {prior_seconds:.1f}s, {time_note}"
         return Estimate(seconds=round(seconds, 3), memory=memory, family=family, prior_seconds=round(prior_seconds, 4),

@@ -155,7 +155,7 @@ def _renamed(code: str, name: str) -> str:
 _LOADING = ("canonical", "read", "numbers", "parse_dates", "load_data", "encode_target")
 _EVALUATION = ("splitter", "holdout", "fit_pipeline", "predict_raw", "target_forward", "target_back", "values",
                "cross_validate", "temperature", "calibrated", "fit_weights", "decision", "decided", "fold_scores")
-_OUTPUT = ("refit_rounds", "refit", "_vectorizers", "save_model", "tune", "submission_frame", "raw_frame", "threads_for", "main")
+_OUTPUT = ("refit_rounds", "refit", "_vectorizers", "_saveable", "save_model", "tune", "submission_frame", "raw_frame", "threads_for", "main")
 
 
 def _score(info: TaskInfo) -> str:
@@ -183,10 +183,17 @@ def stage_blocks(spec: PipelineSpec, info: TaskInfo) -> dict[str, str]:
     preprocessing = [*(functions[f] for f in _LOADING), functions["preprocessor"]]
     if _native(spec):
         preprocessing.append(functions["NativeCategories"])
+    if _nb_weights(spec):
+        preprocessing.append(functions["NBWeights"])
     return {"preprocessing": "\n\n\n".join(preprocessing),
             "feature_engineering": "\n\n\n".join(features),
             "model": _model_code(spec, info),
             "evaluation": "\n\n\n".join(evaluation)}
+
+
+def _nb_weights(spec: PipelineSpec) -> bool:
+    """Whether the text n-grams are scaled by NB-SVM's log-count ratios (a classification target's)."""
+    return bool(spec.text) and "text_ngrams" in spec.features and "nb_weights" in spec.features
 
 
 def _native(spec: PipelineSpec) -> str:
@@ -211,7 +218,8 @@ def _constants(spec: PipelineSpec, info: TaskInfo) -> dict[str, Any]:
                   "scale": family.scaled or "scale_numeric" in prep,
                   "one_hot": family.scaled and "one_hot_low_cardinality" in prep,
                   "native": _native(spec), "target_encode": spec.target_encode,
-                  "sparse_text": list(spec.text) if "text_ngrams" in spec.features else []}
+                  "sparse_text": list(spec.text) if "text_ngrams" in spec.features else [],
+                  "nb_weights": _nb_weights(spec)}
     early = EARLY_STOPPING_ROUNDS if family.rounds_key else 0
     log_target = info.target_type == "regression" and ("log_target" in spec.features or METRICS[info.metric].nonnegative)
     return {"TASK": info.model_dump(), "COLUMNS": columns, "PREPROCESS": preprocess, "FOLDS": spec.folds,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -14,10 +18,36 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from crew import Task, canonical_labels, read_table
 from crew.tools.script import parse_dates
 
-__all__ = ["ColumnProfile", "DataProfile", "TargetProfile", "profile_task"]
+__all__ = ["ColumnProfile", "DataProfile", "TargetProfile", "TextProfile", "profile_task", "profile_text",
+           "text_chars_per_row"]
 
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime", "text", "id", "constant"]
 _LEAK_SAMPLE = 20_000
+_TEXT_SAMPLE = 20_000
+_COMMON_WORDS = {
+    "en": {"the", "and", "of", "to", "is", "in", "that", "it", "you", "for"},
+    "ru": {"и", "в", "не", "на", "что", "я", "с", "он", "это", "как"},
+    "de": {"und", "der", "die", "das", "nicht", "ist", "ich", "zu", "den", "mit"},
+    "fr": {"le", "les", "et", "est", "pas", "une", "des", "que", "pour", "dans"},
+    "es": {"el", "los", "y", "que", "en", "es", "por", "una", "las", "del"},
+    "pt": {"não", "é", "um", "uma", "para", "com", "os", "em", "que", "do"},
+    "it": {"il", "che", "non", "di", "è", "per", "una", "sono", "con", "gli"},
+}
+"""Ten of each language's most frequent words: a language hint, not a detector."""
+
+
+class TextProfile(BaseModel):
+    """What a text column holds: how long, how varied, in which writing system and (a hint) language. The critic
+    prices text features by `chars`; a person reads the rest before trusting a text model."""
+
+    chars: int = Field(description="characters in train and test together (what a TF-IDF experiment reads)")
+    mean_chars: float
+    max_chars: int
+    mean_words: float
+    vocabulary: int = Field(description=f"distinct lower-case words in up to {_TEXT_SAMPLE:,} train rows")
+    script: str = Field(description="the writing system most letters are in (latin, cyrillic, cjk, arabic, ...)")
+    language: str | None = Field(default=None, description="a hint from the most common words (en, ru, de, fr, es, "
+                                 "pt, it); None when none stands out")
 
 
 class ColumnProfile(BaseModel):
@@ -27,6 +57,7 @@ class ColumnProfile(BaseModel):
     missing: float = Field(description="fraction of train rows that are missing")
     n_unique: int
     examples: list[str] = Field(default_factory=list)
+    text: TextProfile | None = None
 
 
 class TargetProfile(BaseModel):
@@ -64,12 +95,61 @@ def profile_task(task: Task, *, seed: int = 0) -> DataProfile:
     # the id column only keys the rows, unless it is free text (detecting-insults keys its rows by the comment)
     columns = [c for c in columns if c.name != task.id_column or c.kind == "text"]
     features = [c.name for c in columns]
+    columns = [c.model_copy(update={"text": profile_text(train[c.name], test[c.name])}) if c.kind == "text" else c
+               for c in columns]
     target = _profile_target(train[task.target], task)
     duplicates = int(train.select(features).is_duplicated().sum()) if features else 0
     labelled = train.filter(pl.col(task.target).is_not_null())
     suspects = _leakage_suspects(labelled, [c for c in columns if c.kind not in ("constant", "text")], task, seed)
     return DataProfile(train_rows=train.height, test_rows=test.height, columns=columns, target=target,
                        duplicate_rows=duplicates, leakage_suspects=suspects)
+
+
+def text_chars_per_row(task: Task, columns: Sequence[str]) -> float:
+    """Characters of text per train or test row over `columns` (what the critic prices text features by); read
+    once per file version."""
+    assert task.data is not None
+    paths = [task.path(task.data.train), task.path(task.data.test)]
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    return _chars_per_row(stamp, tuple(columns))
+
+
+@functools.lru_cache(maxsize=32)
+def _chars_per_row(stamp: tuple[tuple[str, int, int], ...], columns: tuple[str, ...]) -> float:
+    chars = rows = 0
+    for path, _, _ in stamp:
+        frame = read_table(Path(path))
+        present = [c for c in columns if c in frame.columns]
+        rows += frame.height
+        chars += sum(int(frame[c].cast(pl.Utf8).fill_null("").str.len_chars().sum() or 0) for c in present)
+    return chars / max(1, rows)
+
+
+def profile_text(train: pl.Series, test: pl.Series | None = None) -> TextProfile:
+    """Lengths over every row of train and test; vocabulary, script and language from a sample of train."""
+    both = pl.concat([train, test]) if test is not None else train
+    lengths = both.cast(pl.Utf8).fill_null("").str.len_chars()
+    sample = train.drop_nulls().cast(pl.Utf8).head(_TEXT_SAMPLE)
+    words = sample.str.to_lowercase().str.extract_all(r"\w+").explode().drop_nulls()
+    counts: dict[str, int] = {}
+    for ch in "".join(sample.head(2000).to_list())[:200_000]:
+        if ch.isalpha():
+            name = unicodedata.name(ch, "UNKNOWN").split(" ")[0]
+            name = "cjk" if name in ("CJK", "HIRAGANA", "KATAKANA") else name.lower()
+            counts[name] = counts.get(name, 0) + 1
+    script = max(counts, key=counts.__getitem__) if counts else "none"
+    common = words.head(200_000).value_counts(sort=True).head(50)
+    top = dict(zip(common[common.columns[0]].to_list(), common["count"].to_list(), strict=True))
+    total = max(1, min(words.len(), 200_000))
+    shares = {lang: sum(top.get(w, 0) for w in vocab) / total for lang, vocab in _COMMON_WORDS.items()}
+    language = max(shares, key=shares.__getitem__) if shares else None
+    mean_chars = lengths.cast(pl.Float64).mean()
+    return TextProfile(chars=int(lengths.sum() or 0),
+                       mean_chars=round(mean_chars, 1) if isinstance(mean_chars, float) else 0.0,
+                       max_chars=int(lengths.max() or 0),  # type: ignore[arg-type]
+                       mean_words=round(float(words.len()) / max(1, sample.len()), 1),
+                       vocabulary=int(words.n_unique()), script=script,
+                       language=language if language and shares[language] >= 0.05 else None)
 
 
 def _profile_column(series: pl.Series, rows: int) -> ColumnProfile:

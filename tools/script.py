@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -40,7 +41,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import MaxAbsScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 TASK: dict = {"name": "example", "train": "train.csv", "test": "test.csv", "target": "y", "id_column": "id",
               "metric": "accuracy", "higher_is_better": True, "target_type": "binary", "classes": ["0", "1"],
@@ -263,12 +264,63 @@ def preprocessor(numeric, categorical):
     sparse_text = [c for c in PREPROCESS.get("sparse_text", []) if c not in numeric + categorical]
     for c in sparse_text:  # words and their pairs, and character 2-5-grams within words: sparse, for a linear model
         from sklearn.feature_extraction.text import TfidfVectorizer
-        parts.append((f"words_{c}", TfidfVectorizer(ngram_range=(1, 2), max_features=50_000, sublinear_tf=True,
-                                                    strip_accents="unicode", dtype=np.float32), c))
-        parts.append((f"chars_{c}", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), max_features=50_000,
-                                                    sublinear_tf=True, dtype=np.float32), c))
+        words = TfidfVectorizer(ngram_range=(1, 2), max_features=50_000, sublinear_tf=True, strip_accents="unicode",
+                                dtype=np.float32)
+        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), max_features=50_000, sublinear_tf=True,
+                                dtype=np.float32)
+        if PREPROCESS.get("nb_weights"):
+            words, chars = make_pipeline(words, NBWeights()), make_pipeline(chars, NBWeights())
+        parts.append((f"words_{c}", words, c))
+        parts.append((f"chars_{c}", chars, c))
     transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=1.0 if sparse_text else 0.0)
     return transformer.set_output(transform="pandas") if PREPROCESS["native"] else transformer
+
+
+class NBWeights(TransformerMixin, BaseEstimator):
+    """NB-SVM's feature weights (Wang and Manning, 2012): each n-gram scaled by how unevenly the classes use it,
+    the naive Bayes log-count ratio log((p / |p|) / (q / |q|)) of a class's rows (p) against the others' (q),
+    smoothed by `alpha`; averaged in absolute value over the classes (for two, the plain ratio's size). Learnt
+    from the rows a fit sees, so a fold's held-out rows never shape it."""
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+
+    def fit(self, X, y):
+        X = sparse.csr_matrix(X)
+        y = np.asarray(y)
+        labels = np.unique(y)
+        ratios = []
+        for label in labels[1:] if len(labels) == 2 else labels:
+            p = np.asarray(X[y == label].sum(axis=0)).ravel() + self.alpha
+            q = np.asarray(X[y != label].sum(axis=0)).ravel() + self.alpha
+            ratios.append(np.log((p / p.sum()) / (q / q.sum())))
+        self.weights_ = np.abs(np.vstack(ratios)).mean(axis=0) if ratios else np.ones(X.shape[1])
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        return sparse.csr_matrix(X).multiply(self.weights_.astype(np.float32)).tocsr()
+
+    def as_scaler(self):
+        """The same scaling as a plain scikit-learn MaxAbsScaler, which a saved model can hold (skops loads
+        scikit-learn's own classes, not the experiment's)."""
+        scaler = MaxAbsScaler()
+        weights = np.where(self.weights_ > 0, self.weights_, 1e-12)
+        scaler.scale_ = 1.0 / weights
+        scaler.max_abs_ = scaler.scale_.copy()
+        scaler.n_samples_seen_ = 1
+        scaler.n_features_in_ = self.n_features_in_
+        return scaler
+
+
+def _saveable(preprocessor):
+    """A fitted preprocessing with every NBWeights step as its MaxAbsScaler, fitted and unfitted (for saving)."""
+    for fitted in (True, False):
+        for _name, step, _columns in getattr(preprocessor, "transformers_" if fitted else "transformers", []):
+            if hasattr(step, "steps") and type(step.steps[-1][1]).__name__ == "NBWeights":
+                last = step.steps[-1][1]
+                step.steps[-1] = (step.steps[-1][0], last.as_scaler() if fitted else MaxAbsScaler())
+    return preprocessor
 
 
 class NativeCategories(TransformerMixin, BaseEstimator):
@@ -764,8 +816,9 @@ def refit(X, y, X_test, numeric, categorical, params, rounds):
 
 def _vectorizers(parts, state):
     """Every fitted TF-IDF vectorizer of a model: in the preprocessing (sparse n-grams) and the features' state."""
-    found = [v for part in parts for _, v, _ in getattr(part["preprocessor"], "transformers_", [])
-             if type(v).__name__ == "TfidfVectorizer"]
+    steps = [s for part in parts for _, v, _ in getattr(part["preprocessor"], "transformers_", [])
+             for s in ([step for _, step in v.steps] if hasattr(v, "steps") else [v])]
+    found = [v for v in steps if type(v).__name__ == "TfidfVectorizer"]
     return found + [pair[0] for pair in state.get("tfidf", {}).values()]
 
 
@@ -781,7 +834,7 @@ def save_model(state, models, t, weights, path="model.skops"):
     parts = []
     for model in models:
         native = next((step for step in model[:-1] if type(step).__name__ == "NativeCategories"), None)
-        parts.append({"preprocessor": model[0], "model": model[-1],
+        parts.append({"preprocessor": _saveable(model[0]), "model": model[-1],
                       "labels": None if model.labels_ is None else [int(c) for c in model.labels_],
                       "native": None if native is None else {"levels": native.levels_, "codes": native.codes}})
     largest = 200 * 2**20
