@@ -66,7 +66,7 @@ class Planner(Role):
         rows = int(task["rows"])
         classification = task["target_type"] != "regression"
         suggested = [name for name, insight in INSIGHTS.items() if insight.suggest and insight.suggest(report)
-                     and (classification or not insight.classification_only)]
+                     and (insight.target_types is None or task["target_type"] in insight.target_types)]
         preprocessing = [name for name in suggested if INSIGHTS[name].stage == "preprocessing"]
         features = ["none", *(name for name in suggested if INSIGHTS[name].stage == "feature_engineering")]
         linear = "linear"

@@ -35,3 +35,11 @@ def test_large_data_skips_forests_and_starts_with_boosting():
     plan = Planner().expert(_context(300_000))
     assert "random_forest" not in plan.search_space["model"] and (plan.cv_folds, plan.cv_repeats) == (3, 1)
     assert plan.schedule[0].insights == ["lightgbm"]
+
+
+def test_nb_svm_weights_are_offered_for_text_with_a_binary_target_only():
+    features = {t: Planner().expert(_context(5_000, t, text_columns=["t"])).search_space["feature_engineering"]
+                for t in ("binary", "multiclass", "regression")}
+    assert "nb_weights" in features["binary"] and "text_ngrams" in features["binary"]
+    assert "nb_weights" not in features["multiclass"] and "nb_weights" not in features["regression"]
+    assert "nb_weights" not in Planner().expert(_context(5_000)).search_space["feature_engineering"]

@@ -208,8 +208,8 @@ class Insight:
     applies: Callable[[Family | None, Mapping[str, Any]], bool] | None = None
     """Whether adding it to a family's pipeline (None: a script of a chat model's own) can change its predictions
     at all, given the plan; None: always."""
-    classification_only: bool = False
-    """Only for class targets: the planner does not offer it for a regression."""
+    target_types: tuple[str, ...] | None = None
+    """The target types the planner offers it for (None: every type)."""
 
 
 def _has(key: str, at_least: int = 1) -> Callable[[Mapping[str, Any]], bool]:
@@ -254,8 +254,8 @@ INSIGHTS: dict[str, Insight] = {i.name: i for i in (
             "kept sparse for a linear model", suggest=_has("text_columns"), draft=True,
             applies=lambda family, plan: family is not None and family.sparse_text),
     Insight("nb_weights", "feature_engineering", "NB-SVM: the text n-grams scaled by naive Bayes log-count ratios "
-            "of the classes, learnt within each fold", suggest=_has("text_columns"), classification_only=True,
-            applies=lambda family, plan: family is not None and family.sparse_text),
+            "of the two classes, learnt within each fold", suggest=_has("text_columns"), target_types=("binary",),
+            draft=True, applies=lambda family, plan: family is not None and family.sparse_text),
     Insight("target_encoding", "feature_engineering", "out-of-fold target means of categories with many levels, "
             "beside their codes", suggest=_has("high_cardinality_columns")),
     Insight("numeric_interactions", "feature_engineering", "products and ratios of the first numeric columns",
