@@ -18,7 +18,7 @@ from crew import Blackboard, Decision, Message, Role, Task
 from crew.roles._util import as_task
 from crew.testing import tiny_task
 from crew.tools.codecheck import Finding, check_code, check_kernel
-from crew.tools.cost import CostModel, Estimate, Workload, history, read_workload
+from crew.tools.cost import CostModel, Estimate, Workload, history, read_normalizer_workload, read_workload
 from crew.tools.knobs import apply_changes, exposed
 from crew.tools.pipelines import PipelineSpec, cached_stages, render
 from crew.tools.profile import text_chars_per_row
@@ -77,6 +77,12 @@ class Critic(Role):
         board = self._history_board(state)
         if task.kind == "kernel":
             estimate, model, findings = self._kernel_cost(task, proposal, remaining, board)
+        elif task.kind == "seq2seq":
+            work = read_normalizer_workload(proposal.get("code", ""), rows=task.shapes.get("train", (0, 0))[0],
+                                            test_rows=task.shapes.get("test", (0, 0))[0])
+            model = CostModel(history=history(board) if board is not None else [])
+            estimate = model.estimate(work)
+            findings = check_code(proposal.get("code", ""), forbidden_paths=[str(p) for p in task.hidden])
         else:
             estimate, model, findings = self._pipeline_cost(task, proposal, state.get("stage_cache"), board)
         wall_allowed = max(0.0, float(remaining.get("wall_time", 0.0))) * _SAFETY

@@ -14,7 +14,7 @@ from crew import Blackboard, Task, grade
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "in", "of", "dog", "runs"]
 
 
-def token_task(root: Path, *, sentences: int = 300, seed: int = 0, wall_time: str = "40s") -> Path:
+def token_task(root: Path, *, sentences: int = 300, seed: int = 0, wall_time: str = "40s", memory: str = "4GiB") -> Path:
     """A small normalisation task: words mostly unchanged, some upper-case words spelt letter by letter, numbers
     spelt out, and the token "st" that reads "street" after a number and "saint" before a name (context)."""
     from num2words import num2words
@@ -49,7 +49,7 @@ def token_task(root: Path, *, sentences: int = 300, seed: int = 0, wall_time: st
     test[["id", "after"]].to_csv(root / "grading" / "answers.csv", index=False)
     (root / "task.yaml").write_text(f"name: tokens\nkind: seq2seq\ndata:\n  train: data/train.csv\n  test: "
                                     f"data/test.csv\nsource: before\ntarget: after\ngroup: sentence_id\nid_column: id\n"
-                                    f"metric: accuracy\nbudget:\n  wall_time: {wall_time}\n")
+                                    f"metric: accuracy\nbudget:\n  wall_time: {wall_time}\n  memory: {memory}\n")
     return root / "task.yaml"
 
 
@@ -105,6 +105,8 @@ def test_solve_runs_the_ladder_in_the_sandbox_and_keeps_the_best(tmp_path):
     experiments = board.experiments()
     assert [e.insights[0] for e in experiments] == [name for name, _ in LADDER]
     assert all(e.status == "done" and e.wall_time for e in experiments)
+    assert [e.estimate["basis"].split(":")[0] for e in experiments] == [  # the critic priced each
+        "normalizer (tokens)", "normalizer (shapes)", "normalizer (context)", "normalizer (context)"]
     scores = {e.insights[0]: e.score for e in experiments}
     assert scores["shape_fallbacks"] > scores["token_memory"] and scores["context_memory"] > scores["shape_fallbacks"]
     final = summary["final"]
@@ -117,3 +119,31 @@ def test_solve_runs_the_ladder_in_the_sandbox_and_keeps_the_best(tmp_path):
     again = solve(None, resume=tmp_path / "run")  # a finished run resumed runs nothing again
     assert len(Blackboard(tmp_path / "run" / "blackboard.sqlite").experiments()) == len(LADDER)
     assert again["final"]["experiment"] == final["experiment"]
+
+
+def test_what_the_machine_cannot_hold_is_not_launched_and_the_safety_net_stays(tmp_path):
+    from crew.workflows.solve import solve
+
+    path = token_task(tmp_path / "task", memory="100MiB")
+    summary = solve(path, out=tmp_path / "run", wall_time=30)
+    experiments = Blackboard(tmp_path / "run" / "blackboard.sqlite").experiments()
+    assert experiments and all(e.status == "rejected" and not e.wall_time for e in experiments)
+    assert "MiB" in str(experiments[0].error) and summary["final"]["kind"] == "unchanged"
+    submission = pd.read_csv(tmp_path / "run" / "submission.csv", dtype=str, keep_default_na=False)
+    test = pd.read_csv(tmp_path / "task" / "data" / "test.csv", dtype=str, keep_default_na=False)
+    assert submission["after"].tolist() == test["before"].tolist()  # every token as it was
+    report = grade(Task.load(path), tmp_path / "run" / "submission.csv", tmp_path / "task" / "grading" / "answers.csv")
+    assert report.valid_submission and 0.5 < report.score < 0.9
+
+
+def test_the_critic_prices_a_normalizer_per_token_and_by_how_much_it_learns(tmp_path):
+    from crew.tools.cost import CostModel, read_normalizer_workload
+    from crew.workflows.seq2seq import LADDER, script_for
+
+    task = Task.load(token_task(tmp_path))
+    works = [read_normalizer_workload(script_for(task, config), rows=9_000_000, test_rows=1_000_000)
+             for _, config in LADDER]
+    assert [w.normalizer for w in works] == ["tokens", "shapes", "context", "context"]
+    estimates = [CostModel().estimate(w) for w in works]
+    assert estimates[0].seconds < estimates[1].seconds < estimates[2].seconds
+    assert estimates[0].memory < estimates[2].memory and estimates[2].memory > 3 * 2**30  # ten million tokens

@@ -3,8 +3,9 @@
 A LangGraph `StateGraph`: the safety net first (every token copied
 unchanged: on text normalisation most tokens are), then the offline
 expert's ladder of learnt mappings (`LADDER`), each an experiment script
-(`crew.tools.normalizer`) run in the sandbox under the budget left and
-recorded on the blackboard, scored on whole held-out groups. After every
+(`crew.tools.normalizer`) priced by the critic (per token, from its
+settings), run in the sandbox under the budget left and recorded on the
+blackboard, scored on whole held-out groups. After every
 experiment the submission holds the best held-out accuracy so far, so a
 killed run leaves its best; `--resume` skips the rungs already run.
 """
@@ -24,8 +25,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from crew import Blackboard, Brain, Budget, Experiment, Message, Task, read_table
+from crew.roles.critic import Critic
 from crew.tools import normalizer
-from crew.workflows._run import events
+from crew.workflows._run import events, remaining
 from crew.workflows.experiment import RunContext, launch
 
 __all__ = ["LADDER", "Seq2SeqState", "build_seq2seq_graph", "normalize", "script_for"]
@@ -42,7 +44,10 @@ learnt fall-backs for unseen tokens; the tokens either side when seen twice; and
 
 class Seq2SeqState(TypedDict, total=False):
     task: str
+    blackboard: str
     proposal: dict
+    remaining: dict
+    verdict: dict
     final: dict
 
 
@@ -98,7 +103,8 @@ def _modeler(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any
         board.post(Message(content=f"{exp.id}: {name} ({LADDER_NOTES[name]})", sent_from="modeler",
                            send_to=["sandbox"], cause_by="modeler.proposal",
                            payload={"experiment": exp.id, "config": dict(config)}))
-        return {"proposal": {"id": exp.id, "name": name}}
+        return {"proposal": {"id": exp.id, "name": name, "code": exp.code, "insights": [name]},
+                "remaining": remaining(budget, context.reserve)}
     return {"proposal": {"stop": True}}
 
 
@@ -126,9 +132,11 @@ def _run(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Run the proposal in the sandbox; a better held-out accuracy than the best so far becomes the submission."""
     context = RunContext.of(runtime)
     board, task = context.blackboard, context.task
-    exp_id = state["proposal"]["id"]
-    exp = next(e for e in board.experiments() if e.id == exp_id)
-    result = launch(context, exp_id, exp.code)
+    exp_id, verdict = state["proposal"]["id"], state["verdict"]
+    if verdict["verdict"] == "reject":  # the critic marked it rejected, with its reason, on the blackboard
+        context.record_elapsed()
+        return {}
+    result = launch(context, exp_id, verdict["code"], estimate=verdict.get("estimate"))
     workdir = Path(result.get("workdir") or context.run_dir / "experiments" / exp_id)
     metrics_path = workdir / "metrics.json"
     problem = None
@@ -187,7 +195,7 @@ def _finalize(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, An
 
 
 def _route(state: Seq2SeqState) -> str:
-    return "finalize" if state["proposal"].get("stop") else "run"
+    return "finalize" if state["proposal"].get("stop") else "critic"
 
 
 def build_seq2seq_graph() -> Any:
@@ -195,11 +203,13 @@ def build_seq2seq_graph() -> Any:
     graph = StateGraph(Seq2SeqState, context_schema=RunContext)
     graph.add_node("setup", _setup)
     graph.add_node("modeler", _modeler)
+    graph.add_node("critic", Critic())
     graph.add_node("run", _run)
     graph.add_node("finalize", _finalize)
     graph.add_edge(START, "setup")
     graph.add_edge("setup", "modeler")
-    graph.add_conditional_edges("modeler", _route, ["run", "finalize"])
+    graph.add_conditional_edges("modeler", _route, ["critic", "finalize"])
+    graph.add_edge("critic", "run")
     graph.add_edge("run", "modeler")
     graph.add_edge("finalize", END)
     return graph.compile()
@@ -213,7 +223,8 @@ def normalize(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
     context = RunContext(task=task, run_dir=run_dir, blackboard=board, budget=budget, executor=executor,
                          brain=brain, seed=seed)
     graph = build_seq2seq_graph()
-    for kind, payload in events(graph.stream({"task": str(task.root / "task.yaml")}, {"recursion_limit": 1_000},
+    start = {"task": str(task.root / "task.yaml"), "blackboard": str(board.path)}
+    for kind, payload in events(graph.stream(start, {"recursion_limit": 1_000},
                                              context=context, stream_mode="updates", subgraphs=True)):
         if on_event:
             on_event(kind, payload)
