@@ -104,7 +104,7 @@ class FlamlMetric:
         return self.name in CUSTOM_FLAML_METRICS
 
 
-CUSTOM_FLAML_METRICS = frozenset({"balanced_accuracy", "qwk"})
+CUSTOM_FLAML_METRICS = frozenset({"balanced_accuracy", "qwk", "pearson", "spearman"})
 
 _FLAML_METRICS: dict[str, FlamlMetric] = {
     "accuracy": FlamlMetric("accuracy"),
@@ -118,6 +118,8 @@ _FLAML_METRICS: dict[str, FlamlMetric] = {
     "rmsle": FlamlMetric("rmse", log_target=True),
     "r2": FlamlMetric("r2"),
     "qwk": FlamlMetric("qwk"),
+    "pearson": FlamlMetric("pearson"),
+    "spearman": FlamlMetric("spearman"),
 }
 """Every one-target crew metric (the column-wise ones score tasks of several targets, which this bench does not
 compare)."""
@@ -154,6 +156,18 @@ def qwk_loss(classes: list[str]) -> Any:
         pred = np.asarray(estimator.predict(X_val)).astype(int)
         score = float(cohen_kappa_score(ratings[np.asarray(y_val, dtype=int)], ratings[pred], weights="quadratic"))
         return 1.0 - score, {"qwk": score}
+    return loss
+
+
+def correlation_loss(name: str) -> Any:
+    """FLAML custom metric for a correlation crew grades (pearson, spearman): 1 - the correlation."""
+    def loss(X_val: Any, y_val: Any, estimator: Any, labels: Any, X_train: Any, y_train: Any, *args: Any,
+             **kwargs: Any) -> tuple[float, dict[str, float]]:
+        from crew import get_metric
+
+        score = get_metric(name).score(np.asarray(y_val, dtype=float), np.asarray(estimator.predict(X_val)))
+        score = score if math.isfinite(score) else 0.0
+        return 1.0 - score, {name: score}
     return loss
 
 
@@ -399,7 +413,8 @@ def run_flaml(task: Any, task_dir: Path, out: Path, budget_s: float, seed: int, 
 AUTOGLUON_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1",
                      "f1_macro": "f1_macro", "roc_auc": "roc_auc", "log_loss": "log_loss",
                      "rmse": "root_mean_squared_error", "mae": "mean_absolute_error",
-                     "rmsle": "root_mean_squared_error", "r2": "r2", "qwk": "quadratic_kappa"}
+                     "rmsle": "root_mean_squared_error", "r2": "r2", "qwk": "quadratic_kappa", "pearson": "pearsonr",
+                     "spearman": "spearmanr"}
 """AutoGluon's scorer for each crew metric; rmsle is fitted as rmse on log1p(y) (AutoGluon has no rmsle)."""
 
 
@@ -497,7 +512,8 @@ def flaml_worker(spec_path: Path) -> None:
     time_budget = max(1.0, spec["budget_s"] - elapsed - spec["margin_s"])
     automl = AutoML()
     custom = {"balanced_accuracy": balanced_accuracy_loss}.get(metric.name) or (
-        qwk_loss(classes) if metric.name == "qwk" else None)
+        qwk_loss(classes) if metric.name == "qwk" else
+        correlation_loss(metric.name) if metric.name in ("pearson", "spearman") else None)
     automl.fit(X, y, task=flaml_task, metric=custom if metric.custom else metric.name,
                time_budget=time_budget, seed=spec["seed"], n_jobs=spec["n_jobs"], verbose=0)
 

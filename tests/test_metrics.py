@@ -11,8 +11,9 @@ from crew._metrics import canonical_labels, positive_label
 
 def test_the_table_of_task_format_is_complete():
     assert set(METRICS) == {"accuracy", "balanced_accuracy", "f1", "f1_macro", "qwk", "roc_auc", "log_loss",
-                            "rmse", "mae", "rmsle", "r2",
-                            "roc_auc_columns", "log_loss_columns", "mcrmse", "rmsle_columns", "mae_columns"}
+                            "rmse", "mae", "rmsle", "r2", "pearson", "spearman",
+                            "roc_auc_columns", "log_loss_columns", "mcrmse", "rmsle_columns", "mae_columns",
+                            "spearman_columns"}
     lower = {name for name, m in METRICS.items() if not m.higher_is_better}
     assert lower == {"log_loss", "rmse", "mae", "rmsle", "log_loss_columns", "mcrmse", "rmsle_columns", "mae_columns"}
     assert all(METRICS[m.per_column].per_column is None for m in METRICS.values() if m.per_column)
@@ -156,3 +157,21 @@ def test_a_metric_registered_in_one_place_is_used_everywhere(tmp_path, monkeypat
     assert abs(selection.cv - claimed["cv"]) < 1e-6
     report = grade(task, folder / "predictions.csv", tmp_path / "answers.csv")  # and so does grading
     assert report.valid_submission and 0.1 < report.score < 0.5
+
+
+def test_correlations_are_scipys_and_nan_for_a_constant_prediction():
+    from scipy import stats
+
+    from crew._metrics import _fast_pearson
+
+    rng = np.random.default_rng(0)
+    y, p = rng.normal(size=50), rng.normal(size=50)
+    p[:5] = p[5]  # ties
+    assert get_metric("pearson").score(y, p) == pytest.approx(stats.pearsonr(y, p)[0])
+    assert get_metric("spearman").score(y, p) == pytest.approx(stats.spearmanr(y, p).correlation)
+    assert _fast_pearson(y, [], "regression")(p) == pytest.approx(stats.pearsonr(y, p)[0])
+    assert math.isnan(get_metric("pearson").score(y, np.ones(50)))
+    table = np.column_stack([y, y**2])
+    guess = np.column_stack([p, p])
+    expected = (stats.spearmanr(y, p).correlation + stats.spearmanr(y**2, p).correlation) / 2
+    assert get_metric("spearman_columns").score(table, guess) == pytest.approx(expected)

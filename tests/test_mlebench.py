@@ -116,6 +116,12 @@ def test_the_evaluation_section_decides_and_specific_phrases_win():
     # a specific name explains the general one beside it; qualifiers win over the name they qualify
     assert detect_metric("## Evaluation\nScored by Macro F1. The F1 score is the harmonic mean of ...") == "f1_macro"
     assert detect_metric("## Evaluation\nquadratic weighted kappa, which ranges from -1 to 1") == "qwk"
+    # correlations: us-patent-phrase-to-phrase-matching's and google-quest-challenge's own words
+    assert detect_metric("## Evaluation\n\nSubmissions are evaluated on the [Pearson correlation coefficient]"
+                         "(https://en.wikipedia.org/wiki/Pearson) between the predicted and actual `score`s.") == "pearson"
+    assert detect_metric("## Evaluation\n\nSubmissions are evaluated on the mean column-wise [Spearman's correlation "
+                         "coefficient](https://x). The Spearman's rank correlation is computed for each target "
+                         "column, and the mean of these values is calculated.") == "spearman_columns"
     # bold and nested headings: the section runs to the next heading of its own level
     assert detect_metric("**Evaluation**\n\nRoot Mean Squared Error.\n\n**Prizes**\nthe best accuracy wins") == "rmse"
     assert detect_metric("# Comp\n## Evaluation\n### Metric\nmean absolute error\n### Submission\nid,y\n"
@@ -334,11 +340,13 @@ def token_replica(public: Path, private: Path, c, rng: np.random.Generator, *, s
     return public
 
 
-SUPPORTED = ["detecting-insults-in-social-commentary", "jigsaw-toxic-comment-classification-challenge", "leaf-classification",
+SUPPORTED = ["detecting-insults-in-social-commentary", "google-quest-challenge",
+             "jigsaw-toxic-comment-classification-challenge", "leaf-classification",
              "learning-agency-lab-automated-essay-scoring-2", "lmsys-chatbot-arena", "new-york-city-taxi-fare-prediction",
              "nomad2018-predict-transparent-conductors", "random-acts-of-pizza", "spooky-author-identification",
              "tabular-playground-series-dec-2021", "tabular-playground-series-may-2022",
-             "text-normalization-challenge-english-language", "text-normalization-challenge-russian-language"]
+             "text-normalization-challenge-english-language", "text-normalization-challenge-russian-language",
+             "us-patent-phrase-to-phrase-matching"]
 
 
 def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
@@ -352,7 +360,8 @@ def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
     rows = {r["competition"]: r["status"] for r in listing()}
     assert sorted(name for name, status in rows.items() if status.startswith("imports")) == SUPPORTED
     assert "image files" in rows["aerial-cactus-identification"] and "several targets" in rows[
-        "google-quest-challenge"] and "only the rows where u_out == 0" in rows["ventilator-pressure-prediction"]
+        "osic-pulmonary-fibrosis-progression"] and "only the rows where u_out == 0" in rows[
+        "ventilator-pressure-prediction"]
     result = cli("import-mlebench", "--list", "--lite")
     assert result.exit_code == 0 and "11 of 22 import and solve offline" in result.output
 

@@ -40,6 +40,9 @@ _QUALIFIED: list[tuple[str, str | None, str]] = [
      r"column[- ]wise (mean )?(roc[- ])?auc|(mean|average) (of )?(the )?(individual )?(roc[- ])?auc(s)? (of|for|over|across) "
      r"(each|every|all|the) (predicted )?(column|label|class|target)|auc is (calculated|computed) (for|on) each (of the "
      r"\d+ )?(label|column|class|target)s?.{0,30}averaged"),
+    ("mean column-wise Spearman correlation", "spearman_columns",
+     r"(mean|average)[- ]column[- ]?wise spearman|spearman'?s? (rank )?correlation[^.]{0,80}(mean|averag)[^.]{0,40}"
+     r"columns?|(mean|average) of (the )?spearman"),
     ("mean column-wise RMSE (MCRMSE)", None, r"\bmcrmse\b|mean column[- ]?wise root mean squared? error"),
     ("mean column-wise RMSLE", None, r"column[- ]?wise (mean )?(root mean squared? log(arithmic)? error|rmsle)"),
     ("weighted F1", None, r"weighted[- ](averaged? )?f1|f1[- ]weighted"),
@@ -61,6 +64,8 @@ _PHRASES: list[tuple[str, str]] = [
     ("balanced_accuracy", r"balanced accuracy"),
     ("accuracy", r"classification accuracy|\baccuracy\b|percentage of .{0,40}correctly"),
     ("r2", r"coefficient of determination|\br\^?2\b|r-squared"),
+    ("pearson", r"pearson"),
+    ("spearman", r"spearman"),
 ]
 _GENERAL = {"f1": "f1_macro", "rmse": "rmsle", "accuracy": "balanced_accuracy"}
 """A general name that a specific one found beside it explains ("the macro F1 score ... F1 is the harmonic ...")."""
@@ -69,8 +74,6 @@ _FOREIGN = {
     "mean average precision (MAP@k)": r"mean average precision|\bmap@\d+",
     "Dice coefficient": r"\bdice\b",
     "intersection over union": r"intersection over union|\biou\b",
-    "Spearman correlation": r"spearman",
-    "Pearson correlation": r"pearson",
     "word error rate": r"word error rate",
     "BLEU": r"\bbleu\b",
     "SMAPE": r"\bsmape\b|symmetric mean absolute percentage",
