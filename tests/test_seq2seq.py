@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import crew
 from crew import Blackboard, Task, grade
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "in", "of", "dog", "runs"]
@@ -116,6 +117,15 @@ def test_solve_runs_the_ladder_in_the_sandbox_and_keeps_the_best(tmp_path):
     report = grade(Task.load(path), tmp_path / "run" / "submission.csv", tmp_path / "task" / "grading" / "answers.csv")
     assert report.valid_submission and report.score > 0.97
     assert json.loads((tmp_path / "run" / "final.json").read_text())["experiment"] == final["experiment"]
+    predictor = crew.load(tmp_path / "run")  # the kept mapping normalises new rows as the run did
+    test = pd.read_csv(tmp_path / "task" / "data" / "test.csv")
+    assert predictor.check(test) == ([], []) and predictor.check(test.drop(columns="before"))[0]
+    submitted = pd.read_csv(tmp_path / "run" / "submission.csv", dtype=str, keep_default_na=False)
+    assert predictor.submission(test)["after"].tolist() == submitted["after"].tolist()
+    table = tmp_path / "run" / "predictor" / "tokens.parquet"
+    table.write_bytes(table.read_bytes() + b"x")
+    with pytest.raises(crew.CrewError, match="SHA-256"):
+        crew.load(tmp_path / "run")
     again = solve(None, resume=tmp_path / "run")  # a finished run resumed runs nothing again
     assert len(Blackboard(tmp_path / "run" / "blackboard.sqlite").experiments()) == len(LADDER)
     assert again["final"]["experiment"] == final["experiment"]

@@ -55,9 +55,11 @@ def shape(token):
     return re.sub(r"(.)\1+", r"\1", out)
 
 
-def with_context(frame):
-    """`prev` and `next`: the source tokens either side within the row's group (empty at a group's ends)."""
-    source, group = frame[TASK["source"]], TASK["group"]
+def with_context(frame, task=None):
+    """`prev` and `next`: the source tokens either side within the row's group (empty at a group's ends). `task`:
+    another TASK (a saved model's)."""
+    task = task or TASK
+    source, group = frame[task["source"]], task["group"]
     if group and group in frame.columns:
         keys = frame[group]
         prev, nxt = source.groupby(keys, sort=False).shift(1), source.groupby(keys, sort=False).shift(-1)
@@ -141,16 +143,18 @@ def fit(train):
     return model
 
 
-def predict(model, frame):
-    """Each row's output and where it came from (context, token, shape, unchanged)."""
-    source, target = TASK["source"], TASK["target"]
+def predict(model, frame, task=None):
+    """Each row's output and where it came from (context, token, shape, unchanged). `task`: another TASK (a saved
+    model's)."""
+    task = task or TASK
+    source, target = task["source"], task["target"]
     out = pd.Series(frame[source].to_numpy(), index=frame.index, dtype=object)
     how = pd.Series("unchanged", index=frame.index, dtype=object)
     tokens = frame[[source]].merge(model["tokens"][[source, target]], on=source, how="left")[target]
     known = tokens.notna().to_numpy()
     out[known], how[known] = tokens[known].to_numpy(), "token"
     if "context" in model:
-        keys = with_context(frame)[["prev", source, "next"]]
+        keys = with_context(frame, task)[["prev", source, "next"]]
         found = keys.merge(model["context"][["prev", source, "next", target]], on=["prev", source, "next"],
                            how="left")[target]
         seen = found.notna().to_numpy()
@@ -165,6 +169,31 @@ def predict(model, frame):
             if value is not None and name != "unchanged":
                 out.iat[i], how.iat[i] = value, "shape"
     return out.astype(str), how
+
+
+def save_model(model, folder="model"):
+    """The fitted mapping as data (parquet tables and JSON, nothing that runs code on load): what `crew predict`
+    and `crew.load` read back (`load_model`)."""
+    os.makedirs(folder, exist_ok=True)
+    files = []
+    for name in ("tokens", "context"):
+        if name in model:
+            keys = ["prev", TASK["source"], "next"] if name == "context" else [TASK["source"]]
+            model[name][[*keys, TASK["target"]]].to_parquet(os.path.join(folder, f"{name}.parquet"), index=False)
+            files.append(f"{name}.parquet")
+    with open(os.path.join(folder, "normalizer.json"), "w", encoding="utf-8") as fh:
+        json.dump({"task": TASK, "config": CONFIG, "lang": model.get("lang"), "shapes": model.get("shapes"),
+                   "tables": files}, fh)
+
+
+def load_model(folder):
+    """A model `save` wrote, and the TASK it was fitted for."""
+    with open(os.path.join(folder, "normalizer.json"), encoding="utf-8") as fh:
+        saved = json.load(fh)
+    model = {name.removesuffix(".parquet"): pd.read_parquet(os.path.join(folder, name)) for name in saved["tables"]}
+    if saved.get("shapes") is not None:
+        model["shapes"], model["lang"] = saved["shapes"], saved.get("lang")
+    return model, saved["task"]
 
 
 def holdout(train):
@@ -187,6 +216,7 @@ def main():
     by_source = {name: {"rows": int((how == name).sum()), "accuracy": float(right[(how == name).to_numpy()].mean())}
                  for name in ("context", "token", "shape", "unchanged") if (how == name).any()}
     model = fit(train)
+    save_model(model)
     test_pred, _ = predict(model, test)
     pd.DataFrame({TASK["id_column"]: test[TASK["id_column"]], TASK["target"]: test_pred}).to_csv(
         "predictions.csv", index=False)

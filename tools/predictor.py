@@ -23,8 +23,8 @@ from crew import CrewError
 from crew.tools import script
 from crew.tools.profile import MISSING_MARKERS
 
-__all__ = ["TRUSTED", "ColumnsPredictor", "ExperimentModel", "ModelError", "Predictor", "load_experiment_model",
-           "load_predictor", "read_rows", "save_predictor"]
+__all__ = ["TRUSTED", "ColumnsPredictor", "ExperimentModel", "ModelError", "Predictor", "Seq2SeqPredictor",
+           "load_experiment_model", "load_predictor", "read_rows", "save_predictor", "save_seq2seq_predictor"]
 
 TRUSTED = (
     "collections.OrderedDict",
@@ -425,7 +425,89 @@ def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
     return ColumnsPredictor(columns, final.get("id_column"))
 
 
-def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor | ColumnsPredictor:
+class Seq2SeqPredictor:
+    """A seq2seq run's model (`kind: seq2seq`): the token and context tables and the shapes' fall-backs its best
+    experiment learnt (`crew.tools.normalizer`), applied by the same function the experiment ran."""
+
+    def __init__(self, manifest: dict[str, Any], model: dict[str, Any], task: dict[str, Any]) -> None:
+        self.manifest = manifest
+        self.model = model
+        self.task = task
+
+    @property
+    def feature_names_in_(self) -> list[str]:
+        return [c for c in (self.task["source"], self.task.get("group")) if c]
+
+    def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+        problems, notes = [], []
+        if self.task["source"] not in frame.columns:
+            problems.append(f"lacks column {self.task['source']!r}, the tokens to normalise")
+        group = self.task.get("group")
+        if "context" in self.model and group and group not in frame.columns:
+            notes.append(f"no column {group!r}: the whole table is read as one sequence for the context")
+        return problems, notes
+
+    def version_notes(self) -> list[str]:
+        saved, now = self.manifest.get("versions") or {}, _versions()
+        return [f"saved with {name} {version}, read with {now.get(name, 'none')}" for name, version in saved.items()
+                if name in ("pandas", "pyarrow") and now.get(name) != version]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's output text."""
+        from crew.tools import normalizer
+
+        rows = frame.reset_index(drop=True).copy()
+        for column in self.feature_names_in_:
+            if column in rows.columns:
+                rows[column] = rows[column].fillna("").astype(str)
+        return normalizer.predict(self.model, rows, self.task)[0].to_numpy()
+
+    def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
+        """The rows' ids and outputs, in the task's submission format (`proba` does not apply to text)."""
+        ids = _ids(frame, self.task.get("id_column"))
+        return pd.DataFrame({ids.name: ids, self.task["target"]: self.predict(frame)})
+
+    def describe(self) -> str:
+        return (f"seq2seq: {', '.join(self.manifest.get('insights', []))} (experiment {self.manifest.get('experiment')}, "
+                f"held-out accuracy {self.manifest.get('cv')})")
+
+
+def save_seq2seq_predictor(folder: Path, model_dir: Path, *, experiment: str, insights: list[str],
+                           cv: float | None) -> dict[str, Any]:
+    """Copy a seq2seq experiment's saved mapping (`model/`) into `folder` with a manifest naming every file's
+    SHA-256, as `save_predictor` does for a tabular run."""
+    import datetime
+    import json
+    import shutil
+
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(model_dir, staging)
+    files = [{"file": p.name, "sha256": _sha256(p)} for p in sorted(staging.iterdir())]
+    manifest = {"format": PREDICTOR_FORMAT, "kind": "seq2seq", "experiment": experiment, "insights": insights,
+                "cv": cv, "files": files, "versions": _versions(),
+                "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    (staging / "predictor.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return {"saved": True, "path": str(folder / "predictor.json"), "sha256": _sha256(folder / "predictor.json"),
+            "bytes": sum(p.stat().st_size for p in folder.iterdir())}
+
+
+def _load_seq2seq(folder: Path, manifest: dict[str, Any]) -> Seq2SeqPredictor:
+    from crew.tools import normalizer
+
+    for record in manifest.get("files", []):
+        file = folder / Path(record["file"]).name
+        if not file.is_file() or _sha256(file) != record["sha256"]:
+            raise ModelError(f"{file} does not match the SHA-256 its manifest records: changed or missing since "
+                             "the run saved it; not loaded")
+    model, task = normalizer.load_model(str(folder))
+    return Seq2SeqPredictor(manifest, model, task)
+
+
+def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor | ColumnsPredictor | Seq2SeqPredictor:
     """A run's predictor from its run folder (or its `predictor/` folder): every file checked against the
     manifest's SHA-256 and loaded with `TRUSTED` types only. `warn`: a UserWarning for each library whose version
     differs from the one that saved it (`Predictor.version_notes`), as scikit-learn warns on unpickling. A run of
@@ -448,6 +530,8 @@ def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor | Column
         raise ModelError(f"{manifest_path} is not readable JSON ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != PREDICTOR_FORMAT:
         raise ModelError(f"{manifest_path} is not a crew predictor of format {PREDICTOR_FORMAT}")
+    if manifest.get("kind") == "seq2seq":
+        return _load_seq2seq(folder, manifest)
     files = [*manifest.get("members", []), *([manifest["stack"]] if manifest.get("stack") else [])]
     for record in files:
         file = folder / Path(record["file"]).name

@@ -27,6 +27,7 @@ from langgraph.runtime import Runtime
 from crew import Blackboard, Brain, Budget, Experiment, Message, Task, read_table
 from crew.roles.critic import Critic
 from crew.tools import normalizer
+from crew.tools.predictor import save_seq2seq_predictor
 from crew.workflows._run import events, remaining
 from crew.workflows.experiment import RunContext, launch
 
@@ -180,11 +181,15 @@ def _finalize(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, An
         final = {"kind": "unchanged", "cv": None, "rationale": "no experiment finished: every token copied unchanged"}
     else:
         exp = next(e for e in board.experiments() if e.id == best["id"])
+        model_dir = context.run_dir / "experiments" / exp.id / "model"
+        try:
+            kept = save_seq2seq_predictor(context.run_dir / "predictor", model_dir, experiment=exp.id,
+                                          insights=exp.insights, cv=best["cv"])
+        except OSError as exc:
+            kept = {"saved": False, "reason": f"its experiment's model/ could not be copied ({exc})"}
         final = {"kind": "seq2seq", "experiment": exp.id, "insights": exp.insights, "cv": best["cv"],
                  "by_source": exp.metrics.get("by_source"), "language": exp.metrics.get("language"),
-                 "predictor": {"saved": False, "reason": "a seq2seq run's mapping is learnt again by its "
-                                                         "experiment's code.py from the task's data; no model file "
-                                                         "is kept"}, "rationale": f"{exp.insights[0]}: best held-out accuracy "
+                 "predictor": kept, "rationale": f"{exp.insights[0]}: best held-out accuracy "
                                                          f"{best['cv']:.5f} of {len(board.experiments())} experiment(s)"}
     board.set_meta("final", final)
     (context.run_dir / "final.json").write_text(json.dumps(final, indent=1, default=str), encoding="utf-8")
