@@ -274,6 +274,8 @@ class Task(BaseModel):
                 "id_column": self.id_column or "-",
                 "metric": f"{self.metric} ({'higher' if self.metric_info.higher_is_better else 'lower'} is better)",
             })
+            if self.kind == "seq2seq":
+                out.update({"source": self.source, "group": self.group or "- (the whole table is one sequence)"})
         else:
             out.update({"starting_solution": self.starting_solution, "score": self.score})
         b = self.budget

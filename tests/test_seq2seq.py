@@ -59,6 +59,7 @@ def test_a_seq2seq_task_reads_as_text_out(tmp_path):
     assert (task.kind, task.target_type, task.source, task.group) == ("seq2seq", "text", "before", "sentence_id")
     assert task.submission_columns() == ["id", "after"] and task.output_name == "submission.csv"
     assert task.classes == []
+    assert (task.summary()["source"], task.summary()["group"]) == ("before", "sentence_id")
 
 
 def test_text_is_graded_as_written(tmp_path):
