@@ -96,7 +96,7 @@ def test_a_regression_competition_without_train_ids_gets_train_ids_of_its_own(tm
 
 @pytest.mark.parametrize(
     ("description", "error"),
-    [("Submissions are scored on the mean column-wise ROC AUC.", "mean column-wise ROC AUC, which crew does not grade"),
+    [("Submissions are scored on the micro-averaged F1 score.", "micro F1, which crew does not grade"),
      ("Scored by the [weighted F1](https://en.wikipedia.org/wiki/F1) score.", "weighted F1, which crew does not grade"),
      ("We will look at your submissions carefully.", "no metric recognised.*fix: pass --metric"),
      ("Scored by RMSE for the first stage and by MAE for the second.", r"several metrics \(rmse, mae\)")],
@@ -126,12 +126,13 @@ def test_the_evaluation_section_decides_and_specific_phrases_win():
     assert detect_metric("**Evaluation**\n\nRoot Mean Squared Error.\n\n**Prizes**\nthe best accuracy wins") == "rmse"
     assert detect_metric("# Comp\n## Evaluation\n### Metric\nmean absolute error\n### Submission\nid,y\n"
                          "## Timeline\nAUC") == "mae"
-    for text, name in [("evaluated on the column-wise [root mean squared logarithmic error](https://x).", "RMSLE"),
-                       ("AUC is calculated for each of the 11 labels, then averaged.", "column-wise ROC AUC"),
-                       ("MCRMSE, the mean columnwise root mean squared error", "MCRMSE"),
-                       ("the log of the MAE of each type, averaged", "log of an error")]:
-        with pytest.raises(CrewError, match=name):
-            detect_metric("## Evaluation\n" + text)
+    for text, name in [("evaluated on the column-wise [root mean squared logarithmic error](https://x).",
+                        "rmsle_columns"),
+                       ("AUC is calculated for each of the 11 labels, then averaged.", "roc_auc_columns"),
+                       ("MCRMSE, the mean columnwise root mean squared error", "mcrmse")]:
+        assert detect_metric("## Evaluation\n" + text) == name  # the qualifier read, not the metric it qualifies
+    with pytest.raises(CrewError, match="log of an error"):
+        detect_metric("## Evaluation\nthe log of the MAE of each type, averaged")
 
 
 def test_labels_tsv_and_json_tables_are_read_whole(tmp_path):
@@ -164,7 +165,7 @@ def test_image_and_multi_target_competitions_are_refused_not_mangled(tmp_path):
     public = _competition(tmp_path, "roc_auc")
     sample = pl.read_csv(public / "sampleSubmission.csv").with_columns(pl.lit(0.5).alias("Other"))
     sample.write_csv(public / "sampleSubmission.csv")
-    with pytest.raises(CrewError, match="several targets, which crew does not solve"):
+    with pytest.raises(CrewError, match="several targets, scored by roc_auc, a one-target metric; fix: pass --metric"):
         import_mlebench(public, out=tmp_path / "task2")
     with pytest.raises(CrewError, match="no such folder"):
         import_mlebench(tmp_path / "nowhere", out=tmp_path / "task3")
@@ -424,3 +425,21 @@ def test_a_competition_keyed_by_its_text_learns_from_the_key_and_submits_it(tmp_
         task.description
     profile = profile_task(task)
     assert "Comment" in profile.of_kind("text")
+
+
+def test_an_unknown_competition_of_several_targets_imports_with_its_column_wise_metric(tmp_path):
+    """A folder the registry does not know: the sample's columns are train columns, the description names a
+    column-wise metric, so each column is a target."""
+    public = tmp_path / "labels-game" / "prepared" / "public"
+    public.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=120)
+    train = pl.DataFrame({"id": range(100), "x": x[:100], "toxic": (x[:100] > 0).astype(int),
+                          "rude": (x[:100] > 0.5).astype(int)})
+    train.write_csv(public / "train.csv")
+    pl.DataFrame({"id": range(100, 120), "x": x[100:]}).write_csv(public / "test.csv")
+    pl.DataFrame({"id": range(100, 120), "toxic": [0.5] * 20, "rude": [0.5] * 20}).write_csv(
+        public / "sample_submission.csv")
+    (public / "description.md").write_text("## Evaluation\nSubmissions are scored on the mean column-wise ROC AUC.\n")
+    task = Task.load(import_mlebench(public, out=tmp_path / "task"))
+    assert (task.metric, task.targets, task.target_type) == ("roc_auc_columns", ["toxic", "rude"], "multilabel")

@@ -36,15 +36,15 @@ __all__ = ["detect_metric", "import_mlebench", "listing"]
 # not as F1. Each maps to crew's name when crew grades it as the competition does, or to a name for the refusal.
 _QUALIFIED: list[tuple[str, str | None, str]] = [
     ("quadratic weighted kappa", "qwk", r"quadratic(ally)?[- ]weighted[- ](cohen'?s[- ])?kappa|\bqwk\b"),
-    ("mean column-wise ROC AUC", None,
+    ("mean column-wise ROC AUC", "roc_auc_columns",
      r"column[- ]wise (mean )?(roc[- ])?auc|(mean|average) (of )?(the )?(individual )?(roc[- ])?auc(s)? (of|for|over|across) "
      r"(each|every|all|the) (predicted )?(column|label|class|target)|auc is (calculated|computed) (for|on) each (of the "
      r"\d+ )?(label|column|class|target)s?.{0,30}averaged"),
     ("mean column-wise Spearman correlation", "spearman_columns",
      r"(mean|average)[- ]column[- ]?wise spearman|spearman'?s? (rank )?correlation[^.]{0,80}(mean|averag)[^.]{0,40}"
      r"columns?|(mean|average) of (the )?spearman"),
-    ("mean column-wise RMSE (MCRMSE)", None, r"\bmcrmse\b|mean column[- ]?wise root mean squared? error"),
-    ("mean column-wise RMSLE", None, r"column[- ]?wise (mean )?(root mean squared? log(arithmic)? error|rmsle)"),
+    ("mean column-wise RMSE (MCRMSE)", "mcrmse", r"\bmcrmse\b|mean column[- ]?wise root mean squared? error"),
+    ("mean column-wise RMSLE", "rmsle_columns", r"column[- ]?wise (mean )?(root mean squared? log(arithmic)? error|rmsle)"),
     ("weighted F1", None, r"weighted[- ](averaged? )?f1|f1[- ]weighted"),
     ("micro F1", None, r"micro[- ](averaged? )?f1|f1[- ]micro"),
     ("mean F-score over rows (samples)", None, r"mean f1[- ]score (of|over|across) (each|all|the) (row|sample)"),
@@ -411,14 +411,18 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         if target not in train.columns:
             raise CrewError(f"{sample_path}: the target {target!r} is not a column of {train_path.name}; fix: pass a "
                             "competition whose train table holds the submitted column")
+    elif METRICS[metric].per_column and all(t in train.columns and t not in test.columns for t in targets):
+        target = targets  # several targets, each a train column, scored column by column
     else:
         # one probability column per class: the label is the train column whose values are those class names
         labels = [c for c in train.columns if c not in test.columns
                   and {str(v) for v in train[c].drop_nulls().unique().to_list()} == set(targets)]
         if not labels:
+            columnwise = ", ".join(m for m, info in METRICS.items() if info.per_column)
             raise CrewError(f"{sample_path}: submits {len(targets)} columns ({', '.join(targets[:5])}...) that are "
-                            f"not the classes of one {train_path.name} column: several targets, which crew does not "
-                            "solve; fix: pick a competition with one target")
+                            f"not the classes of one {train_path.name} column: several targets, scored by "
+                            f"{metric}, a one-target metric; fix: pass --metric with the column-wise metric the "
+                            f"competition uses ({columnwise}) when each column is a train column")
         target, classes = labels[0], targets
     if classes is not None and metric not in ("log_loss",):
         raise CrewError(f"{sample_path}: submits one probability column per class, scored by {metric}; crew "
