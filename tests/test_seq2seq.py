@@ -158,3 +158,21 @@ def test_the_critic_prices_a_normalizer_per_token_and_by_how_much_it_learns(tmp_
     estimates = [CostModel().estimate(w) for w in works]
     assert estimates[0].seconds < estimates[1].seconds < estimates[2].seconds
     assert estimates[0].memory < estimates[2].memory and estimates[2].memory > 3 * 2**30  # ten million tokens
+
+
+def test_a_rung_a_kill_interrupted_runs_again_on_resume(tmp_path):
+    from crew import Experiment
+    from crew.workflows.seq2seq import LADDER
+    from crew.workflows.solve import solve
+
+    path = token_task(tmp_path / "task")
+    solve(path, out=tmp_path / "run", wall_time=60, max_experiments=1)  # the first rung only
+    board = Blackboard(tmp_path / "run" / "blackboard.sqlite")
+    board.add_experiment(Experiment(insights=[LADDER[1][0]], status="running"))  # killed while it ran
+    record = tmp_path / "run" / "run.json"  # room for two more experiments in the resumed run
+    record.write_text(json.dumps({**json.loads(record.read_text()), "max_experiments": 3}))
+    solve(None, resume=tmp_path / "run")
+    experiments = Blackboard(tmp_path / "run" / "blackboard.sqlite").experiments()
+    runs = [(e.insights[0], e.status) for e in experiments]
+    assert runs.count((LADDER[1][0], "failed")) == 1 and runs.count((LADDER[1][0], "done")) == 1
+    assert runs.count((LADDER[0][0], "done")) == 1  # the finished rung is not run again

@@ -92,7 +92,8 @@ def _modeler(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any
     """The next rung of the ladder not yet on the blackboard, or stop when none is left or the time is spent."""
     context = RunContext.of(runtime)
     board, budget = context.blackboard, context.budget
-    tried = {e.insights[0] for e in board.experiments() if e.insights and e.status in ("done", "failed", "rejected")}
+    tried = {e.insights[0] for e in board.experiments() if e.insights and e.status in ("done", "failed", "rejected")
+             and not (e.error or "").startswith("interrupted")}
     left = budget.remaining()
     for name, config in LADDER:
         if name in tried:
@@ -227,6 +228,9 @@ def normalize(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
     blackboard says which rungs already ran, and the submission already holds the best of them."""
     context = RunContext(task=task, run_dir=run_dir, blackboard=board, budget=budget, executor=executor,
                          brain=brain, seed=seed)
+    for exp in board.experiments():  # what a killed run left running: its rung is proposed again
+        if exp.status in ("proposed", "running"):
+            board.update_experiment(exp.id, status="failed", error="interrupted: the run was killed while it ran")
     graph = build_seq2seq_graph()
     start = {"task": str(task.root / "task.yaml"), "blackboard": str(board.path)}
     for kind, payload in events(graph.stream(start, {"recursion_limit": 1_000},
