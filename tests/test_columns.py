@@ -89,3 +89,29 @@ def test_columns_are_solved_one_at_a_time_graded_together_and_resumed(tmp_path, 
     again = solve(None, resume=tmp_path / "run")  # every column solved already: nothing runs again
     assert again["experiments"] == 0 and pl.read_csv(tmp_path / "run" / "submission.csv").equals(before)
     assert json.loads((tmp_path / "run" / "final.json").read_text())["kind"] == "columns"
+
+
+def test_a_joint_baseline_gives_every_column_a_model_within_seconds(tmp_path):
+    """Before the columns' own runs: one linear model per column on shared features, run in the sandbox. A
+    column left no time of its own keeps it (not a constant); crew.load predicts with it as the run did."""
+    import json
+
+    import crew
+    from crew.workflows.columns import joint_script
+    from crew.workflows.solve import solve
+
+    path = _task(tmp_path / "t", metric="mae_columns", targets="[toxic, obscene, fare]")
+    task = Task.load(path)
+    train = pl.read_csv(tmp_path / "t" / "data" / "train.csv")
+    code = joint_script(task, train, pl.read_csv(tmp_path / "t" / "data" / "test.csv"))
+    assert "COLUMNS: dict = {'numeric': ['a', 'b', 'c'], 'categorical': [], 'text': []}" in code
+    summary = solve(path, out=tmp_path / "run", wall_time=12, workers=1)  # too short for three columns' runs
+    joint = json.loads((tmp_path / "run" / "joint.json").read_text())
+    assert joint["ok"] and set(joint["per_column"]) == {"toxic", "obscene", "fare"}
+    kinds = {c: f["kind"] for c, f in summary["final"]["targets"].items()}
+    assert "joint" in kinds.values() and "constant" not in kinds.values(), kinds
+    submission = pl.read_csv(tmp_path / "run" / "submission.csv")
+    assert submission["fare"].n_unique() > 10  # a model's predictions, not a constant
+    model = crew.load(tmp_path / "run")
+    mine = model.submission(pl.read_csv(tmp_path / "t" / "data" / "test.csv").to_pandas())
+    assert mine.drop(columns="id").to_numpy() == pytest.approx(submission.drop("id").to_numpy(), rel=1e-6)

@@ -23,8 +23,9 @@ from crew import CrewError
 from crew.tools import script
 from crew.tools.profile import MISSING_MARKERS
 
-__all__ = ["TRUSTED", "ColumnsPredictor", "ExperimentModel", "ModelError", "Predictor", "Seq2SeqPredictor",
-           "load_experiment_model", "load_predictor", "read_rows", "save_predictor", "save_seq2seq_predictor"]
+__all__ = ["TRUSTED", "ColumnsPredictor", "ExperimentModel", "JointColumn", "ModelError", "Predictor",
+           "Seq2SeqPredictor", "load_experiment_model", "load_joint_column", "load_predictor", "read_rows",
+           "save_predictor", "save_seq2seq_predictor"]
 
 TRUSTED = (
     "collections.OrderedDict",
@@ -121,13 +122,10 @@ class ExperimentModel:
         return raw if weights is None else raw * weights
 
 
-def load_experiment_model(path: str | Path) -> ExperimentModel:
-    """Load an experiment's `model.skops` (or the folder holding it), refusing any type outside `TRUSTED`."""
+def _trusted_payload(path: Path) -> dict[str, Any]:
+    """A `model.skops` crew wrote, loaded only when every type in it is in `TRUSTED`, of format `FORMAT`."""
     import skops.io as sio
 
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.skops"
     if not path.is_file():
         raise ModelError(f"{path} does not exist: the experiment saved no model (see its metrics.json 'model')")
     try:
@@ -143,6 +141,15 @@ def load_experiment_model(path: str | Path) -> ExperimentModel:
         raise ModelError(f"{path} could not be loaded ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path} is not a crew experiment model of format {FORMAT}")
+    return payload
+
+
+def load_experiment_model(path: str | Path) -> ExperimentModel:
+    """Load an experiment's `model.skops` (or the folder holding it), refusing any type outside `TRUSTED`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.skops"
+    payload = _trusted_payload(path)
     vectorizers = script._vectorizers(payload["models"], payload["features"])
     for vectorizer, vocabulary in zip(vectorizers, payload.get("vocabularies") or [], strict=False):
         vectorizer.vocabulary_ = dict(zip(vocabulary["terms"].tolist(), vocabulary["indices"].tolist(), strict=True))
@@ -362,11 +369,45 @@ def _ids(frame: pd.DataFrame, id_column: str | None) -> pd.Series:
     return pd.Series(np.arange(len(frame)), name="row")
 
 
+class JointColumn:
+    """One column of a several-target run's joint baseline (`crew.tools.multioutput`): the shared features and
+    that column's linear model, applied by the functions the experiment ran."""
+
+    def __init__(self, payload: dict[str, Any], column: str) -> None:
+        self.payload = payload
+        self.column = column
+
+    @property
+    def feature_names_in_(self) -> list[str]:
+        return [c for kind in ("numeric", "categorical", "text") for c in self.payload["columns"][kind]]
+
+    def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+        missing = [c for c in self.feature_names_in_ if c not in frame.columns]
+        return ([f"lacks column(s) {missing} that the joint model reads"] if missing else []), []
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        from scipy import sparse
+
+        from crew.tools import multioutput
+
+        X = sparse.csr_matrix(self.payload["features"].transform(multioutput.prepared(frame, self.payload["columns"])))
+        return multioutput.predict_column(self.payload["models"][self.column], X, self.payload["task"])
+
+
+def load_joint_column(path: str | Path, column: str) -> JointColumn:
+    """A column of the joint baseline's `model.skops`, refusing any type outside `TRUSTED`."""
+    payload = _trusted_payload(Path(path))
+    vectorizers = [v for _, v, _ in payload["features"].transformers_ if type(v).__name__ == "TfidfVectorizer"]
+    for vectorizer, vocabulary in zip(vectorizers, payload.get("vocabularies") or [], strict=False):
+        vectorizer.vocabulary_ = dict(zip(vocabulary["terms"].tolist(), vocabulary["indices"].tolist(), strict=True))
+    return JointColumn(payload, column)
+
+
 class ColumnsPredictor:
     """A several-target run's model: one `Predictor` per column (each column's own run under `targets/`), or the
     constant a column with one value in train keeps; `submission` puts the columns side by side."""
 
-    def __init__(self, columns: dict[str, Predictor | float], id_column: str | None) -> None:
+    def __init__(self, columns: dict[str, Predictor | JointColumn | float], id_column: str | None) -> None:
         self.columns = columns
         self.id_column = id_column
 
@@ -379,7 +420,7 @@ class ColumnsPredictor:
         problems: list[str] = []
         notes: list[str] = []
         for predictor in self.columns.values():
-            if isinstance(predictor, Predictor):
+            if isinstance(predictor, Predictor | JointColumn):
                 more, said = predictor.check(frame)
                 problems += [p for p in more if p not in problems]
                 notes += [n for n in said if n not in notes and "not read by the model" not in n]
@@ -390,9 +431,9 @@ class ColumnsPredictor:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """One column per target, in the task's order: a probability of 1 (several labels) or a value."""
-        return np.column_stack([np.full(len(frame), p, dtype=float) if not isinstance(p, Predictor)
-                                else p.submission(frame).iloc[:, -1].to_numpy(dtype=float)
-                                for p in self.columns.values()])
+        return np.column_stack([p.submission(frame).iloc[:, -1].to_numpy(dtype=float) if isinstance(p, Predictor)
+                                else p.predict(frame) if isinstance(p, JointColumn)
+                                else np.full(len(frame), p, dtype=float) for p in self.columns.values()])
 
     def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
         """Every column's predictions beside the rows' ids (`proba` changes nothing: each column of several labels
@@ -405,6 +446,7 @@ class ColumnsPredictor:
 
     def describe(self) -> str:
         return "\n".join(f"{name}: " + (p.describe().splitlines()[0] if isinstance(p, Predictor) else
+                                        "the joint baseline's linear model" if isinstance(p, JointColumn) else
                                         f"the constant {p:g}") for name, p in self.columns.items())
 
 
@@ -414,10 +456,12 @@ def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
     import json
 
     final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
-    columns: dict[str, Predictor | float] = {}
+    columns: dict[str, Predictor | JointColumn | float] = {}
     for name, record in final["targets"].items():
         if record.get("kind") == "constant":
             columns[name] = float(record["value"])
+        elif record.get("kind") == "joint":
+            columns[name] = load_joint_column(record["model"], name)
         else:
             column = load_predictor(record["run_dir"], warn=warn)
             assert isinstance(column, Predictor)  # a column's run has one target

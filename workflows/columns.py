@@ -8,8 +8,11 @@ the best prediction of each column: each column becomes a task of its own
 dropped from its train table), solved by the whole team in
 `RUN_DIR/targets/<column>/run/` (a run folder like any other: report it,
 load its model), with the wall time left shared among the columns still to
-solve. A constant submission is written first, and each column replaces
-its constant as soon as its run ends, so a valid submission always exists.
+solve. A constant submission is written first; then a joint baseline
+(`crew.tools.multioutput`: the features built once, a linear model per
+column) replaces it within seconds, and each column replaces its baseline
+as soon as its own run ends with a model, so a valid submission always
+exists and a column whose run kept nothing still has a real model.
 A column with a single value in train keeps that value. `resume` skips the
 columns already solved and continues the one a kill interrupted.
 """
@@ -72,6 +75,67 @@ def _constant(task: Task, train: pl.DataFrame, column: str) -> float:
     return max(0.0, value) if task.metric_info.nonnegative else value
 
 
+_JOINT_SHARE = 0.2
+"""At most this share of the wall time goes to the joint baseline, before the columns' own runs."""
+
+
+def joint_script(task: Task, train: pl.DataFrame, test: pl.DataFrame) -> str:
+    """The joint baseline's code.py: `crew.tools.multioutput` with the task's targets and the columns the analyst's
+    profile reads as numbers, categories and text (ids, dates and constants left out)."""
+    from crew.tools import multioutput
+    from crew.tools.profile import profile_text
+
+    assert task.data is not None and task.targets is not None
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "text": []}
+    for name in test.columns:
+        if name in task.targets or name == task.id_column or name not in train.columns:
+            continue
+        column = train[name]
+        if column.dtype.is_numeric() or column.dtype == pl.Boolean:
+            kinds["numeric"].append(name)
+        elif column.dtype == pl.Utf8:
+            words = profile_text(column).mean_words
+            if words >= 3:
+                kinds["text"].append(name)
+            elif 1 < column.n_unique() < max(50, train.height // 2):
+                kinds["categorical"].append(name)
+    spec = {"train": task.data.train, "test": task.data.test, "id_column": task.id_column,
+            "targets": list(task.targets), "metric": task.metric_info.per_column,
+            "task": task.metric_info.task, "nonnegative": task.metric_info.nonnegative}
+    source = Path(multioutput.__file__).read_text(encoding="utf-8")
+    source = re.sub(r"^TASK: dict = \{.*?\}\n", lambda _: f"TASK: dict = {spec!r}\n", source, count=1, flags=re.S | re.M)
+    return re.sub(r"^COLUMNS: dict = \{.*?\}\n", lambda _: f"COLUMNS: dict = {kinds!r}\n", source, count=1,
+                  flags=re.S | re.M)
+
+
+def _joint_baseline(task: Task, run_dir: Path, train: pl.DataFrame, test: pl.DataFrame, wall: float,
+                    executor: Any) -> dict[str, Any] | None:
+    """Run the joint baseline in the sandbox (`wall` seconds at most): its record (folder, per-column CV, the
+    predictions), or None when it could not run or wrote nothing usable."""
+    from crew.sandbox import Launch, Limits, LocalExecutor
+
+    code = joint_script(task, train, test)
+    executor = executor or LocalExecutor(root=run_dir / "experiments")
+    launch = Launch(id="joint", code=code, data_dir=str(task.root), data_files=task.data_files,
+                    hide=[str(p) for p in task.hidden],
+                    limits=Limits(wall_time=wall, memory=task.budget.memory, threads=1))
+    result = executor.run(launch)
+    folder = Path(result.workdir)
+    if result.reason != "ok" or not (folder / "predictions.csv").is_file() or not (folder / "metrics.json").is_file():
+        return {"ok": False, "reason": f"{result.reason}: {result.detail}".strip(": "), "folder": str(folder)}
+    predictions = pl.read_csv(folder / "predictions.csv")
+    if predictions.height != test.height or any(c not in predictions.columns for c in task.targets or []):
+        return {"ok": False, "reason": "its predictions.csv does not hold every test row and target", "folder": str(folder)}
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    return {"ok": True, "folder": str(folder), "per_column": metrics.get("per_column", {}), "cv": metrics.get("cv"),
+            "model": str(folder / "model.skops")}
+
+
+def _joint_final(joint: dict[str, Any], column: str, why: str) -> dict[str, Any]:
+    return {"kind": "joint", "cv": joint["per_column"].get(column), "model": joint["model"],
+            "rationale": f"{why}: the joint baseline's linear model (one per column on shared features)"}
+
+
 def _write(frame: pl.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     frame.write_csv(tmp)
@@ -100,6 +164,20 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
     finals: dict[str, Any] = {}
     experiments = 0
     to_solve = [c for c in task.targets if train[c].drop_nulls().n_unique() >= 2]
+    joint_record = run_dir / "joint.json"
+    if resume and joint_record.is_file():
+        joint = json.loads(joint_record.read_text(encoding="utf-8"))
+    else:  # one linear model per column on shared features: every column a real model within seconds
+        joint = _joint_baseline(task, run_dir, train, test, max(5.0, _JOINT_SHARE * wall_time),
+                                solve_options.get("executor")) if to_solve else None
+        experiments += 1 if joint else 0
+        if joint and joint["ok"]:
+            predicted = pl.read_csv(Path(joint["folder"]) / "predictions.csv")
+            for column in to_solve:
+                columns[column] = predicted[column].cast(pl.Float64).rename(column)
+            _write(ids.with_columns(*columns.values()), output)
+        joint_record.write_text(json.dumps(joint), encoding="utf-8")
+    joint_ok = bool(joint and joint.get("ok"))
     for column in task.targets:
         column_dir = run_dir / "targets" / _slug(column)
         run = column_dir / "run"
@@ -116,22 +194,26 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
         left = wall_time - (time.monotonic() - start) - _FINISH
         share = left / (len(to_solve) - to_solve.index(column))  # what earlier columns left unused goes to the rest
         if share < 5.0:
-            finals[column] = {"kind": "constant", "value": float(columns[column][0]), "cv": None,
-                              "rationale": "no time was left for this column"}
+            finals[column] = (_joint_final(joint, column, "no time was left for this column's own run") if joint_ok
+                              else {"kind": "constant", "value": float(columns[column][0]), "cv": None,
+                                    "rationale": "no time was left for this column"})
             continue
         folder = _column_folder(task, run_dir, column, train)
         continuing = resume and (run / "run.json").is_file()
         summary = solve(folder / "task.yaml", out=None if continuing else run, resume=run if continuing else None,
                         wall_time=share, **solve_options)
         experiments += int(summary.get("experiments", 0))
-        submitted = pl.read_csv(Path(summary["submission"]))
-        aligned = ids.with_columns(pl.col(ids.columns[0]).cast(pl.Utf8).alias("__key")).join(
-            submitted.with_columns(pl.col(submitted.columns[0]).cast(pl.Utf8).alias("__key")).select(
-                "__key", column), on="__key", how="left")
-        columns[column] = aligned[column].fill_null(float(columns[column][0]))
         final = summary.get("final") or {}
-        finals[column] = {"kind": final.get("kind"), "cv": final.get("cv"), "run_dir": str(run),
-                          "rationale": final.get("rationale", "")}
+        if final.get("kind") in (None, "constant") and joint_ok:  # the run kept no model: the joint one stays
+            finals[column] = _joint_final(joint, column, "the column's own run kept no model")
+        else:
+            submitted = pl.read_csv(Path(summary["submission"]))
+            aligned = ids.with_columns(pl.col(ids.columns[0]).cast(pl.Utf8).alias("__key")).join(
+                submitted.with_columns(pl.col(submitted.columns[0]).cast(pl.Utf8).alias("__key")).select(
+                    "__key", column), on="__key", how="left")
+            columns[column] = aligned[column].cast(pl.Float64).fill_null(float(columns[column][0]))
+            finals[column] = {"kind": final.get("kind"), "cv": final.get("cv"), "run_dir": str(run),
+                              "rationale": final.get("rationale", "")}
         record.write_text(json.dumps(finals[column], default=str), encoding="utf-8")
         _write(ids.with_columns(*columns.values()), output)
         progress.write_text(json.dumps({"elapsed": spent + time.monotonic() - start}), encoding="utf-8")
