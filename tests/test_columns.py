@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crew import Task, TaskError, grade
+from crew import Blackboard, Task, TaskError, grade
 
 
 def _task(root: Path, metric: str = "roc_auc_columns", targets: str = "[toxic, obscene, rare]") -> Path:
@@ -108,6 +108,8 @@ def test_a_joint_baseline_gives_every_column_a_model_within_seconds(tmp_path):
     summary = solve(path, out=tmp_path / "run", wall_time=12, workers=1)  # too short for three columns' runs
     joint = json.loads((tmp_path / "run" / "joint.json").read_text())
     assert joint["ok"] and set(joint["per_column"]) == {"toxic", "obscene", "fare"}
+    vetted = Blackboard(tmp_path / "run" / "joint" / "blackboard.sqlite").experiment("joint")  # priced first
+    assert vetted.status == "done" and vetted.estimate["family"] == "linear" and vetted.wall_time
     kinds = {c: f["kind"] for c, f in summary["final"]["targets"].items()}
     assert "joint" in kinds.values() and "constant" not in kinds.values(), kinds
     submission = pl.read_csv(tmp_path / "run" / "submission.csv")

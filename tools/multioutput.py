@@ -24,6 +24,8 @@ from scipy import sparse
 TASK: dict = {"train": "train.csv", "test": "test.csv", "id_column": "id", "targets": ["a", "b"], "metric": "roc_auc",
               "task": "classification", "nonnegative": False}
 COLUMNS: dict = {"numeric": [], "categorical": [], "text": []}
+PREPROCESS: dict = {"sparse_text": []}
+"""The text columns fitted as sparse n-grams (all of COLUMNS["text"]): what the critic prices them by."""
 SEED = 0
 
 

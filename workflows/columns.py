@@ -103,23 +103,42 @@ def joint_script(task: Task, train: pl.DataFrame, test: pl.DataFrame) -> str:
             "targets": list(task.targets), "metric": task.metric_info.per_column,
             "task": task.metric_info.task, "nonnegative": task.metric_info.nonnegative}
     source = Path(multioutput.__file__).read_text(encoding="utf-8")
-    source = re.sub(r"^TASK: dict = \{.*?\}\n", lambda _: f"TASK: dict = {spec!r}\n", source, count=1, flags=re.S | re.M)
-    return re.sub(r"^COLUMNS: dict = \{.*?\}\n", lambda _: f"COLUMNS: dict = {kinds!r}\n", source, count=1,
-                  flags=re.S | re.M)
+    constants: dict[str, Any] = {"TASK": spec, "COLUMNS": kinds, "PREPROCESS": {"sparse_text": kinds["text"]}}
+    for name, value in constants.items():
+        pattern = re.compile(rf"^{name}: dict = \{{.*?\}}\n", flags=re.S | re.M)
+        found = pattern.search(source)
+        assert found is not None, name  # the script defines every constant it is given
+        source = source[:found.start()] + f"{name}: dict = {value!r}\n" + source[found.end():]
+    return source
 
 
 def _joint_baseline(task: Task, run_dir: Path, train: pl.DataFrame, test: pl.DataFrame, wall: float,
                     executor: Any) -> dict[str, Any] | None:
     """Run the joint baseline in the sandbox (`wall` seconds at most): its record (folder, per-column CV, the
     predictions), or None when it could not run or wrote nothing usable."""
+    from crew import Blackboard, Experiment
+    from crew.roles.critic import Critic
     from crew.sandbox import Launch, Limits, LocalExecutor
 
     code = joint_script(task, train, test)
+    (run_dir / "joint").mkdir(parents=True, exist_ok=True)
+    board = Blackboard(run_dir / "joint" / "blackboard.sqlite")  # the joint baseline's own record
+    if board.find_experiment("joint") is None:
+        board.add_experiment(Experiment(id="joint", code=code, insights=["joint_baseline"]))
+    verdict = Critic(blackboard=board)({"task": task, "proposal": {"id": "joint", "code": code,
+                                                                   "insights": ["joint_baseline"]},
+                                        "remaining": {"wall_time": wall, "experiment_time": wall,
+                                                      "memory": task.budget.memory, "gpus": 0}})["verdict"]
+    if verdict["verdict"] == "reject":
+        return {"ok": False, "reason": f"the critic rejected it: {verdict['reason']}", "folder": None}
     executor = executor or LocalExecutor(root=run_dir / "experiments")
     launch = Launch(id="joint", code=code, data_dir=str(task.root), data_files=task.data_files,
                     hide=[str(p) for p in task.hidden],
                     limits=Limits(wall_time=wall, memory=task.budget.memory, threads=1))
     result = executor.run(launch)
+    board.update_experiment("joint", status="done" if result.reason == "ok" else "failed",
+                            wall_time=result.wall_time, peak_memory=result.peak_memory,
+                            error=None if result.reason == "ok" else f"{result.reason}: {result.detail}")
     folder = Path(result.workdir)
     if result.reason != "ok" or not (folder / "predictions.csv").is_file() or not (folder / "metrics.json").is_file():
         return {"ok": False, "reason": f"{result.reason}: {result.detail}".strip(": "), "folder": str(folder)}
