@@ -25,9 +25,9 @@ class TableError(Exception):
 
 
 def read_table(path: Path, *, as_text: bool = False) -> pl.DataFrame:
-    """Read a csv or parquet file strictly: non-UTF-8 text or ragged rows are errors, not guesses. `text`: every
-    `as_text`: every field as text, as written in a csv ("1.0" stays "1.0", an empty field is ""), for outputs
-    compared as text.
+    """Read a csv or parquet file strictly: non-UTF-8 text or ragged rows are errors, not guesses. `as_text`:
+    every field as text, as written in a csv ("1.0" stays "1.0", an empty field is ""), for outputs compared as
+    text.
 
     The whole file is scanned for types (`infer_schema_length=None`) because a
     column that turns from integers to text at row 10,000 is common in real
@@ -45,13 +45,12 @@ def read_table(path: Path, *, as_text: bool = False) -> pl.DataFrame:
         if suffix == ".csv":
             if path.stat().st_size == 0:
                 raise TableError(f"{path.name} is empty", "write a header row and at least one data row")
-            frame = (pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=True)
-                     .with_columns(pl.all().fill_null("")) if as_text else
+            frame = (pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=True) if as_text else
                      pl.read_csv(path, infer_schema_length=None, encoding="utf8", raise_if_empty=True))
         else:
             frame = pl.read_parquet(path)
-            if as_text:
-                frame = frame.with_columns(pl.all().cast(pl.Utf8).fill_null(""))
+        if as_text:  # a csv read as text is text already; a parquet column is cast
+            frame = frame.with_columns(pl.all().cast(pl.Utf8).fill_null(""))
     except TableError:
         raise
     except Exception as exc:  # polars raises many types; each means "cannot parse"

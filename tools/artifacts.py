@@ -33,6 +33,7 @@ __all__ = [
     "class_weights",
     "count_rows",
     "file_size",
+    "file_stamp",
     "is_constant",
     "metric_input",
     "predictions",
@@ -62,7 +63,8 @@ class ArtifactError(ValueError):
 # -- reading the task's tables cheaply ----------------------------------------------------------
 
 
-def _stamp(path: Path) -> tuple[str, int, int]:
+def file_stamp(path: Path) -> tuple[str, int, int]:
+    """A file's path, modification time and size: the key the cached readers below are read by."""
     st = path.stat()
     return str(path), st.st_mtime_ns, st.st_size
 
@@ -86,7 +88,7 @@ def train_targets(task: Task) -> tuple[np.ndarray, pl.Series | None]:
     """The true targets of the rows a script trains on (rows without a target dropped) and their ids."""
     assert task.data is not None and task.target is not None
     columns = tuple(c for c in (task.id_column, task.target) if c)
-    frame = read_columns(_stamp(task.path(task.data.train)), columns)
+    frame = read_columns(file_stamp(task.path(task.data.train)), columns)
     frame = frame.filter(pl.col(task.target).is_not_null())
     y = frame[task.target]
     values = y.cast(pl.Float64).to_numpy() if task.target_type == "regression" else canonical(y).to_numpy()
@@ -96,7 +98,7 @@ def train_targets(task: Task) -> tuple[np.ndarray, pl.Series | None]:
 def test_ids(task: Task) -> tuple[pl.DataFrame, pl.Series | None]:
     """A frame of the test ids (what `check_submission` aligns against) and their canonical keys."""
     assert task.data is not None
-    stamp = _stamp(task.path(task.data.test))
+    stamp = file_stamp(task.path(task.data.test))
     if task.id_column:
         frame = read_columns(stamp, (task.id_column,))
         return frame, canonical(frame[task.id_column])

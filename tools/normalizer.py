@@ -85,6 +85,7 @@ def _spell_number(token, lang, to):
     try:
         return num2words(float(digits) if "." in digits else int(digits), lang=lang, to=to)
     except (NotImplementedError, OverflowError, ValueError, TypeError, KeyError, IndexError):
+        # num2words has no such converter for this language (NotImplementedError), or cannot spell this number
         return None
 
 
@@ -187,7 +188,7 @@ def save_model(model, folder="model"):
 
 
 def load_model(folder):
-    """A model `save` wrote, and the TASK it was fitted for."""
+    """A model `save_model` wrote, and the TASK it was fitted for."""
     with open(os.path.join(folder, "normalizer.json"), encoding="utf-8") as fh:
         saved = json.load(fh)
     model = {name.removesuffix(".parquet"): pd.read_parquet(os.path.join(folder, name)) for name in saved["tables"]}

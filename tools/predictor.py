@@ -150,10 +150,15 @@ def load_experiment_model(path: str | Path) -> ExperimentModel:
     if path.is_dir():
         path = path / "model.skops"
     payload = _trusted_payload(path)
-    vectorizers = script._vectorizers(payload["models"], payload["features"])
+    _restore_vocabularies(script._vectorizers(payload["models"], payload["features"]), payload)
+    return ExperimentModel(payload, path)
+
+
+def _restore_vocabularies(vectorizers: list[Any], payload: dict[str, Any]) -> None:
+    """Give each TF-IDF vectorizer back the vocabulary its script saved as two arrays (skops writes a dict of
+    100,000 n-grams one node at a time), in the order the script listed them."""
     for vectorizer, vocabulary in zip(vectorizers, payload.get("vocabularies") or [], strict=False):
         vectorizer.vocabulary_ = dict(zip(vocabulary["terms"].tolist(), vocabulary["indices"].tolist(), strict=True))
-    return ExperimentModel(payload, path)
 
 
 # -- the run's predictor ------------------------------------------------------------------------------
@@ -397,9 +402,8 @@ class JointColumn:
 def load_joint_column(path: str | Path, column: str) -> JointColumn:
     """A column of the joint baseline's `model.skops`, refusing any type outside `TRUSTED`."""
     payload = _trusted_payload(Path(path))
-    vectorizers = [v for _, v, _ in payload["features"].transformers_ if type(v).__name__ == "TfidfVectorizer"]
-    for vectorizer, vocabulary in zip(vectorizers, payload.get("vocabularies") or [], strict=False):
-        vectorizer.vocabulary_ = dict(zip(vocabulary["terms"].tolist(), vocabulary["indices"].tolist(), strict=True))
+    _restore_vocabularies([v for _, v, _ in payload["features"].transformers_
+                           if type(v).__name__ == "TfidfVectorizer"], payload)
     return JointColumn(payload, column)
 
 

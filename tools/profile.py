@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import unicodedata
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -16,6 +14,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from crew import Task, canonical_labels, read_table
+from crew.tools.artifacts import count_rows, file_stamp, read_columns
 from crew.tools.script import parse_dates
 
 __all__ = ["ColumnProfile", "DataProfile", "TargetProfile", "TextProfile", "profile_task", "profile_text",
@@ -106,22 +105,19 @@ def profile_task(task: Task, *, seed: int = 0) -> DataProfile:
 
 
 def text_chars_per_row(task: Task, columns: Sequence[str]) -> float:
-    """Characters of text per train or test row over `columns` (what the critic prices text features by); read
-    once per file version."""
+    """Characters of text per train or test row over `columns` (what the critic prices text features by): only
+    those columns read, once per file version (`crew.tools.artifacts.read_columns`)."""
     assert task.data is not None
-    paths = [task.path(task.data.train), task.path(task.data.test)]
-    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
-    return _chars_per_row(stamp, tuple(columns))
-
-
-@functools.lru_cache(maxsize=32)
-def _chars_per_row(stamp: tuple[tuple[str, int, int], ...], columns: tuple[str, ...]) -> float:
     chars = rows = 0
-    for path, _, _ in stamp:
-        frame = read_table(Path(path))
-        present = [c for c in columns if c in frame.columns]
-        rows += frame.height
-        chars += sum(int(frame[c].cast(pl.Utf8).fill_null("").str.len_chars().sum() or 0) for c in present)
+    for path in (task.path(task.data.train), task.path(task.data.test)):
+        stamp = file_stamp(path)
+        scan = pl.scan_csv(path) if path.suffix.lower() == ".csv" else pl.scan_parquet(path)
+        names = set(scan.collect_schema().names())  # a script may name a column the file does not hold
+        present = tuple(c for c in columns if c in names)
+        rows += count_rows(stamp)
+        if present:
+            frame = read_columns(stamp, present)
+            chars += sum(int(frame[c].cast(pl.Utf8).fill_null("").str.len_chars().sum() or 0) for c in present)
     return chars / max(1, rows)
 
 

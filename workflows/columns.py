@@ -31,6 +31,7 @@ import polars as pl
 import yaml
 
 from crew import Task, read_table
+from crew.workflows._run import fill_constants, write_atomically
 
 __all__ = ["solve_columns"]
 
@@ -102,20 +103,15 @@ def joint_script(task: Task, train: pl.DataFrame, test: pl.DataFrame) -> str:
     spec = {"train": task.data.train, "test": task.data.test, "id_column": task.id_column,
             "targets": list(task.targets), "metric": task.metric_info.per_column,
             "task": task.metric_info.task, "nonnegative": task.metric_info.nonnegative}
-    source = Path(multioutput.__file__).read_text(encoding="utf-8")
-    constants: dict[str, Any] = {"TASK": spec, "COLUMNS": kinds, "PREPROCESS": {"sparse_text": kinds["text"]}}
-    for name, value in constants.items():
-        pattern = re.compile(rf"^{name}: dict = \{{.*?\}}\n", flags=re.S | re.M)
-        found = pattern.search(source)
-        assert found is not None, name  # the script defines every constant it is given
-        source = source[:found.start()] + f"{name}: dict = {value!r}\n" + source[found.end():]
-    return source
+    return fill_constants(Path(multioutput.__file__).read_text(encoding="utf-8"),
+                          {"TASK": spec, "COLUMNS": kinds, "PREPROCESS": {"sparse_text": kinds["text"]}})
 
 
 def _joint_baseline(task: Task, run_dir: Path, train: pl.DataFrame, test: pl.DataFrame, wall: float,
-                    executor: Any) -> dict[str, Any] | None:
-    """Run the joint baseline in the sandbox (`wall` seconds at most): its record (folder, per-column CV, the
-    predictions), or None when it could not run or wrote nothing usable."""
+                    executor: Any) -> dict[str, Any]:
+    """Vet the joint baseline with the critic and run it in the sandbox (`wall` seconds at most): its record,
+    `ok` with its folder, per-column CV and model, or not `ok` with the reason (rejected, failed, or nothing
+    usable written)."""
     from crew import Blackboard, Experiment
     from crew.roles.critic import Critic
     from crew.sandbox import Launch, Limits, LocalExecutor
@@ -155,12 +151,6 @@ def _joint_final(joint: dict[str, Any], column: str, why: str) -> dict[str, Any]
             "rationale": f"{why}: the joint baseline's linear model (one per column on shared features)"}
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.write_csv(tmp)
-    tmp.replace(path)
-
-
 def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, Any]], wall_time: float,
                   resume: bool = False, **solve_options: Any) -> dict[str, Any]:
     """Solve each target column as its own run under `run_dir/targets/` with `solve` (the workflow's own, passed
@@ -176,7 +166,7 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
     output = run_dir / task.output_name
     columns = {c: pl.Series(c, np.full(test.height, _constant(task, train, c))) for c in task.targets}
     if not (resume and output.is_file()):
-        _write(ids.with_columns(*columns.values()), output)  # the safety net: a valid submission from the start
+        write_atomically(ids.with_columns(*columns.values()), output)  # the safety net: a valid submission from the start
     else:
         kept = pl.read_csv(output)
         columns = {c: kept[c] for c in task.targets}
@@ -194,7 +184,7 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
             predicted = pl.read_csv(Path(joint["folder"]) / "predictions.csv")
             for column in to_solve:
                 columns[column] = predicted[column].cast(pl.Float64).rename(column)
-            _write(ids.with_columns(*columns.values()), output)
+            write_atomically(ids.with_columns(*columns.values()), output)
         joint_record.write_text(json.dumps(joint), encoding="utf-8")
     joint_ok = bool(joint and joint.get("ok"))
     for column in task.targets:
@@ -234,7 +224,7 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
             finals[column] = {"kind": final.get("kind"), "cv": final.get("cv"), "run_dir": str(run),
                               "rationale": final.get("rationale", "")}
         record.write_text(json.dumps(finals[column], default=str), encoding="utf-8")
-        _write(ids.with_columns(*columns.values()), output)
+        write_atomically(ids.with_columns(*columns.values()), output)
         progress.write_text(json.dumps({"elapsed": spent + time.monotonic() - start}), encoding="utf-8")
     cvs = [f["cv"] for f in finals.values() if f.get("cv") is not None]
     final = {"kind": "columns", "targets": finals, "id_column": task.id_column,

@@ -438,7 +438,8 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         notes.append(f"the sample submission repeats the test column(s) {', '.join(copied)}; crew's submission "
                      f"holds {id_column} and the prediction, which is what the grader reads")
     if id_column in train.columns and train[id_column].is_duplicated().any():
-        # the key is a feature too (a comment's text): crew aligns train rows by it, so each must be unique
+        # crew aligns train rows by the key, so each must be unique; a key that is the input itself repeats when
+        # the same comment was posted twice (detecting-insults): its first row is kept
         before = train.height
         train = train.unique(subset=[id_column], keep="first", maintain_order=True)
         notes.append(f"{before - train.height} train row(s) repeat a {id_column} seen earlier in train; the import "

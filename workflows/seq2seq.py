@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,8 +26,9 @@ from langgraph.runtime import Runtime
 from crew import Blackboard, Brain, Budget, Experiment, Message, Task, read_table
 from crew.roles.critic import Critic
 from crew.tools import normalizer
+from crew.tools.artifacts import test_ids
 from crew.tools.predictor import save_seq2seq_predictor
-from crew.workflows._run import events, remaining
+from crew.workflows._run import events, fill_constants, remaining, write_atomically
 from crew.workflows.experiment import RunContext, launch
 
 __all__ = ["LADDER", "Seq2SeqState", "build_seq2seq_graph", "normalize", "script_for"]
@@ -41,6 +41,10 @@ LADDER: tuple[tuple[str, Mapping[str, Any]], ...] = (
 )
 """The expert's experiments, in order: what each tries beyond the one before (a token's most frequent output;
 learnt fall-backs for unseen tokens; the tokens either side when seen twice; and when seen once)."""
+
+
+_INTERRUPTED = "interrupted: the run was killed while it ran"
+"""The error of an experiment a killed run left running: its rung is proposed again on resume."""
 
 
 class Seq2SeqState(TypedDict, total=False):
@@ -58,22 +62,7 @@ def script_for(task: Task, config: Mapping[str, Any], *, seed: int = 0) -> str:
     source = Path(normalizer.__file__).read_text(encoding="utf-8")
     spec = {"train": task.data.train, "test": task.data.test, "source": task.source, "target": task.target,
             "id_column": task.id_column, "group": task.group}
-    settings = {**normalizer.CONFIG, **config, "seed": seed}
-    source = re.sub(r"^TASK: dict = \{.*?\}\n", lambda _: f"TASK: dict = {spec!r}\n", source, count=1,
-                    flags=re.S | re.M)
-    return re.sub(r"^CONFIG: dict = \{.*?\}\n", lambda _: f"CONFIG: dict = {settings!r}\n", source, count=1,
-                  flags=re.S | re.M)
-
-
-def _write(frame: pl.DataFrame, output: Path) -> None:
-    tmp = output.with_suffix(output.suffix + ".tmp")
-    frame.write_csv(tmp)
-    os.replace(tmp, output)
-
-
-def _test(task: Task) -> pl.DataFrame:
-    assert task.data is not None
-    return read_table(task.path(task.data.test), as_text=True)
+    return fill_constants(source, {"TASK": spec, "CONFIG": {**normalizer.CONFIG, **config, "seed": seed}})
 
 
 def _setup(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -81,8 +70,9 @@ def _setup(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     context = RunContext.of(runtime)
     task, board = context.task, context.blackboard
     if not context.output.exists():
-        test = _test(task)
-        _write(test.select(task.id_column, pl.col(str(task.source)).alias(str(task.target))), context.output)
+        assert task.data is not None
+        test = read_table(task.path(task.data.test), as_text=True)
+        write_atomically(test.select(task.id_column, pl.col(str(task.source)).alias(str(task.target))), context.output)
         board.post(Message(content=f"wrote every {task.source} unchanged to {task.output_name} as a safety net",
                            sent_from="workflow", cause_by="workflow.submission"))
     return {"task": str(task.root / "task.yaml")}
@@ -93,7 +83,7 @@ def _modeler(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any
     context = RunContext.of(runtime)
     board, budget = context.blackboard, context.budget
     tried = {e.insights[0] for e in board.experiments() if e.insights and e.status in ("done", "failed", "rejected")
-             and not (e.error or "").startswith("interrupted")}
+             and e.error != _INTERRUPTED}
     left = budget.remaining()
     for name, config in LADDER:
         if name in tried:
@@ -116,7 +106,7 @@ LADDER_NOTES = {"token_memory": "each token's most frequent output in train, els
                 "context_memory_all": "and beside its neighbours seen once"}
 
 
-def _valid_predictions(task: Task, workdir: Path, test: pl.DataFrame) -> str | None:
+def _valid_predictions(task: Task, workdir: Path) -> str | None:
     """Why an experiment's predictions.csv cannot be the submission, or None."""
     path = workdir / "predictions.csv"
     if not path.is_file():
@@ -124,8 +114,8 @@ def _valid_predictions(task: Task, workdir: Path, test: pl.DataFrame) -> str | N
     frame = read_table(path, as_text=True)
     if frame.columns != [task.id_column, task.target]:
         return f"predictions.csv has columns {frame.columns}, expected {[task.id_column, task.target]}"
-    if frame.height != test.height or set(frame[str(task.id_column)].to_list()) != set(
-            test[str(task.id_column)].to_list()):
+    keys = test_ids(task)[1]  # the test ids, read once per file version
+    if keys is None or frame.height != len(keys) or set(frame[str(task.id_column)].to_list()) != set(keys.to_list()):
         return "predictions.csv does not hold one row per test id"
     return None
 
@@ -147,7 +137,7 @@ def _run(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     elif not metrics_path.is_file():
         problem = "wrote no metrics.json"
     else:
-        problem = _valid_predictions(task, workdir, _test(task))
+        problem = _valid_predictions(task, workdir)
     if problem is not None:
         board.update_experiment(exp_id, status="failed", error=(problem + "\n" + result.get("stderr_tail", ""))[:4000])
         board.post(Message(content=f"{exp_id}: failed ({problem})", sent_from="reviewer", cause_by="reviewer.verdict",
@@ -181,7 +171,7 @@ def _finalize(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, An
     if best is None:
         final = {"kind": "unchanged", "cv": None, "rationale": "no experiment finished: every token copied unchanged"}
     else:
-        exp = next(e for e in board.experiments() if e.id == best["id"])
+        exp = board.experiment(best["id"])
         model_dir = context.run_dir / "experiments" / exp.id / "model"
         try:
             kept = save_seq2seq_predictor(context.run_dir / "predictor", model_dir, experiment=exp.id,
@@ -230,7 +220,7 @@ def normalize(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
                          brain=brain, seed=seed)
     for exp in board.experiments():  # what a killed run left running: its rung is proposed again
         if exp.status in ("proposed", "running"):
-            board.update_experiment(exp.id, status="failed", error="interrupted: the run was killed while it ran")
+            board.update_experiment(exp.id, status="failed", error=_INTERRUPTED)
     graph = build_seq2seq_graph()
     start = {"task": str(task.root / "task.yaml"), "blackboard": str(board.path)}
     for kind, payload in events(graph.stream(start, {"recursion_limit": 1_000},
