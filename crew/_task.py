@@ -422,6 +422,9 @@ class Task(BaseModel):
         if self.source is None:
             problems.append(Problem(file, "source", "is required for kind: seq2seq",
                                     "add `source: <the column each output is made from>`"))
+        if self.id_column is None:  # each token's output is submitted beside its id
+            problems.append(Problem(file, "id_column", "is required for kind: seq2seq",
+                                    "add `id_column: <the column naming each token in test>`"))
         if self.targets:
             problems.append(Problem(file, "targets", "kind: seq2seq predicts one column", "name it in `target`"))
         if self.metric is not None and self.metric != "accuracy":
