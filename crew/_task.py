@@ -22,6 +22,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from crew._llmspec import ROLES, llm_spec_problem
+from crew._media import MediaKind, media_folder
+from crew._media import problems as media_problems
 from crew._metrics import METRICS, Metric, canonical_labels, get_metric
 from crew._tables import TableError, read_table
 from crew._units import format_duration, format_size, parse_duration, parse_size
@@ -95,6 +97,9 @@ class Task(BaseModel):
     group: str | None = Field(default=None, description="kind: seq2seq: rows sharing it form one sequence (a "
                               "sentence) in file order: a token's neighbours are its context, and validation holds "
                               "out whole groups")
+    media: dict[str, MediaKind] | None = Field(default=None, description="columns of train and test whose cells are "
+                                               "paths of the file each row is made from, `image` or `audio` (relative "
+                                               "to the task's folder, inside a folder of it: `images/1.png`)")
     metric: str | None = None
     budget: TaskBudget = Field(default_factory=TaskBudget)
     output: str | None = None
@@ -109,6 +114,7 @@ class Task(BaseModel):
     _classes: list[str] = PrivateAttr(default_factory=list)
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _shapes: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
+    _media_folders: set[str] = PrivateAttr(default_factory=set)
 
     @model_validator(mode="before")
     @classmethod
@@ -196,7 +202,8 @@ class Task(BaseModel):
         None for a task without tables (a kernel task, whose whole folder is its input)."""
         if self.data is None:
             return None
-        return [f for f in (self.data.train, self.data.test, self.data.sample_submission) if f]
+        tables = [f for f in (self.data.train, self.data.test, self.data.sample_submission) if f]
+        return tables + sorted(self._media_folders)
 
     @property
     def output_name(self) -> str:
@@ -276,6 +283,9 @@ class Task(BaseModel):
             })
             if self.kind == "seq2seq":
                 out.update({"source": self.source, "group": self.group or "- (the whole table is one sequence)"})
+            if self.media:
+                out["media"] = ", ".join(f"{c} ({k} files in {', '.join(sorted(self._media_folders)) or '-'})"
+                                         for c, k in self.media.items())
         else:
             out.update({"starting_solution": self.starting_solution, "score": self.score})
         b = self.budget
@@ -292,6 +302,9 @@ class Task(BaseModel):
             problems.append(Problem(file, "output", f"{self.output!r} points outside the run folder",
                                     "give a plain file name such as submission.csv"))
         problems += self._check_llm(file)
+        if self.media and self.kind != "tabular":
+            problems.append(Problem(file, "media", f"is only used by kind: tabular, not {self.kind}",
+                                    "remove `media` or set `kind: tabular`"))
         if self.kind == "kernel":
             return problems + self._check_kernel(file) + self._check_seq2seq_fields(file)
         return problems + self._check_tabular(file)
@@ -411,6 +424,30 @@ class Task(BaseModel):
             self._warnings.append(f"columns in train but not in test (experiments cannot use them): {missing[:10]}")
         if "sample_submission" in tables:
             problems += self._check_sample(tables["sample_submission"], test)
+        return problems + self._check_media(file, train, test)
+
+    def _check_media(self, file: str, train: pl.DataFrame, test: pl.DataFrame) -> list[Problem]:
+        """Every media cell names a file inside a folder of the task folder that decodes as its kind; the first few
+        that do not are named (crew._media)."""
+        problems: list[Problem] = []
+        for column, kind in (self.media or {}).items():
+            if column in (*self.target_columns, self.id_column):
+                problems.append(Problem(file, f"media.{column}", "is the target or the id column",
+                                        "name the column of file paths"))
+                continue
+            for frame, rel in ((train, self.data.train), (test, self.data.test)):  # type: ignore[union-attr]
+                if column not in frame.columns:
+                    problems.append(Problem(file, f"media.{column}", f"column {column!r} is not in {self.path(rel)}",
+                                            f"use one of {frame.columns[:12]}"))
+                    continue
+                cells = frame[column].cast(pl.Utf8).to_list()
+                failed, shown = media_problems(self._root, cells, kind)
+                if failed:
+                    problems.append(Problem(str(self.path(rel)), f"media.{column}",
+                                            f"{failed} of {len(cells)} {kind} files cannot be read: {', '.join(shown)}",
+                                            "fix or remove those rows; paths are relative to the task folder"))
+                else:
+                    self._media_folders.update(media_folder(c) for c in cells)
         return problems
 
     def _check_seq2seq_fields(self, file: str) -> list[Problem]:

@@ -4,12 +4,13 @@ It estimates the experiment's wall time and peak memory (`crew.tools.cost`,
 learning from what finished on the blackboard), reads the code's syntax tree
 for rule breaks (`crew.tools.codecheck`), and then approves, approves a
 cheaper variant it proposes (fewer tuning trials, bagged seeds, CV repeats, folds or estimators, a row
-subsample), or rejects with a reason the proposing role receives.
+subsample; a network's epochs or image size), or rejects with a reason the proposing role receives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -18,8 +19,18 @@ from crew import Blackboard, Decision, Message, Role, Task
 from crew.roles._util import as_task
 from crew.testing import tiny_task
 from crew.tools.codecheck import Finding, check_code, check_kernel
-from crew.tools.cost import CostModel, Estimate, Workload, history, read_normalizer_workload, read_workload
+from crew.tools.cost import (
+    CostModel,
+    Estimate,
+    Workload,
+    deep_units,
+    history,
+    read_media_workload,
+    read_normalizer_workload,
+    read_workload,
+)
 from crew.tools.knobs import apply_changes, exposed
+from crew.tools.media import media_store_cached
 from crew.tools.pipelines import PipelineSpec, cached_stages, render
 from crew.tools.profile import text_chars_per_row
 from crew.tools.scorer import estimate_run
@@ -28,6 +39,7 @@ __all__ = ["Critic", "Verdict", "changed_workload"]
 
 _SAFETY = 0.8  # approve only what is expected to finish in 80% of the time it may take
 _MIN_FOLDS, _MIN_ESTIMATORS, _MIN_ROWS = 3, 50, 2_000
+_MIN_EPOCHS, _MIN_IMAGE = 3, 32  # a network trained less, or on smaller images, is not worth its time
 
 
 def changed_workload(work: Workload, changes: Mapping[str, int]) -> Workload:
@@ -83,6 +95,8 @@ class Critic(Role):
             model = CostModel(history=history(board) if board is not None else [])
             estimate = model.estimate(work)
             findings = check_code(proposal.get("code", ""), forbidden_paths=[str(p) for p in task.hidden])
+        elif task.media:
+            estimate, model, findings = self._media_cost(task, proposal, state.get("stage_cache"), board)
         else:
             estimate, model, findings = self._pipeline_cost(task, proposal, state.get("stage_cache"), board)
         wall_allowed = max(0.0, float(remaining.get("wall_time", 0.0))) * _SAFETY
@@ -122,6 +136,21 @@ class Critic(Role):
         if cached:
             estimate = estimate.model_copy(update={"basis": f"{estimate.basis}; cached stages: {', '.join(cached)}"})
         return estimate, model, check_code(proposal.get("code", ""), forbidden_paths=[str(p) for p in task.hidden])
+
+    def _media_cost(self, task: Task, proposal: dict[str, Any], stage_cache: str | None,
+                    board: Blackboard | None) -> tuple[Estimate, CostModel, list[Finding]]:
+        """A media experiment: epochs x images x pixels on its device, at the per-image cost earlier experiments of
+        the same network timed (their epochs) or the prior; decoding is free when a checked store is shared."""
+        code = proposal.get("code", "")
+        size = read_media_workload(code, rows=0).image_size
+        decode = not (stage_cache and media_store_cached(task, size, Path(stage_cache)))
+        experiments = board.experiments() if board is not None else []
+        work = read_media_workload(code, rows=task.shapes.get("train", (0, 0))[0],
+                                   test_rows=task.shapes.get("test", (0, 0))[0], threads=int(proposal.get("threads", 1)),
+                                   decode=decode, device="cuda" if proposal.get("gpus") else "cpu",
+                                   units=deep_units(experiments))
+        model = CostModel(history=history(board) if board is not None else [])
+        return model.estimate(work), model, check_code(code, forbidden_paths=[str(p) for p in task.hidden])
 
     def _kernel_cost(self, task: Task, proposal: dict[str, Any], remaining: dict[str, Any],
                      board: Blackboard | None) -> tuple[Estimate, CostModel, list[Finding]]:
@@ -190,6 +219,10 @@ class Critic(Role):
             steps.append(("folds", list(range(work.folds - 1, _MIN_FOLDS - 1, -1))))
         if "estimators" in knobs and work.estimators and work.estimators > _MIN_ESTIMATORS:
             steps.append(("estimators", [max(_MIN_ESTIMATORS, int(work.estimators * f)) for f in (0.75, 0.5, 0.3, 0.2)]))
+        if "epochs" in knobs and work.epochs > _MIN_EPOCHS:
+            steps.append(("epochs", list(range(work.epochs - 1, _MIN_EPOCHS - 1, -1))))
+        if "image_size" in knobs and work.image_size > _MIN_IMAGE:
+            steps.append(("image_size", [s for s in range(work.image_size - 16, _MIN_IMAGE - 1, -16)]))
         if "subsample" in knobs and work.rows_per_fit > _MIN_ROWS:
             steps.append(("subsample", [max(_MIN_ROWS, int(work.rows_per_fit * f)) for f in (0.5, 0.25, 0.1, 0.05)]))
         for knob, values in steps:

@@ -24,8 +24,20 @@ from crew import parse_python as parse
 from crew.tools.catalogue import FAMILIES
 from crew.tools.knobs import KNOB_NAMES
 
-__all__ = ["PRIORS", "CostModel", "Estimate", "FamilyPrior", "Observation", "Workload", "calibration", "history",
-           "read_normalizer_workload", "read_workload"]
+__all__ = [
+    "PRIORS",
+    "CostModel",
+    "Estimate",
+    "FamilyPrior",
+    "Observation",
+    "Workload",
+    "calibration",
+    "deep_units",
+    "history",
+    "read_media_workload",
+    "read_normalizer_workload",
+    "read_workload",
+]
 
 _FAMILY_OF = {
     # estimators chat models' scripts use besides the catalogue's own (added below)
@@ -142,6 +154,22 @@ class Workload(BaseModel):
     """Characters of text per train or test row, over `text_columns` (the critic reads it from the data)."""
     normalizer: Literal["", "tokens", "shapes", "context"] = ""
     """A seq2seq experiment (`crew.tools.normalizer`): how far up its ladder it goes; its cost is per token."""
+    deep: str = ""
+    """A media experiment (`crew.tools.vision`): its model, `boosted` or a network (`cnn`, `resnet18`, ...)."""
+    epochs: int = 0
+    image_size: int = 0
+    channels: int = 3
+    batch: int = 64
+    views: int = 1
+    """Predictions average this many views of each file (test-time augmentation)."""
+    decode: bool = True
+    """The files are decoded in this experiment (no checked array store of this size is shared yet)."""
+    device: Literal["cpu", "cuda"] = "cpu"
+    image_seconds: float | None = None
+    """Seconds one training image of 64 x 64 costs per epoch on this machine, as earlier experiments of this network
+    timed their epochs (`deep_units`); None: the prior."""
+    gpu_bytes_per_pixel: float | None = None
+    """Peak GPU bytes per batch pixel earlier experiments of this network measured; None: the prior."""
 
     @property
     def family(self) -> str:
@@ -216,6 +244,8 @@ class Estimate(BaseModel):
     memory_correction: float = 1.0
     basis: str
     workload: Workload
+    gpu_memory: int = 0
+    """Bytes of GPU memory a network will hold at its peak: what its GPU slot is declared with."""
 
 
 class Observation(BaseModel):
@@ -329,6 +359,85 @@ def read_normalizer_workload(code: str, *, rows: int, test_rows: int = 0) -> Wor
     return Workload(families=["normalizer"], rows=rows, test_rows=test_rows, normalizer=level)
 
 
+_DEEP_IMAGE_SECONDS = {"cnn": 0.0094, "resnet18": 0.0104, "resnet34": 0.021}
+"""Core-seconds one 64 x 64 training image costs per epoch on the CPU, forward and backward with augmentation
+(measured on a 2-core machine: 4.7 ms and 5.2 ms with two threads); a GPU is `_GPU_SPEEDUP` times faster."""
+_GPU_SPEEDUP = 40.0
+_DEEP_STARTUP = 3.0  # importing torch, reading the tables
+_DECODE_SECONDS = 0.002  # core-seconds to open, decode and resize one file (a 256-pixel JPEG; a PNG is quicker)
+_DEEP_MEMORY = {"boosted": 250 * MiB, "cnn": 700 * MiB, "resnet18": 900 * MiB, "resnet34": 1000 * MiB}
+_GPU_CONTEXT = 600 * MiB  # the CUDA context and allocator slack, which torch's own peak does not count
+_GPU_BYTES_PER_PIXEL = {"cnn": 450.0, "resnet18": 300.0, "resnet34": 450.0}
+"""Peak GPU bytes per input pixel of a training batch (activations kept for the backward pass, mixed precision)."""
+_PARAMETERS = {"cnn": 1.2e6, "resnet18": 11.7e6, "resnet34": 21.8e6}
+
+
+def read_media_workload(code: str, *, rows: int, test_rows: int = 0, threads: int = 1, decode: bool = True,
+                        device: Literal["cpu", "cuda"] = "cpu", units: dict[str, dict[str, float]] | None = None
+                        ) -> Workload:
+    """A media experiment's workload: its CONFIG's model, epochs, image size, batch and test-time views, and what
+    earlier experiments of the same network on the same device measured (`units`, from `deep_units`)."""
+    config: dict[str, Any] = {}
+    task: dict[str, Any] = {}
+    try:
+        for node in parse(code).body:
+            if isinstance(node, ast.AnnAssign | ast.Assign):
+                target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+                if isinstance(target, ast.Name) and target.id in ("CONFIG", "TASK") and node.value is not None:
+                    (config if target.id == "CONFIG" else task).update(_constant(node.value) or {})
+    except SyntaxError:
+        pass
+    model = str(config.get("model") or "cnn")
+    measured = (units or {}).get(f"{model}@{device}", {})
+    views = 1 if not config.get("tta") else (3 if task.get("kind", "image") == "image" else 2)
+    return Workload(families=[model if model == "boosted" else "network"], rows=rows, test_rows=test_rows,
+                    threads=threads, deep=model, epochs=int(config.get("epochs") or 0),
+                    image_size=int(config.get("image_size") or 64), channels=1 if task.get("kind") == "audio" else 3,
+                    batch=int(config.get("batch") or 64), views=views, decode=decode, device=device,
+                    image_seconds=measured.get("image_seconds"), gpu_bytes_per_pixel=measured.get("gpu_bytes_per_pixel"))
+
+
+def deep_units(experiments: Iterable[Any]) -> dict[str, dict[str, float]]:
+    """What finished media experiments measured, per `network@device`: seconds per 64 x 64 training image per
+    epoch (their median epoch over the rows they fitted), and peak GPU bytes per batch pixel. The latest wins."""
+    units: dict[str, dict[str, float]] = {}
+    for exp in experiments:
+        metrics = getattr(exp, "metrics", None) or {}
+        epoch, rows, size = metrics.get("epoch_seconds"), metrics.get("rows_fit"), metrics.get("image_size")
+        if not (epoch and rows and size) or getattr(exp, "status", "done") != "done":
+            continue
+        key = f"{metrics.get('model')}@{metrics.get('device', 'cpu')}"
+        units[key] = {"image_seconds": float(epoch) / float(rows) / (float(size) / 64.0) ** 2}
+        peak, batch = metrics.get("peak_gpu_memory"), (getattr(exp, "spec", None) or {}).get("batch", 64)
+        if peak:
+            units[key]["gpu_bytes_per_pixel"] = float(peak) / (float(batch) * float(size) ** 2)
+    return units
+
+
+def _deep_cost(work: Workload) -> tuple[float, int, int]:
+    """Seconds, bytes of memory and bytes of GPU memory of a media experiment."""
+    pixels = (work.image_size / 64.0) ** 2
+    files = work.rows + work.test_rows
+    seconds = _DEEP_STARTUP + (_DECODE_SECONDS * files / max(1, work.threads) if work.decode else 0.0)
+    store = files * work.image_size ** 2 * work.channels
+    if work.deep == "boosted":
+        return seconds + 2e-4 * files * pixels + 1e-4 * work.rows, int(_DEEP_MEMORY["boosted"] + 6 * store), 0
+    fit_rows = int(work.rows * 0.8)
+    if work.image_seconds is not None:
+        per_image = work.image_seconds
+    else:
+        per_image = _DEEP_IMAGE_SECONDS.get(work.deep, _DEEP_IMAGE_SECONDS["resnet34"]) / (
+            _GPU_SPEEDUP if work.device == "cuda" else max(1, work.threads))
+    predicted = (work.rows - fit_rows + work.test_rows + min(500, fit_rows)) * work.views
+    seconds += per_image * pixels * (work.epochs * fit_rows + predicted / 3.0)
+    memory = int(_DEEP_MEMORY.get(work.deep, _DEEP_MEMORY["resnet34"]) + 2.2 * store)
+    gpu = 0
+    if work.device == "cuda":
+        per_pixel = work.gpu_bytes_per_pixel or _GPU_BYTES_PER_PIXEL.get(work.deep, 450.0)
+        gpu = int(_GPU_CONTEXT + 16 * _PARAMETERS.get(work.deep, 25e6) + per_pixel * work.batch * work.image_size ** 2)
+    return seconds, memory, gpu
+
+
 def _geometric_mean(values: Iterable[float]) -> float | None:
     logs = [math.log(v) for v in values if v > 0 and math.isfinite(v)]
     return math.exp(sum(logs) / len(logs)) if logs else None
@@ -352,6 +461,9 @@ class CostModel:
 
     def prior(self, work: Workload) -> tuple[float, int]:
         """Seconds and bytes before any learning."""
+        if work.deep:
+            deep_seconds, deep_memory, _ = _deep_cost(work)
+            return deep_seconds, deep_memory
         if work.normalizer:
             tokens = work.rows + work.test_rows
             return (_NORMALIZER_STARTUP + _NORMALIZER_SECONDS_PER_ROW[work.normalizer] * tokens,
@@ -388,6 +500,10 @@ class CostModel:
         family = work.family
         times = [(o.family, o.seconds / o.prior_seconds) for o in self.history if o.prior_seconds > 0 and o.seconds > 0]
         time_fix, time_note = self._correction(family, times)
+        if work.image_seconds is not None:  # the network's own timed epochs calibrate it: no correction on top
+            time_fix, time_note = 1.0, "calibrated by the epochs earlier experiments of it timed"
+        elif work.deep and not any(f == family for f, _ in times):  # a tabular fit says nothing of a network's pace
+            time_fix, time_note = 1.0, f"prior only: no {family} timed on this machine yet"
         memories = [o.memory / o.prior_memory for o in self.history if o.memory and o.prior_memory]
         # memory errors kill experiments, so learn only upward corrections and keep a margin
         memory_fix = max([1.0, *memories[-self.window:]])
@@ -402,10 +518,17 @@ class CostModel:
                  + (f", {work.tune_trials} tuning trials" if work.tune_trials else ""))
         if work.normalizer:
             shape = f"normalizer ({work.normalizer}): {work.rows + work.test_rows:,} tokens"
+        gpu_memory = _deep_cost(work)[2] if work.deep else 0
+        if work.deep:
+            shape = (f"{work.deep} on {work.device}: " + (f"{work.epochs} epochs of " if work.deep != "boosted" else "")
+                     + f"{work.rows:,} + {work.test_rows:,} files at {work.image_size}px"
+                     + (", decoded here" if work.decode else ", decoded files shared")
+                     + (f", {work.views} views" if work.views > 1 else "")
+                     + (f", {work.image_seconds * 1000:.2f} ms per image-epoch measured" if work.image_seconds else ""))
         basis = f"{shape}; prior {prior_seconds:.1f}s, {time_note}"
         return Estimate(seconds=round(seconds, 3), memory=memory, family=family, prior_seconds=round(prior_seconds, 4),
                         prior_memory=prior_memory, time_correction=round(time_fix, 4), memory_correction=memory_fix,
-                        basis=basis, workload=work)
+                        basis=basis, workload=work, gpu_memory=gpu_memory)
 
 
 def history(blackboard: Blackboard) -> list[Observation]:

@@ -38,6 +38,8 @@ __all__ = [
     "promote_stages",
     "render",
     "rendered",
+    "score_source",
+    "shared_functions",
     "spec_from_report",
     "stage_blocks",
     "stage_keys",
@@ -147,6 +149,13 @@ def _source() -> tuple[str, list[str], dict[str, str]]:
     return imports, constants, functions
 
 
+def shared_functions(*names: str) -> str:
+    """The source of `crew.tools.script`'s functions `names`, for another standalone script (one definition of
+    labels and the submission's format)."""
+    _, _, functions = _source()
+    return "\n\n\n".join(functions[name] for name in names)
+
+
 def _renamed(code: str, name: str) -> str:
     """A variant's code under the plain name the script calls it by."""
     return re.sub(r"^def \w+\(", f"def {name}(", code, count=1)
@@ -158,7 +167,8 @@ _EVALUATION = ("splitter", "holdout", "fit_pipeline", "predict_raw", "target_for
 _OUTPUT = ("refit_rounds", "refit", "_vectorizers", "_saveable", "save_model", "tune", "submission_frame", "raw_frame", "threads_for", "main")
 
 
-def _score(info: TaskInfo) -> str:
+def score_source(info: TaskInfo) -> str:
+    """The experiment script's `score(y, raw)`: the task's metric, its body the metric's own template."""
     return ('def score(y, raw):\n    """The task\'s metric (' + info.metric + ") on encoded targets and raw predictions "
             '(class probabilities or values)."""\n    from sklearn import metrics\n' + METRICS[info.metric].template)
 
@@ -178,7 +188,7 @@ def stage_blocks(spec: PipelineSpec, info: TaskInfo) -> dict[str, str]:
     _, _, functions = _source()
     chosen = [f for f in spec.features if f in FEATURE_STEPS]
     features = [*(functions[f] for f in chosen), f"FEATURE_STEPS = [{', '.join(chosen)}]", functions["add_features"]]
-    evaluation = [_score(info), *(functions[f] for f in _EVALUATION),
+    evaluation = [score_source(info), *(functions[f] for f in _EVALUATION),
                   _renamed(functions[f"space__{spec.model}"], "search_space"), *(functions[f] for f in _OUTPUT)]
     preprocessing = [*(functions[f] for f in _LOADING), functions["preprocessor"]]
     if _native(spec):

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crew import CrewError
+from crew import CrewError, media_problems
 from crew.tools import script
 from crew.tools.profile import MISSING_MARKERS
 
-__all__ = ["TRUSTED", "ColumnsPredictor", "ExperimentModel", "JointColumn", "ModelError", "Predictor",
-           "Seq2SeqPredictor", "load_experiment_model", "load_joint_column", "load_predictor", "read_rows",
-           "save_predictor", "save_seq2seq_predictor"]
+__all__ = ["TRUSTED", "ColumnsPredictor", "ExperimentModel", "JointColumn", "MediaPredictor", "ModelError",
+           "Predictor", "Seq2SeqPredictor", "load_experiment_model", "load_joint_column", "load_predictor",
+           "read_rows", "save_media_predictor", "save_predictor", "save_seq2seq_predictor"]
 
 TRUSTED = (
     "collections.OrderedDict",
@@ -179,7 +179,7 @@ def _versions() -> dict[str, str]:
     import platform
 
     out = {"python": platform.python_version()}
-    for name in ("crew", "scikit-learn", "lightgbm", "xgboost", "catboost", "skops", "numpy", "pandas"):
+    for name in ("crew", "scikit-learn", "lightgbm", "xgboost", "catboost", "skops", "numpy", "pandas", "torch"):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -524,6 +524,12 @@ def save_seq2seq_predictor(folder: Path, model_dir: Path, *, experiment: str, in
                            cv: float | None) -> dict[str, Any]:
     """Copy a seq2seq experiment's saved mapping (`model/`) into `folder` with a manifest naming every file's
     SHA-256, as `save_predictor` does for a tabular run."""
+    return _save_copied(folder, model_dir, kind="seq2seq", experiment=experiment, insights=insights, cv=cv)
+
+
+def _save_copied(folder: Path, model_dir: Path, *, kind: str, experiment: str, insights: list[str],
+                 cv: float | None) -> dict[str, Any]:
+    """An experiment's own saved model folder, copied whole beside a manifest of every file's SHA-256."""
     import datetime
     import json
     import shutil
@@ -533,7 +539,7 @@ def save_seq2seq_predictor(folder: Path, model_dir: Path, *, experiment: str, in
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(model_dir, staging)
     files = [{"file": p.name, "sha256": _sha256(p)} for p in sorted(staging.iterdir())]
-    manifest = {"format": PREDICTOR_FORMAT, "kind": "seq2seq", "experiment": experiment, "insights": insights,
+    manifest = {"format": PREDICTOR_FORMAT, "kind": kind, "experiment": experiment, "insights": insights,
                 "cv": cv, "files": files, "versions": _versions(),
                 "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     (staging / "predictor.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -543,19 +549,126 @@ def save_seq2seq_predictor(folder: Path, model_dir: Path, *, experiment: str, in
             "bytes": sum(p.stat().st_size for p in folder.iterdir())}
 
 
-def _load_seq2seq(folder: Path, manifest: dict[str, Any]) -> Seq2SeqPredictor:
-    from crew.tools import normalizer
-
+def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
     for record in manifest.get("files", []):
         file = folder / Path(record["file"]).name
         if not file.is_file() or _sha256(file) != record["sha256"]:
             raise ModelError(f"{file} does not match the SHA-256 its manifest records: changed or missing since "
                              "the run saved it; not loaded")
+
+
+def _load_seq2seq(folder: Path, manifest: dict[str, Any]) -> Seq2SeqPredictor:
+    from crew.tools import normalizer
+
+    _check_files(folder, manifest)
     model, task = normalizer.load_model(str(folder))
     return Seq2SeqPredictor(manifest, model, task)
 
 
-def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor | ColumnsPredictor | Seq2SeqPredictor:
+class MediaPredictor:
+    """A media run's model: the network (or the boosted baseline) its best experiment trained (`crew.tools.vision`),
+    applied to new files by the same decoding and prediction code. Paths in a table resolve against its folder
+    (`read_rows` records it), else the working folder."""
+
+    def __init__(self, manifest: dict[str, Any], folder: Path) -> None:
+        import json
+
+        self.manifest = manifest
+        self.folder = folder
+        saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        self.config, self.task = saved["config"], saved["task"]
+        self.saved = saved
+        self._model: Any = None
+
+    @property
+    def feature_names_in_(self) -> list[str]:
+        return [self.task["media"]]
+
+    def _root(self, frame: pd.DataFrame) -> Path:
+        return Path(frame.attrs.get("root") or Path.cwd())
+
+    def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+        """The media column is there and every file it names decodes (the first few that do not are named)."""
+        column = self.task["media"]
+        if column not in frame.columns:
+            return [f"lacks column {column!r}, the {self.task['kind']} files to predict"], []
+        failed, shown = media_problems(self._root(frame), frame[column].astype(str).tolist(), self.task["kind"])
+        if failed:
+            return [f"{failed} of {len(frame)} {self.task['kind']} files cannot be read: {', '.join(shown)}"], []
+        return [], []
+
+    def version_notes(self) -> list[str]:
+        saved, now = self.manifest.get("versions") or {}, _versions()
+        return [f"saved with {name} {version}, read with {now.get(name, 'none')}" for name, version in saved.items()
+                if name in ("torch", "lightgbm", "numpy") and now.get(name) != version]
+
+    def _arrays(self, frame: pd.DataFrame) -> np.ndarray:
+        from crew.tools import vision
+
+        root, size = self._root(frame), int(self.config["image_size"])
+        return np.stack([vision.decode(str(root / p), size, self.task["kind"])
+                         for p in frame[self.task["media"]].astype(str)])
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities in `task["classes"]` order, or values."""
+        from crew.tools import vision
+
+        arrays = self._arrays(frame)
+        classes = len(self.task["classes"])
+        if self.config["model"] == "boosted":
+            import lightgbm as lgb
+
+            booster = self._model or lgb.Booster(model_file=str(self.folder / "boosted.txt"))
+            self._model = booster
+            raw = np.asarray(booster.predict(vision.summary_features(arrays)))
+            if self.task["target_type"] == "regression":
+                return raw
+            fitted = self.saved["fitted_classes"]
+            proba = np.zeros((len(arrays), classes))
+            proba[:, fitted] = raw if raw.ndim == 2 else np.column_stack([1 - raw, raw])
+            return proba
+        import torch
+
+        if self._model is None:
+            outputs = 1 if self.task["target_type"] == "regression" else classes
+            net = vision.build_network({**self.config, "weights": None}, int(self.saved["in_channels"]), outputs)
+            net.load_state_dict(torch.load(self.folder / "weights.pt", map_location="cpu", weights_only=True))
+            self._model = net
+        raw = vision.predict(self._model, arrays, self.saved["mean"], self.saved["std"], torch.device("cpu"), False,
+                             bool(self.config.get("tta")), 64, task=self.task)
+        if self.task["target_type"] == "regression":
+            raw = raw * float(self.saved["scale"]) + float(self.saved["centre"])
+        return raw
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Labels (or values), as the submission holds them."""
+        raw = self.predict_raw(frame)
+        if self.task["target_type"] == "regression":
+            return raw
+        return np.asarray(self.task["classes"], dtype=object)[raw.argmax(axis=1)]
+
+    def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
+        """The rows' ids and predictions in the task's submission format (`proba`: one column per class)."""
+        ids = _ids(frame, self.task.get("id_column"))
+        raw = self.predict_raw(frame)
+        if proba and self.task["target_type"] != "regression":
+            return pd.concat([ids.to_frame(), pd.DataFrame(raw, columns=self.task["classes"])], axis=1)
+        return script.submission_frame(ids, raw, task=self.task)
+
+    def describe(self) -> str:
+        return (f"media: {self.config['model']} at {self.config['image_size']}px (experiment "
+                f"{self.manifest.get('experiment')}, held-out {self.task['metric']} {self.manifest.get('cv')})")
+
+
+def save_media_predictor(folder: Path, model_dir: Path, *, experiment: str, insights: list[str],
+                         cv: float | None) -> dict[str, Any]:
+    """Copy a media experiment's saved model (`model/`: config.json and weights.pt or boosted.txt) into `folder`
+    with a manifest naming every file's SHA-256."""
+    return _save_copied(folder, model_dir, kind="media", experiment=experiment, insights=insights, cv=cv)
+
+
+def load_predictor(path: str | Path, *,
+                   warn: bool = True) -> Predictor | ColumnsPredictor | Seq2SeqPredictor | MediaPredictor:
     """A run's predictor from its run folder (or its `predictor/` folder): every file checked against the
     manifest's SHA-256 and loaded with `TRUSTED` types only. `warn`: a UserWarning for each library whose version
     differs from the one that saved it (`Predictor.version_notes`), as scikit-learn warns on unpickling. A run of
@@ -580,6 +693,9 @@ def load_predictor(path: str | Path, *, warn: bool = True) -> Predictor | Column
         raise ModelError(f"{manifest_path} is not a crew predictor of format {PREDICTOR_FORMAT}")
     if manifest.get("kind") == "seq2seq":
         return _load_seq2seq(folder, manifest)
+    if manifest.get("kind") == "media":
+        _check_files(folder, manifest)
+        return MediaPredictor(manifest, folder)
     files = [*manifest.get("members", []), *([manifest["stack"]] if manifest.get("stack") else [])]
     for record in files:
         file = folder / Path(record["file"]).name
@@ -615,4 +731,5 @@ def read_rows(path: str | Path) -> pd.DataFrame:
         raise ModelError(f"{path.name} could not be read ({reason[:160]})") from exc
     if frame.empty:
         raise ModelError(f"{path.name} has no rows to predict")
+    frame.attrs["root"] = str(path.parent)  # where a media column's relative paths resolve
     return frame

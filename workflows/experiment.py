@@ -103,8 +103,10 @@ class RunContext:
                       limits=limits, **fields)
 
 
-def launch(context: RunContext, exp_id: str, code: str, *, estimate: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run experiment `exp_id` (already on the blackboard) in the sandbox under what the budget has left, and
+def launch(context: RunContext, exp_id: str, code: str, *, estimate: Mapping[str, Any] | None = None,
+           gpus: list[int] | None = None) -> dict[str, Any]:
+    """Run experiment `exp_id` (already on the blackboard) in the sandbox under what the budget has left (on the
+    GPUs `gpus`, a slot the caller holds, when given), and
     record it there: its status, times and memory, the sandbox's result and anything the audit hook saw. Returns
     the result as the reviewer reads it (`reason`, `detail`, `workdir`, `stderr_tail`, `audit`)."""
     board, budget = context.blackboard, context.budget
@@ -120,7 +122,8 @@ def launch(context: RunContext, exp_id: str, code: str, *, estimate: Mapping[str
     budget.charge(experiments=1)
     board.update_experiment(exp_id, status="running")
     limits = context.limits(wall, disk_left=disk_left)
-    result = context.executor.run(context.launch(exp_id, code, limits, estimate=dict(estimate or {})))
+    result = context.executor.run(context.launch(exp_id, code, limits, estimate=dict(estimate or {}),
+                                                 gpus=list(gpus or [])))
     for loss in result.lost:  # a cluster worker died under it and it was run again elsewhere
         board.post(Message(content=f"{exp_id}: lost ({loss}); retried", sent_from="sandbox", send_to=["reviewer"],
                            cause_by="sandbox.lost", payload={"experiment": exp_id, "lost": loss}))

@@ -13,22 +13,29 @@ killed run leaves its best; `--resume` skips the rungs already run.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
 import polars as pl
-from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from crew import Blackboard, Brain, Budget, Experiment, Message, Task, read_table
-from crew.roles.critic import Critic
 from crew.tools import normalizer
 from crew.tools.artifacts import test_ids
 from crew.tools.predictor import save_seq2seq_predictor
-from crew.workflows._run import events, fill_constants, remaining, write_atomically
+from crew.workflows._run import (
+    INTERRUPTED,
+    fill_constants,
+    keep_best_model,
+    keep_if_better,
+    ladder_graph,
+    mark_interrupted,
+    record_final,
+    remaining,
+    stream_ladder,
+    write_atomically,
+)
 from crew.workflows.experiment import RunContext, launch
 
 __all__ = ["LADDER", "Seq2SeqState", "build_seq2seq_graph", "normalize", "script_for"]
@@ -41,10 +48,6 @@ LADDER: tuple[tuple[str, Mapping[str, Any]], ...] = (
 )
 """The expert's experiments, in order: what each tries beyond the one before (a token's most frequent output;
 learnt fall-backs for unseen tokens; the tokens either side when seen twice; and when seen once)."""
-
-
-_INTERRUPTED = "interrupted: the run was killed while it ran"
-"""The error of an experiment a killed run left running: its rung is proposed again on resume."""
 
 
 class Seq2SeqState(TypedDict, total=False):
@@ -83,7 +86,7 @@ def _modeler(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any
     context = RunContext.of(runtime)
     board, budget = context.blackboard, context.budget
     tried = {e.insights[0] for e in board.experiments() if e.insights and e.status in ("done", "failed", "rejected")
-             and e.error != _INTERRUPTED}
+             and e.error != INTERRUPTED}
     left = budget.remaining()
     for name, config in LADDER:
         if name in tried:
@@ -148,12 +151,7 @@ def _run(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     score = float(metrics["cv"])
     board.update_experiment(exp_id, status="done", score=score, metrics=metrics, cv_folds=list(metrics["folds"]),
                             artifacts={"predictions": str(workdir / "predictions.csv")})
-    best = board.get_meta("best")
-    improved = best is None or score > float(best["cv"])
-    if improved:
-        shutil.copyfile(workdir / "predictions.csv", context.output.with_suffix(".tmp"))
-        os.replace(context.output.with_suffix(".tmp"), context.output)
-        board.set_meta("best", {"id": exp_id, "cv": score})
+    improved = keep_if_better(context, exp_id, score, workdir / "predictions.csv")
     sources = ", ".join(f"{k} {v['rows']} rows at {v['accuracy']:.4f}" for k, v in metrics.get("by_source", {}).items())
     board.post(Message(content=f"{exp_id}: held-out accuracy {score:.5f} ({sources})"
                                + ("; now the submission" if improved else ""),
@@ -165,50 +163,22 @@ def _run(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
 def _finalize(state: Seq2SeqState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     context = RunContext.of(runtime)
-    board = context.blackboard
-    best = board.get_meta("best")
+    kept = keep_best_model(context, save_seq2seq_predictor)
     final: dict[str, Any]
-    if best is None:
+    if kept is None:
         final = {"kind": "unchanged", "cv": None, "rationale": "no experiment finished: every token copied unchanged"}
     else:
-        exp = board.experiment(best["id"])
-        model_dir = context.run_dir / "experiments" / exp.id / "model"
-        try:
-            kept = save_seq2seq_predictor(context.run_dir / "predictor", model_dir, experiment=exp.id,
-                                          insights=exp.insights, cv=best["cv"])
-        except OSError as exc:
-            kept = {"saved": False, "reason": f"its experiment's model/ could not be copied ({exc})"}
-        final = {"kind": "seq2seq", "experiment": exp.id, "insights": exp.insights, "cv": best["cv"],
+        exp, cv, saved = kept
+        final = {"kind": "seq2seq", "experiment": exp.id, "insights": exp.insights, "cv": cv,
                  "by_source": exp.metrics.get("by_source"), "language": exp.metrics.get("language"),
-                 "predictor": kept, "rationale": f"{exp.insights[0]}: best held-out accuracy "
-                                                         f"{best['cv']:.5f} of {len(board.experiments())} experiment(s)"}
-    board.set_meta("final", final)
-    (context.run_dir / "final.json").write_text(json.dumps(final, indent=1, default=str), encoding="utf-8")
-    board.post(Message(content=str(final["rationale"]), sent_from="workflow", cause_by="workflow.final",
-                       payload=final))
-    context.record_elapsed()
-    return {"final": final}
-
-
-def _route(state: Seq2SeqState) -> str:
-    return "finalize" if state["proposal"].get("stop") else "critic"
+                 "predictor": saved, "rationale": f"{exp.insights[0]}: best held-out accuracy "
+                                                  f"{cv:.5f} of {len(context.blackboard.experiments())} experiment(s)"}
+    return record_final(context, final)
 
 
 def build_seq2seq_graph() -> Any:
     """The seq2seq graph, compiled: invoke it with `context=RunContext(...)` (what `normalize` does)."""
-    graph = StateGraph(Seq2SeqState, context_schema=RunContext)
-    graph.add_node("setup", _setup)
-    graph.add_node("modeler", _modeler)
-    graph.add_node("critic", Critic())
-    graph.add_node("run", _run)
-    graph.add_node("finalize", _finalize)
-    graph.add_edge(START, "setup")
-    graph.add_edge("setup", "modeler")
-    graph.add_conditional_edges("modeler", _route, ["critic", "finalize"])
-    graph.add_edge("critic", "run")
-    graph.add_edge("run", "modeler")
-    graph.add_edge("finalize", END)
-    return graph.compile()
+    return ladder_graph(Seq2SeqState, RunContext, setup=_setup, modeler=_modeler, run=_run, finalize=_finalize)
 
 
 def normalize(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
@@ -218,13 +188,8 @@ def normalize(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
     blackboard says which rungs already ran, and the submission already holds the best of them."""
     context = RunContext(task=task, run_dir=run_dir, blackboard=board, budget=budget, executor=executor,
                          brain=brain, seed=seed)
-    for exp in board.experiments():  # what a killed run left running: its rung is proposed again
-        if exp.status in ("proposed", "running"):
-            board.update_experiment(exp.id, status="failed", error=_INTERRUPTED)
+    mark_interrupted(board)  # what a killed run left running: its rung is proposed again
     graph = build_seq2seq_graph()
     start = {"task": str(task.root / "task.yaml"), "blackboard": str(board.path)}
-    for kind, payload in events(graph.stream(start, {"recursion_limit": 1_000},
-                                             context=context, stream_mode="updates", subgraphs=True)):
-        if on_event:
-            on_event(kind, payload)
+    stream_ladder(graph, start, context, on_event)
     return board.get_meta("final") or {}

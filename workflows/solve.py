@@ -309,7 +309,9 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
     candidate at a time (`workers` does not apply), its output the fastest
     valid solution, and the scorer's log in the returned `score_log`. A
     seq2seq task (`kind: seq2seq`) runs the `normalize` workflow
-    (workflows/seq2seq.py): learnt token mappings, one at a time.
+    (workflows/seq2seq.py): learnt token mappings, one at a time; a task
+    of images or sounds (`media:`) runs the `see` workflow
+    (workflows/media.py): networks and a boosted baseline, one at a time.
 
     Who thinks: `brain` (one Brain, or role -> Brain), else task.yaml's `llm:`
     overridden by `llm` specs (`openai:gpt-4o`, `modeler=ollama:llama3.1`,
@@ -359,7 +361,7 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
         _require_confinement(allow_unconfined)
         executor = LocalExecutor(root=run_dir / "experiments", require_isolation=not allow_unconfined)
     # a kernel is timed on the whole machine; a seq2seq run's experiments each build on the one before
-    workers = 1 if task.kind in ("kernel", "seq2seq") else _workers(workers, task)
+    workers = 1 if task.kind in ("kernel", "seq2seq") or task.media else _workers(workers, task)
     if resume is None or board.task() is None:
         board.set_task(task.name, task.model_dump(mode="json"))
     if resume is None:
@@ -372,6 +374,13 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
         return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
                 "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments()),
                 "score_log": score_log(board)}
+    if task.media:
+        from crew.workflows.media import see
+
+        final = see(task, run_dir, board=board, budget=budget, brain=brain, executor=executor, seed=seed,
+                    on_event=on_event)
+        return {"run_dir": str(run_dir), "submission": str(run_dir / task.output_name), "final": final,
+                "elapsed": float(board.get_meta("elapsed", 0.0)), "experiments": len(board.experiments())}
     if task.kind == "seq2seq":
         from crew.workflows.seq2seq import normalize
 
