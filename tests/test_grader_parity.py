@@ -53,8 +53,7 @@ def random_submission(task: Task, ids: pd.Series, rng: np.random.Generator, kind
     else:  # one probability column per class, each row summing to 1
         p = rng.dirichlet(np.ones(len(task.classes)), size=n) if kind == "soft" else \
             np.eye(len(task.classes))[rng.integers(0, len(task.classes), size=n)]
-        for i, label in enumerate(task.classes):
-            frame[label] = p[:, i]
+        frame = pd.concat([frame, pd.DataFrame(p, columns=task.classes)], axis=1)
     return frame
 
 

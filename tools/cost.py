@@ -369,6 +369,7 @@ _DEEP_MEMORY = {"boosted": 250 * MiB, "cnn": 700 * MiB, "resnet18": 900 * MiB, "
 _GPU_CONTEXT = 600 * MiB  # the CUDA context and allocator slack, which torch's own peak does not count
 _GPU_BYTES_PER_PIXEL = {"cnn": 450.0, "resnet18": 300.0, "resnet34": 450.0}
 """Peak GPU bytes per input pixel of a training batch (activations kept for the backward pass, mixed precision)."""
+_BOOSTED_TREE_ROW_SECONDS = 2.5e-6  # one LightGBM tree on ~70 summary features, per training row
 _PARAMETERS = {"cnn": 1.2e6, "resnet18": 11.7e6, "resnet34": 21.8e6}
 
 
@@ -391,7 +392,7 @@ def read_media_workload(code: str, *, rows: int, test_rows: int = 0, threads: in
     measured = (units or {}).get(f"{model}@{device}", {})
     views = 1 if not config.get("tta") else (3 if task.get("kind", "image") == "image" else 2)
     return Workload(families=[model if model == "boosted" else "network"], rows=rows, test_rows=test_rows,
-                    threads=threads, deep=model, epochs=int(config.get("epochs") or 0),
+                    threads=threads, deep=model, classes=max(1, len(task.get("classes") or [])), epochs=int(config.get("epochs") or 0),
                     image_size=int(config.get("image_size") or 64), channels=1 if task.get("kind") == "audio" else 3,
                     batch=int(config.get("batch") or 64), views=views, decode=decode, device=device,
                     image_seconds=measured.get("image_seconds"), gpu_bytes_per_pixel=measured.get("gpu_bytes_per_pixel"))
@@ -420,8 +421,11 @@ def _deep_cost(work: Workload) -> tuple[float, int, int]:
     files = work.rows + work.test_rows
     seconds = _DEEP_STARTUP + (_DECODE_SECONDS * files / max(1, work.threads) if work.decode else 0.0)
     store = files * work.image_size ** 2 * work.channels
-    if work.deep == "boosted":
-        return seconds + 2e-4 * files * pixels + 1e-4 * work.rows, int(_DEEP_MEMORY["boosted"] + 6 * store), 0
+    if work.deep == "boosted":  # features from every file, then trees: one per class and round (as the script caps)
+        per_round = work.classes if work.classes > 2 else 1
+        trees = min(400 * per_round, max(30 * per_round, 4000))
+        return (seconds + 2e-4 * files * pixels + _BOOSTED_TREE_ROW_SECONDS * trees * work.rows,
+                int(_DEEP_MEMORY["boosted"] + 6 * store), 0)
     fit_rows = int(work.rows * 0.8)
     if work.image_seconds is not None:
         per_image = work.image_seconds

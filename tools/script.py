@@ -976,19 +976,14 @@ def submission_frame(ids, raw, task=None):
     elif task["target_type"] == "binary":  # averaged folds, repeats and seeds may sum to 1 + 2e-16: clip
         frame[task["target"]] = np.clip(raw[:, task["classes"].index(task["positive"])], 0, 1)
     else:
-        for i, label in enumerate(task["classes"]):
-            frame[label] = np.clip(raw[:, i], 0, 1)
+        frame = pd.concat([frame, pd.DataFrame(np.clip(raw, 0, 1), columns=task["classes"])], axis=1)
     return frame
 
 
 def raw_frame(ids, raw):
-    frame = pd.DataFrame({ids.name: ids.to_numpy()})
     if raw.ndim == 1:
-        frame[TASK["target"]] = raw
-    else:
-        for i, label in enumerate(TASK["classes"]):
-            frame[label] = raw[:, i]
-    return frame
+        return pd.DataFrame({ids.name: ids.to_numpy(), TASK["target"]: raw})
+    return pd.DataFrame({ids.name: ids.to_numpy(), **{label: raw[:, i] for i, label in enumerate(TASK["classes"])}})
 
 
 def threads_for(rows):

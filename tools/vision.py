@@ -170,7 +170,11 @@ def fit_boosted(x_fit, y_fit, x_sets, threads):
     import lightgbm as lgb
 
     regression = TASK["target_type"] == "regression"
-    params = {"n_estimators": CONFIG["estimators"], "learning_rate": 0.05, "num_leaves": 31, "subsample": 0.8,
+    # a multi-class booster grows a tree per class and round: many classes get fewer, faster-learning rounds
+    per_round = 1 if regression or len(TASK["classes"]) <= 2 else len(TASK["classes"])
+    rounds = int(np.clip(CONFIG["estimators"] * 10 // max(10, per_round), 30, CONFIG["estimators"]))
+    params = {"n_estimators": rounds, "learning_rate": min(0.2, 0.05 * CONFIG["estimators"] / rounds),
+              "num_leaves": 31, "min_child_samples": 5, "subsample": 0.8,
               "subsample_freq": 1, "colsample_bytree": 0.8, "random_state": CONFIG["seed"], "n_jobs": threads,
               "verbose": -1}
     model = lgb.LGBMRegressor(**params) if regression else lgb.LGBMClassifier(**params)
@@ -179,10 +183,11 @@ def fit_boosted(x_fit, y_fit, x_sets, threads):
     for x in x_sets:
         if regression:
             outs.append(model.predict(x))
-        else:  # classes absent from the fitted rows get probability 0
+        else:  # classes absent from the fitted rows get a floor, never 0, which a log loss would take as certain
             proba = np.zeros((len(x), len(TASK["classes"])))
             proba[:, model.classes_] = model.predict_proba(x)
-            outs.append(proba)
+            proba = np.clip(proba, 1e-6, None)
+            outs.append(proba / proba.sum(axis=1, keepdims=True))
     return model, outs
 
 
@@ -440,9 +445,11 @@ def main():
     from sklearn.model_selection import train_test_split
 
     rows = np.arange(len(train))
-    stratify = None if regression or np.bincount(y).min() < 2 else y
-    fit_idx, hold_idx = train_test_split(rows, test_size=CONFIG["holdout"], random_state=CONFIG["seed"],
-                                         stratify=stratify)
+    held = max(1, round(CONFIG["holdout"] * len(rows)))
+    # stratified when every class has two rows and both parts can hold every class (120 dog breeds need 120 rows)
+    stratify = None if regression or np.bincount(y).min() < 2 or min(held, len(rows) - held) < np.bincount(y).size \
+        else y
+    fit_idx, hold_idx = train_test_split(rows, test_size=held, random_state=CONFIG["seed"], stratify=stratify)
     fit_idx, hold_idx = np.sort(fit_idx), np.sort(hold_idx)
     report = {"model": CONFIG["model"], "image_size": size, "rows_fit": len(fit_idx),
               "rows_holdout": len(hold_idx)}

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from crew import METRICS
 
-__all__ = ["Competition", "CompetitionFiles", "TokenSequence", "competitions", "support"]
+__all__ = ["Competition", "CompetitionFiles", "MediaLayout", "TokenSequence", "competitions", "support"]
 
 REGISTRY = Path(__file__).with_name("mlebench.yaml")
 
@@ -49,6 +49,24 @@ class TokenSequence(BaseModel):
     position: str
 
 
+class MediaLayout(BaseModel):
+    """Where an image or audio competition's files are: each row's file from its id, relative to `public/` once the
+    archives are extracted; and, for a competition with no train table, the train rows read from the file names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["image", "audio"]
+    train: str
+    """A train row's file, `{id}` its id (`train/{id}.jpg`)."""
+    test: str
+    archives: dict[str, str] = {}
+    """Archive in public/ -> the folder its files are extracted into (by file name, whatever folders it holds)."""
+    label_from_name: str | None = None
+    """No train table: every file of the train folder is a train row, its id its name and its target this regular
+    expression's `label` group, mapped by `labels`."""
+    labels: dict[str, int | str] = {}
+
+
 class Competition(BaseModel):
     """One competition: its files, keys, targets and grader (see `mlebench.yaml`'s header for the fields)."""
 
@@ -72,6 +90,8 @@ class Competition(BaseModel):
     notes: str = ""
     sequence: TokenSequence | None = None
     """A seq2seq competition's token columns (its test table has no id column of its own)."""
+    media: MediaLayout | None = None
+    """An image or audio competition crew reads: where its files are."""
 
     @property
     def one_hot(self) -> list[str]:
@@ -92,8 +112,10 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
     """None when crew imports the competition and solves it offline; otherwise why not, in one line.
     `metric_given`: the user chose the metric (--metric), so a grader crew does not reproduce is their call."""
     c = competition
-    if c.modality in ("image", "audio", "video"):
-        return f"its inputs are {c.modality} files, which crew does not read yet"
+    if c.modality in ("image", "audio", "video") and c.media is None:
+        return f"its inputs are {c.modality} files laid out in a way crew does not read yet ({c.notes[:80]})"
+    if c.media is not None and c.output not in ("label", "value", "class_proba"):
+        return f"it scores several targets per {c.media.kind} file, which crew's media workflow does not fit yet"
     if c.modality == "other":
         return f"its inputs are not tables or text ({c.notes[:90]})"
     if c.modality == "seq2seq" and c.sequence is None:
@@ -104,8 +126,10 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
     if c.output in ("multilabel", "multi_output") and not columnwise:
         return f"it scores several targets ({', '.join(c.targets[:4])}{', ...' if len(c.targets) > 4 else ''}) " \
                f"by {c.grader[:80]}, which crew does not grade yet"
-    if c.files.train is None or c.files.test is None:
-        return "its train or test rows are folders of files, not tables"
+    if c.files.train is None and (c.media is None or c.media.label_from_name is None):
+        return "its train rows are folders of files, not tables"
+    if c.files.test is None and c.media is None:
+        return "its test rows are folders of files, not tables"
     if c.id_column is not None and c.id_column not in c.submission_columns:
         return f"its submission ({', '.join(c.submission_columns)}) is keyed by no column crew can write"
     if metric_given:

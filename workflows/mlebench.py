@@ -10,18 +10,21 @@ columns, or several targets) and the metric its grader computes. Any other
 folder is read from its files: the sample submission gives the id column
 (its first) and the target (the rest), the description names the metric.
 `--private`/`--leaderboard` supply what `crew grade` and `crew bench` need.
-Competitions crew cannot take yet (images, audio, a grader crew does not
-reproduce) are refused with the reason, never converted into a task that
-means something else.
+An image or audio competition's files are extracted (or hard-linked) into
+the task folder at the paths its registry entry gives, in a media column.
+Competitions crew cannot take yet (a file layout it does not read, a grader
+crew does not reproduce) are refused with the reason, never converted into a
+task that means something else.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
@@ -235,7 +238,8 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
                 test: pl.DataFrame, id_column: str, target: str | list[str], classes: list[str] | None, metric: str,
                 description: str, name: str | None, private_dir: str | Path | None, leaderboard: str | Path | None,
                 budget: dict[str, Any] | None, *, train_changed: bool = False, answers_file: str | None = None,
-                sample: pl.DataFrame | None = None, sequence: dict[str, str] | None = None) -> None:
+                sample: pl.DataFrame | None = None, sequence: dict[str, str] | None = None,
+                media: dict[str, str] | None = None) -> None:
     """The task folder's files: data (csv and parquet copied, other formats written as parquet), task.yaml, the
     answers and the leaderboard. `sample`: the sample submission as crew writes it, when it differs from the
     file's."""
@@ -245,7 +249,7 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
                                 ("sample_submission", sample_path, sample)):
         target_path = out / "data" / source.name
         changed = ((role == "train" and train_changed) or (role == "sample_submission" and sample is not None)
-                   or (role == "test" and sequence is not None))
+                   or (role == "test" and (sequence is not None or media is not None)))
         if role == "train" and id_column not in train.columns:
             # crew carries the id through every table; train rows get ids of their own, never a test id
             frame = train.with_row_index(id_column).with_columns(pl.format("train-{}", pl.col(id_column)).alias(id_column))
@@ -262,6 +266,8 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
                             "id_column": id_column, "metric": metric}
     if sequence is not None:  # token in, token out (workflows/seq2seq.py)
         spec = {**spec, "kind": "seq2seq", **sequence}
+    if media is not None:  # each row a file (workflows/media.py)
+        spec["media"] = media
     if budget:
         spec["budget"] = budget
     (out / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100),
@@ -286,6 +292,9 @@ def _known_files(public: Path, known: Competition) -> tuple[Path, Path, Path]:
     paths = []
     for role in ("train", "test", "sample_submission"):
         file = getattr(known.files, role)
+        if file is None and known.media is not None:  # rows read from the files (train) or the sample (test)
+            paths.append(public / f"{role}.csv")
+            continue
         assert file is not None  # support() refused a competition without one
         if not (public / file).is_file():
             raise CrewError(f"{public}: lacks {file}, the {role} table MLE-bench prepares for {known.id}; fix: pass "
@@ -304,6 +313,80 @@ def _one_hot_label(train: pl.DataFrame, columns: list[str], sample_path: Path) -
     name = next(n for n in ("label", "_label", "__label") if n not in train.columns)
     picks = train.select(columns).to_numpy().argmax(axis=1)
     return train.drop(columns).with_columns(pl.Series(name, [columns[i] for i in picks])), name
+
+
+def _extract(archive: Path, folder: Path) -> set[str]:
+    """Every file of `archive` written into `folder` by its own name (whatever folders the archive holds); the
+    names written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = set()
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            for member in zipped.infolist():
+                name = Path(member.filename).name
+                if member.is_dir() or not name or name.startswith(".") or "__MACOSX" in member.filename:
+                    continue
+                with zipped.open(member) as source, open(folder / name, "wb") as target:
+                    shutil.copyfileobj(source, target)
+                names.add(name)
+    except zipfile.BadZipFile as exc:
+        raise CrewError(f"{archive}: is not a readable zip archive ({exc}); fix: pass the competition's prepared "
+                        "public/ folder") from None
+    return names
+
+
+def _link(source: Path, target: Path) -> None:
+    """`target` as a hard link to `source` where the file system allows (a large image set costs no space), else a
+    copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _media_rows(public: Path, known: Competition, sample: pl.DataFrame, staging: Path
+                ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """An image or audio competition's train and test rows, each with the path of its file (a new column), the
+    files extracted or linked into `staging` at those paths; and the name of that column."""
+    layout, id_column = known.media, known.id_column
+    assert layout is not None and id_column is not None
+    extracted: set[str] = set()
+    for archive, folder in layout.archives.items():
+        if not (public / archive).is_file():
+            raise CrewError(f"{public}: lacks {archive}, the archive MLE-bench prepares for {known.id}; fix: pass the "
+                            f"competition's prepared public/ folder (mlebench prepare -c {known.id})")
+        _extract(public / archive, staging / folder)
+        extracted.add(folder)
+    if layout.label_from_name is not None:
+        folder = str(PurePosixPath(layout.train).parent)
+        pattern = re.compile(layout.label_from_name)
+        rows = [(p.name, layout.labels[m.group("label")]) for p in sorted((staging / folder).iterdir())
+                if (m := pattern.search(p.name))]
+        if not rows:
+            raise CrewError(f"{public}: no train file in {folder}/ is named as {known.id}'s are "
+                            f"({layout.label_from_name}); fix: pass the competition's prepared public/ folder")
+        train = pl.DataFrame({id_column: [r[0] for r in rows], known.targets[0]: [r[1] for r in rows]})
+    else:
+        assert known.files.train is not None
+        train = _read(public / known.files.train)
+    test = _read(public / known.files.test) if known.files.test else sample.select(id_column)
+    column = layout.kind if layout.kind not in (*train.columns, *test.columns) else "file"
+    frames = []
+    for frame, pattern_text in ((train, layout.train), (test, layout.test)):
+        paths = [pattern_text.format(id=value) for value in frame[id_column].cast(pl.Utf8).to_list()]
+        folder = PurePosixPath(pattern_text).parts[0]
+        missing = [p for p in paths if not (staging / p if folder in extracted else public / p).is_file()]
+        if missing:
+            raise CrewError(f"{public}: {len(missing)} of {len(paths)} files the rows name are missing (e.g. "
+                            f"{', '.join(missing[:3])}); fix: pass the competition's complete prepared public/ folder")
+        if folder not in extracted:
+            for path in paths:
+                _link(public / path, staging / path)
+        frames.append(frame.with_columns(pl.Series(column, paths)))
+    return frames[0], frames[1], column
 
 
 def listing(*, lite_only: bool = False) -> list[dict[str, Any]]:
@@ -369,8 +452,22 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         except CrewError as exc:
             raise CrewError(f"{description_path}: {exc.args[0].removeprefix('description.md: ')}") from None
 
-    train, test, sample = _read(train_path), _read(test_path), _read(sample_path)
-    train_source = train
+    out = Path(out)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    media: dict[str, str] | None = None
+    sample = _read(sample_path)
+    if known is not None and known.media is not None:
+        staging.mkdir(parents=True)
+        try:
+            train, test, column = _media_rows(public, known, sample, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        media = {column: known.media.kind}
+    else:
+        train, test = _read(train_path), _read(test_path)
+    train_source = None if media else train
     if known is not None and known.id_column is not None:
         id_column, targets = known.id_column, list(known.targets)
     else:
@@ -448,13 +545,11 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         description = description.rstrip() + "\n\nImport notes (crew import-mlebench):\n" + "".join(
             f"- {n}\n" for n in notes)
 
-    out = Path(out)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
     try:
         _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column, target, classes,
                     metric, description, name, private_dir, leaderboard, budget, train_changed=train is not train_source,
-                    answers_file=known.files.answers if known else None, sample=crew_sample, sequence=sequence)
+                    answers_file=known.files.answers if known else None, sample=crew_sample, sequence=sequence,
+                    media=media)
         Task.load(staging / "task.yaml")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # a refused import leaves nothing behind
