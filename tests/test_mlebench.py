@@ -376,7 +376,8 @@ def media_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n
     from PIL import Image
 
     layout = c.media
-    classes = c.targets if c.output == "class_proba" else (list(range(5)) if c.metric == "qwk" else [0, 1])
+    classes = c.one_hot or (c.targets if c.output == "class_proba" else
+                            (list(range(5)) if c.metric == "qwk" else [0, 1]))
     labels = np.arange(n + m) % len(classes)
     rng.shuffle(labels)
     suffix = ".jpg" if layout.kind == "image" else ".aif"
@@ -415,6 +416,20 @@ def media_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n
         frame = frame.with_columns(pl.Series("patient_id", [f"IP_{i % 7}" for i in range(n + m)]),
                                    pl.Series("sex", ["male", "female"] * ((n + m) // 2) + ["male"] * ((n + m) % 2)),
                                    pl.Series("age_approx", (rng.integers(2, 9, n + m) * 10).astype(float)))
+    if c.one_hot or c.output == "multilabel":  # one 0/1 column per target: one-hot (plant) or several labels (ranzcr)
+        columns = c.one_hot or c.targets
+        flips = rng.uniform(size=(n + m, len(columns))) < (0.0 if c.one_hot else 0.1)
+        truth = {k: ((labels == j % len(classes)) ^ flips[:, j]).astype(int) for j, k in enumerate(columns)}
+        frame = frame.with_columns(pl.Series("PatientID", [f"p{i % 9}" for i in range(n + m)])) \
+            if c.output == "multilabel" else frame
+        frame[:n].with_columns(*[pl.Series(k, v[:n]) for k, v in truth.items()]).write_csv(public / c.files.train)
+        if c.files.test:
+            frame[n:].write_csv(public / c.files.test)
+        keys = frame[n:][c.id_column]
+        pl.DataFrame({c.id_column: keys, **{k: [0.5] * m for k in columns}}).write_csv(public / c.files.sample_submission)
+        pl.DataFrame({c.id_column: keys, **{k: v[n:] for k, v in truth.items()}}).write_csv(private / c.files.answers)
+        (public / "description.md").write_text(f"# {c.id}\n\n## Evaluation\n\n{c.grader}\n")
+        return public
     if c.files.train:
         frame[:n].with_columns(pl.Series(target, values[:n])).write_csv(public / c.files.train)
     if c.files.test:
@@ -439,7 +454,8 @@ SUPPORTED = ["aerial-cactus-identification", "aptos2019-blindness-detection",
              "jigsaw-toxic-comment-classification-challenge", "leaf-classification",
              "learning-agency-lab-automated-essay-scoring-2", "lmsys-chatbot-arena",
              "new-york-city-taxi-fare-prediction", "nomad2018-predict-transparent-conductors",
-             "random-acts-of-pizza", "siim-isic-melanoma-classification", "spooky-author-identification",
+             "plant-pathology-2020-fgvc7", "random-acts-of-pizza", "ranzcr-clip-catheter-line-classification",
+             "siim-isic-melanoma-classification", "spooky-author-identification",
              "tabular-playground-series-dec-2021", "tabular-playground-series-may-2022",
              "text-normalization-challenge-english-language", "text-normalization-challenge-russian-language",
              "the-icml-2013-whale-challenge-right-whale-redux", "us-patent-phrase-to-phrase-matching"]
@@ -459,7 +475,7 @@ def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
         "osic-pulmonary-fibrosis-progression"] and "only the rows where u_out == 0" in rows[
         "ventilator-pressure-prediction"]
     result = cli("import-mlebench", "--list", "--lite")
-    assert result.exit_code == 0 and "18 of 22 import and solve offline" in result.output
+    assert result.exit_code == 0 and "20 of 22 import and solve offline" in result.output
 
 
 @pytest.mark.parametrize("competition", SUPPORTED)
@@ -474,7 +490,8 @@ def test_a_supported_competition_imports_as_the_registry_says(tmp_path, competit
     answers = pl.read_csv(tmp_path / "task" / "grading" / "answers.csv")
     assert answers.columns == [c.id_column, *task.target_columns]
     assert answers.height == read_table(task.path(task.data.test)).height == (40 if c.sequence is None else answers.height)
-    assert task.target_columns == (c.targets if c.output in ("multilabel", "multi_output") else [task.target])
+    several = c.output in ("multilabel", "multi_output") or (c.one_hot and c.metric == "roc_auc_columns")
+    assert task.target_columns == (c.targets if several else [task.target])
 
 
 def test_a_competition_crew_cannot_take_yet_is_refused_with_the_registrys_reason(tmp_path):
@@ -487,17 +504,19 @@ def test_a_competition_crew_cannot_take_yet_is_refused_with_the_registrys_reason
 
 
 @pytest.mark.e2e
-def test_every_supported_lite_competition_is_solved_offline_and_graded(tmp_path):
+@pytest.mark.parametrize("modality", ["tables or text", "images or sound"])
+def test_every_supported_lite_competition_is_solved_offline_and_graded(tmp_path, modality):
     from crew.workflows.competitions import competitions
     from crew.workflows.solve import solve
 
-    for competition in [c for c in SUPPORTED if competitions()[c].lite]:
+    for competition in [c for c in SUPPORTED if competitions()[c].lite
+                        and (competitions()[c].media is not None) == (modality == "images or sound")]:
         public = replica(tmp_path / "data", competition)
         path = import_mlebench(public, out=tmp_path / competition, private_dir=public.parent / "private")
         columns = len(Task.load(path).target_columns)
         media = Task.load(path).media is not None  # a network takes longer to start than a tabular fit
         summary = solve(path, out=tmp_path / "runs" / competition,
-                        wall_time=(30 if media else 12) if columns == 1 else 8 * columns + 4, workers=2)
+                        wall_time=(20 if media else 12) if columns == 1 else 8 * columns + 4, workers=2)
         final = summary["final"]
         assert final["kind"] != "constant", competition  # a model, not the safety net
         if columns > 1:  # one run per column, each a model
@@ -505,6 +524,15 @@ def test_every_supported_lite_competition_is_solved_offline_and_graded(tmp_path)
         report = grade(Task.load(path), tmp_path / "runs" / competition / "submission.csv",
                        tmp_path / competition / "grading" / "answers.csv")
         assert report.valid_submission, (competition, report.error)
+        if media:  # the kept model (one per column for several targets) predicts the test files as submitted
+            from crew.tools.predictor import load_predictor, read_rows
+
+            task = Task.load(path)
+            again = load_predictor(tmp_path / "runs" / competition).submission(read_rows(task.path(task.data.test)))
+            submitted = pl.read_csv(tmp_path / "runs" / competition / "submission.csv").to_pandas()
+            numbers = [c for c in submitted.columns[1:] if submitted[c].dtype.kind == "f"]
+            assert np.allclose(again[numbers].to_numpy(float), submitted[numbers].to_numpy(float), atol=1e-5), \
+                competition
 
 
 def test_a_competition_keyed_by_its_text_learns_from_the_key_and_submits_it(tmp_path):

@@ -408,34 +408,36 @@ def load_joint_column(path: str | Path, column: str) -> JointColumn:
 
 
 class ColumnsPredictor:
-    """A several-target run's model: one `Predictor` per column (each column's own run under `targets/`), or the
-    constant a column with one value in train keeps; `submission` puts the columns side by side."""
+    """A several-target run's model: one `Predictor` (or `MediaPredictor`, for files) per column (each column's own
+    run under `targets/`), or the constant a column with one value in train keeps; `submission` puts the columns
+    side by side."""
 
-    def __init__(self, columns: dict[str, Predictor | JointColumn | float], id_column: str | None) -> None:
+    def __init__(self, columns: dict[str, Predictor | MediaPredictor | JointColumn | float],
+                 id_column: str | None) -> None:
         self.columns = columns
         self.id_column = id_column
 
     @property
     def feature_names_in_(self) -> list[str]:
-        return sorted({c for p in self.columns.values() if isinstance(p, Predictor) for c in p.feature_names_in_})
+        return sorted({c for p in self.columns.values() if isinstance(p, Predictor | MediaPredictor) for c in p.feature_names_in_})
 
     def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
         """Every column's model's problems and notes, each said once."""
         problems: list[str] = []
         notes: list[str] = []
         for predictor in self.columns.values():
-            if isinstance(predictor, Predictor | JointColumn):
+            if isinstance(predictor, Predictor | MediaPredictor | JointColumn):
                 more, said = predictor.check(frame)
                 problems += [p for p in more if p not in problems]
                 notes += [n for n in said if n not in notes and "not read by the model" not in n]
         return problems, notes
 
     def version_notes(self) -> list[str]:
-        return sorted({n for p in self.columns.values() if isinstance(p, Predictor) for n in p.version_notes()})
+        return sorted({n for p in self.columns.values() if isinstance(p, Predictor | MediaPredictor) for n in p.version_notes()})
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """One column per target, in the task's order: a probability of 1 (several labels) or a value."""
-        return np.column_stack([p.submission(frame).iloc[:, -1].to_numpy(dtype=float) if isinstance(p, Predictor)
+        return np.column_stack([p.submission(frame).iloc[:, -1].to_numpy(dtype=float) if isinstance(p, Predictor | MediaPredictor)
                                 else p.predict(frame) if isinstance(p, JointColumn)
                                 else np.full(len(frame), p, dtype=float) for p in self.columns.values()])
 
@@ -449,7 +451,7 @@ class ColumnsPredictor:
         return out
 
     def describe(self) -> str:
-        return "\n".join(f"{name}: " + (p.describe().splitlines()[0] if isinstance(p, Predictor) else
+        return "\n".join(f"{name}: " + (p.describe().splitlines()[0] if isinstance(p, Predictor | MediaPredictor) else
                                         "the joint baseline's linear model" if isinstance(p, JointColumn) else
                                         f"the constant {p:g}") for name, p in self.columns.items())
 
@@ -460,7 +462,7 @@ def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
     import json
 
     final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
-    columns: dict[str, Predictor | JointColumn | float] = {}
+    columns: dict[str, Predictor | MediaPredictor | JointColumn | float] = {}
     for name, record in final["targets"].items():
         if record.get("kind") == "constant":
             columns[name] = float(record["value"])
@@ -468,7 +470,7 @@ def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
             columns[name] = load_joint_column(record["model"], name)
         else:
             column = load_predictor(record["run_dir"], warn=warn)
-            assert isinstance(column, Predictor)  # a column's run has one target
+            assert isinstance(column, Predictor | MediaPredictor)  # a column's run has one target
             columns[name] = column
     return ColumnsPredictor(columns, final.get("id_column"))
 
@@ -568,7 +570,7 @@ def _load_seq2seq(folder: Path, manifest: dict[str, Any]) -> Seq2SeqPredictor:
 class MediaPredictor:
     """A media run's model: the network (or the boosted baseline) its best experiment trained (`crew.tools.vision`),
     applied to new files by the same decoding and prediction code. Paths in a table resolve against its folder
-    (`read_rows` records it), else the working folder."""
+    (`read_rows` records it) or the one above, else the working folder."""
 
     def __init__(self, manifest: dict[str, Any], folder: Path) -> None:
         import json
@@ -585,7 +587,14 @@ class MediaPredictor:
         return [self.task["media"]]
 
     def _root(self, frame: pd.DataFrame) -> Path:
-        return Path(frame.attrs.get("root") or Path.cwd())
+        """Where the paths resolve: the table's folder, or the folder above it when the files are there instead (a
+        crew task keeps its tables in data/ beside its media folders); the working folder for a table in memory."""
+        root = Path(frame.attrs.get("root") or Path.cwd())
+        column = self.task["media"]
+        first = str(frame[column].iloc[0]) if column in frame.columns and len(frame) else ""
+        if first and not (root / first).exists() and (root.parent / first).exists():
+            return root.parent
+        return root
 
     def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
         """The media column is there and every file it names decodes (the first few that do not are named)."""

@@ -44,8 +44,8 @@ def _slug(column: str) -> str:
 
 
 def _column_folder(task: Task, run_dir: Path, column: str, train: pl.DataFrame) -> Path:
-    """`RUN_DIR/targets/<column>/task/`: the column's task.yaml, its train table (the other targets dropped) and
-    the test table (a hard link where the file system allows, else a copy)."""
+    """`RUN_DIR/targets/<column>/task/`: the column's task.yaml, its train table (the other targets dropped), the
+    test table (a hard link where the file system allows, else a copy) and the task's media folders (linked)."""
     import os
     import shutil
 
@@ -61,6 +61,10 @@ def _column_folder(task: Task, run_dir: Path, column: str, train: pl.DataFrame) 
             os.link(test_source, test_copy)
         except OSError:
             shutil.copyfile(test_source, test_copy)
+    for media in sorted(set(task.data_files or []) - {task.data.train, task.data.test, task.data.sample_submission}):
+        link = folder / media  # a media folder, linked: every column reads the same files
+        if not link.exists():
+            link.symlink_to(task.path(media).resolve(), target_is_directory=True)
     spec = task.column_task(column)
     spec["data"] = {"train": "data/train.parquet", "test": f"data/{test_copy.name}"}
     (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -177,8 +181,9 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
     if resume and joint_record.is_file():
         joint = json.loads(joint_record.read_text(encoding="utf-8"))
     else:  # one linear model per column on shared features: every column a real model within seconds
+        # (not for files: each column's own run trains on them, and a linear model of the tables would see none)
         joint = _joint_baseline(task, run_dir, train, test, max(5.0, _JOINT_SHARE * wall_time),
-                                solve_options.get("executor")) if to_solve else None
+                                solve_options.get("executor")) if to_solve and not task.media else None
         experiments += 1 if joint else 0
         if joint and joint["ok"]:
             predicted = pl.read_csv(Path(joint["folder"]) / "predictions.csv")

@@ -114,8 +114,8 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
     c = competition
     if c.modality in ("image", "audio", "video") and c.media is None:
         return f"its inputs are {c.modality} files laid out in a way crew does not read yet ({c.notes[:80]})"
-    if c.media is not None and c.output not in ("label", "value", "class_proba"):
-        return f"it scores several targets per {c.media.kind} file, which crew's media workflow does not fit yet"
+    if c.media is not None and c.output == "multilabel" and not (c.metric in METRICS and METRICS[c.metric].per_column):
+        return f"it scores several targets per {c.media.kind} file by {c.grader[:60]}, which crew does not grade yet"
     if c.modality == "other":
         return f"its inputs are not tables or text ({c.notes[:90]})"
     if c.modality == "seq2seq" and c.sequence is None:

@@ -498,6 +498,8 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
             raise CrewError(f"{train_path}: lacks the target column(s) {missing}; fix: pass the competition's "
                             "prepared public/ folder")
         target = targets
+    elif known is not None and known.one_hot and METRICS[metric].per_column:
+        target = known.one_hot  # one-hot columns scored column by column (plant-pathology): each its own target
     elif known is not None and known.one_hot:
         train, target = _one_hot_label(train, known.one_hot, sample_path)
         classes = targets
