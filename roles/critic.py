@@ -4,7 +4,7 @@ It estimates the experiment's wall time and peak memory (`crew.tools.cost`,
 learning from what finished on the blackboard), reads the code's syntax tree
 for rule breaks (`crew.tools.codecheck`), and then approves, approves a
 cheaper variant it proposes (fewer tuning trials, bagged seeds, CV repeats, folds or estimators, a row
-subsample; a network's epochs or image size), or rejects with a reason the proposing role receives.
+subsample; a network's epochs, image size or, to fit its GPU slot, batch), or rejects with a reason the proposing role receives.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ __all__ = ["Critic", "Verdict", "changed_workload"]
 
 _SAFETY = 0.8  # approve only what is expected to finish in 80% of the time it may take
 _MIN_FOLDS, _MIN_ESTIMATORS, _MIN_ROWS = 3, 50, 2_000
-_MIN_EPOCHS, _MIN_IMAGE = 3, 32  # a network trained less, or on smaller images, is not worth its time
+_MIN_EPOCHS, _MIN_IMAGE, _MIN_BATCH = 3, 32, 8  # a network trained less, on smaller images or batches, is not worth it
 
 
 def changed_workload(work: Workload, changes: Mapping[str, int]) -> Workload:
@@ -107,6 +107,8 @@ class Critic(Role):
             "findings": [f.model_dump() for f in findings], "remaining": remaining, "wall_allowed": wall_allowed,
             "allowed_seconds": min(float(remaining.get("experiment_time", 0.0)) * _SAFETY, wall_allowed),
             "allowed_memory": int(remaining.get("memory", 0)),
+            # the GPU memory the largest free slot holds, for a launch that asks for a GPU (none said: no limit)
+            "allowed_gpu_memory": int(remaining.get("gpu_memory") or 0) if proposal.get("gpus") else 0,
         }
 
     def _history_board(self, state: Mapping[str, Any]) -> Blackboard | None:
@@ -179,12 +181,17 @@ class Critic(Role):
                            reason=f"asks for {gpus} GPU(s); the budget allows {remaining.get('gpus', 0)} per experiment")
         estimate: Estimate = context["estimate"]
         seconds_ok = estimate.seconds <= context["allowed_seconds"]
-        memory_ok = estimate.memory <= context["allowed_memory"]
+        memory_ok = estimate.memory <= context["allowed_memory"] and self._gpu_fits(estimate, context)
         if seconds_ok and memory_ok:
             return Verdict(rationale=f"fits: {estimate.seconds:.1f}s of {context['allowed_seconds']:.0f}s, "
                                      f"{estimate.memory / 1024**2:.0f} MiB of {context['allowed_memory'] / 1024**2:.0f} MiB",
                            verdict="approve")
         changes = self._cheaper(context)
+        if changes is None and seconds_ok and estimate.memory <= context["allowed_memory"]:
+            return Verdict(rationale="no variant fits the GPU", verdict="reject",
+                           reason=f"needs about {estimate.gpu_memory / 1024**3:.2f} GiB of GPU memory; the largest free "
+                                  f"slot holds {context['allowed_gpu_memory'] / 1024**3:.2f} GiB and no smaller batch "
+                                  "or image size fits")
         if changes is None:
             return Verdict(rationale="no variant fits", verdict="reject",
                            reason=f"needs about {estimate.seconds:.0f}s and {estimate.memory / 1024**2:.0f} MiB; "
@@ -193,6 +200,12 @@ class Critic(Role):
         return Verdict(rationale=f"{estimate.seconds:.0f}s / {estimate.memory / 1024**2:.0f} MiB will not fit; "
                                  "a cheaper variant does", verdict="approve_variant", changes=changes,
                        reason="cut " + ", ".join(f"{k} to {v}" for k, v in changes.items()) + " to fit the budget")
+
+    @staticmethod
+    def _gpu_fits(estimate: Estimate, context: Mapping[str, Any]) -> bool:
+        """Whether a launch that asks for a GPU fits the GPU memory of the largest free slot (no limit said: yes)."""
+        allowed = int(context.get("allowed_gpu_memory") or 0)
+        return not allowed or estimate.gpu_memory <= allowed
 
     @staticmethod
     def _cheaper(context: Mapping[str, Any]) -> dict[str, int] | None:
@@ -206,7 +219,8 @@ class Critic(Role):
 
         def fits(candidate: dict[str, int]) -> bool:
             estimate = model.estimate(changed_workload(work, candidate))
-            return estimate.seconds <= allowed_s and estimate.memory <= allowed_m
+            return estimate.seconds <= allowed_s and estimate.memory <= allowed_m \
+                and Critic._gpu_fits(estimate, context)
 
         steps: list[tuple[str, list[int]]] = []
         if "tune_trials" in knobs and work.tune_trials:
@@ -221,6 +235,8 @@ class Critic(Role):
             steps.append(("estimators", [max(_MIN_ESTIMATORS, int(work.estimators * f)) for f in (0.75, 0.5, 0.3, 0.2)]))
         if "epochs" in knobs and work.epochs > _MIN_EPOCHS:
             steps.append(("epochs", list(range(work.epochs - 1, _MIN_EPOCHS - 1, -1))))
+        if "batch" in knobs and work.batch > _MIN_BATCH and context.get("allowed_gpu_memory"):
+            steps.append(("batch", [b for b in (work.batch // 2, work.batch // 4, work.batch // 8) if b >= _MIN_BATCH]))
         if "image_size" in knobs and work.image_size > _MIN_IMAGE:
             steps.append(("image_size", [s for s in range(work.image_size - 16, _MIN_IMAGE - 1, -16)]))
         if "subsample" in knobs and work.rows_per_fit > _MIN_ROWS:
@@ -248,7 +264,8 @@ class Critic(Role):
             except (ValueError, SyntaxError) as exc:
                 verdict, reason = "reject", f"the proposed variant cannot be applied: {exc}"
             else:
-                if estimate.seconds > context["allowed_seconds"] or estimate.memory > context["allowed_memory"]:
+                if estimate.seconds > context["allowed_seconds"] or estimate.memory > context["allowed_memory"] \
+                        or not self._gpu_fits(estimate, context):
                     verdict, reason = "reject", (f"even the variant needs about {estimate.seconds:.0f}s and "
                                                  f"{estimate.memory / 1024**2:.0f} MiB")
         if verdict == "approve" and not (estimate.seconds <= context["allowed_seconds"]

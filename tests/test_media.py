@@ -334,3 +334,48 @@ def test_a_store_that_does_not_decode_to_the_same_arrays_is_not_shared(shapes: P
     honest = np.stack([vision.decode(str(shapes.parent / p), 32, "image") for p in paths])
     np.save(workdir / "store" / name, honest)
     assert share_store(task, workdir, 32, shared) == name and media_store_cached(task, 32, shared)
+
+
+def test_the_critic_fits_a_network_to_its_gpu_slot_or_rejects_it(shapes: Path) -> None:
+    code = script_for(Task.load(shapes), {"model": "resnet18", "epochs": 5, "image_size": 96, "batch": 64})
+    critic = Critic()
+
+    def verdict(gpu_memory: int):
+        state = {"task": str(shapes), "proposal": {"id": "x", "code": code, "insights": ["pretrained"], "gpus": 1},
+                 "remaining": {"wall_time": 600.0, "experiment_time": 600.0, "memory": 4 * GiB, "gpus": 1,
+                               "gpu_memory": gpu_memory}}
+        context = critic.context(state)
+        return context["estimate"], critic.expert(context)
+
+    estimate, roomy = verdict(80 * GiB)
+    assert roomy.verdict == "approve" and "on cuda" in estimate.basis
+    _, tight = verdict(estimate.gpu_memory - 64 * 1024**2)  # a smaller batch holds fewer activations
+    assert tight.verdict == "approve_variant" and tight.changes.get("batch", 64) < 64
+    _, hopeless = verdict(256 * 1024**2)  # not even the CUDA context fits
+    assert hopeless.verdict == "reject" and "GPU memory" in hopeless.reason
+
+
+@pytest.mark.e2e
+def test_a_killed_media_run_resumes_where_it_stopped(shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What finished stays finished; the experiment a kill left running is marked interrupted and runs again."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    run = tmp_path / "run"
+    run.mkdir()
+    board = Blackboard(run / "blackboard.sqlite")
+    task = Task.load(shapes)
+    slots = GPUSlots(nvml=SimulatedGPUs([]))
+    ladder = media.LADDER
+    monkeypatch.setattr(media, "LADDER", ladder[:1])
+    see(task, run, board=board, budget=Budget(wall_time=60, experiment_time=50, memory=4 * GiB), gpu_slots=slots)
+    (boosted,) = board.experiments()
+    killed = board.add_experiment(Experiment(insights=["cnn"], stage="model", status="running",
+                                             code=script_for(task, {"model": "cnn", "epochs": 1})))
+    monkeypatch.setattr(media, "LADDER", ladder[:2])
+    final = see(task, run, board=board, budget=Budget(wall_time=60, experiment_time=50, memory=4 * GiB),
+                gpu_slots=slots)
+    by_id = {e.id: e for e in board.experiments()}
+    assert by_id[boosted.id].status == "done" and by_id[killed.id].error.startswith("interrupted")
+    reruns = [e for e in by_id.values() if e.insights == ["cnn"] and e.id != killed.id]
+    assert len(reruns) == 1 and reruns[0].status == "done", [(e.insights, e.status, e.error) for e in by_id.values()]
+    assert len([e for e in by_id.values() if e.insights == ["boosted"]]) == 1
+    assert final["kind"] == "media" and (run / "submission.csv").is_file()

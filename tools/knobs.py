@@ -14,9 +14,9 @@ from crew import parse_python as parse
 
 __all__ = ["KNOBS", "KNOB_NAMES", "apply_changes", "exposed"]
 
-KNOBS = ("tune_trials", "bags", "repeats", "folds", "estimators", "subsample", "epochs", "image_size")
-"""What a cheaper variant may change, in the order the expert gives them up (a network's epochs, then the side its
-images are resized to)."""
+KNOBS = ("tune_trials", "bags", "repeats", "folds", "estimators", "subsample", "epochs", "batch", "image_size")
+"""What a cheaper variant may change, in the order the expert gives them up (a network's epochs, its batch when its
+GPU slot is short of memory, then the side its images are resized to)."""
 
 KNOB_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # knob -> (top-level constants, keyword / dict-key names)
@@ -27,6 +27,7 @@ KNOB_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "estimators": ((), ("n_estimators", "max_iter", "num_boost_round", "iterations", "num_iterations")),
     "subsample": (("SUBSAMPLE", "MAX_ROWS", "SAMPLE_ROWS"), ()),
     "epochs": (("EPOCHS", "N_EPOCHS"), ("epochs",)),
+    "batch": (("BATCH_SIZE",), ("batch",)),
     "image_size": (("IMAGE_SIZE",), ("image_size",)),
 }
 """Knob -> (the top-level constants that set it, the keyword or dict-key names that set it)."""

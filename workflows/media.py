@@ -249,9 +249,12 @@ def _modeler(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any
         board.post(Message(content=f"{exp.id}: {name} ({LADDER_NOTES[name]})", sent_from="modeler",
                            send_to=["critic"], cause_by="modeler.proposal",
                            payload={"experiment": exp.id, "config": dict(config)}))
-        return {"proposal": {"id": exp.id, "name": name, "code": exp.code, "insights": [name], "threads": context.threads,
-                             "gpus": 1 if _wants_gpu(context) and config["model"] != "boosted" else 0},
-                "remaining": remaining(budget, context.reserve)}
+        gpus = 1 if _wants_gpu(context) and config["model"] != "boosted" else 0
+        left_now = remaining(budget, context.reserve)
+        if gpus:  # what the largest free slot holds: the critic fits the network to it
+            left_now["gpu_memory"] = max(context.gpu_slots.available().values(), default=0)
+        return {"proposal": {"id": exp.id, "name": name, "code": exp.code, "insights": [name],
+                             "threads": context.threads, "gpus": gpus}, "remaining": left_now}
     return {"proposal": {"stop": True}}
 
 
