@@ -601,6 +601,9 @@ class MediaPredictor:
         column = self.task["media"]
         if column not in frame.columns:
             return [f"lacks column {column!r}, the {self.task['kind']} files to predict"], []
+        lacking = [c for c in (self.saved.get("metadata") or {}) if c not in frame.columns]
+        if lacking and self.config["model"] == "boosted":
+            return [f"lacks the column(s) {lacking} the model was trained on beside the files"], []
         failed, shown = media_problems(self._root(frame), frame[column].astype(str).tolist(), self.task["kind"])
         if failed:
             return [f"{failed} of {len(frame)} {self.task['kind']} files cannot be read: {', '.join(shown)}"], []
@@ -629,7 +632,12 @@ class MediaPredictor:
 
             booster = self._model or lgb.Booster(model_file=str(self.folder / "boosted.txt"))
             self._model = booster
-            raw = np.asarray(booster.predict(vision.summary_features(arrays)))
+            meta = self.saved.get("metadata") or {}
+            missing = [c for c in meta if c not in frame.columns]
+            if missing:
+                raise ModelError(f"the rows lack the column(s) {missing} the model was trained on beside the files")
+            features = np.hstack([vision.summary_features(arrays), vision.metadata_matrix(frame, meta)])
+            raw = np.asarray(booster.predict(features))
             if self.task["target_type"] == "regression":
                 return raw
             fitted = self.saved["fitted_classes"]

@@ -11,7 +11,8 @@ decode every file once into a resized array (images as RGB, sound as a
 log-mel spectrogram, one channel), kept in the run's shared folder so the
 next experiment skips decoding; a gradient-boosted baseline on summary
 statistics of each array (colour moments, a coarse thumbnail, edge energy;
-per-band loudness for sound); a compact CNN trained from scratch with flips
+per-band loudness for sound) and the table's own columns beside the files
+(a patient's age, the body site); a compact CNN trained from scratch with flips
 and shifted crops; a pretrained ResNet fine-tuned when its weights are on
 the machine (torchvision's cache, copied by crew into the shared folder: no
 network); and test-time augmentation. A fifth of train is held out: its
@@ -164,6 +165,36 @@ def summary_features(arrays):
         bands = grey[:, : h - h % 16].reshape(n, 16, h // 16, w)
         columns += [bands.mean((2, 3)), bands.std((2, 3))]
     return np.concatenate(columns, axis=1)
+
+
+def metadata_columns(train, test):
+    """The table's own columns beside the files (a patient's age, the body site): numbers as they are, and text
+    columns of at most 50 values as their value's rank in train (unseen: missing). Ids, the target and the paths
+    are left out; so are columns test lacks. Returns {column: None for a number, or the list of its values}."""
+    skip = {TASK["target"], TASK["id_column"], TASK["media"]}
+    kept = {}
+    for name in train.columns:
+        if name in skip or name not in test.columns:
+            continue
+        column = train[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            kept[name] = None
+        elif 1 < column.nunique() <= 50:
+            kept[name] = sorted(column.dropna().astype(str).unique().tolist())
+    return kept
+
+
+def metadata_matrix(frame, columns):
+    """`metadata_columns`' columns of `frame` as floats (NaN where missing or unseen)."""
+    parts = []
+    for name, values in columns.items():
+        if values is None:
+            parts.append(pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float))
+        else:
+            index = {v: float(i) for i, v in enumerate(values)}
+            text = frame[name].astype(str).where(frame[name].notna())
+            parts.append(text.map(index).to_numpy(dtype=float))
+    return np.column_stack(parts) if parts else np.zeros((len(frame), 0))
 
 
 def fit_boosted(x_fit, y_fit, x_sets, threads):
@@ -456,7 +487,10 @@ def main():
     if CONFIG["model"] == "boosted":
         tick = time.perf_counter()
         features = summary_features(arrays)
-        f_train, f_test = features[: len(train)], features[len(train):]
+        meta = metadata_columns(train, test)  # the table's own columns beside the files
+        f_train = np.hstack([features[: len(train)], metadata_matrix(train, meta)])
+        f_test = np.hstack([features[len(train):], metadata_matrix(test, meta)])
+        report["metadata"] = list(meta)
         boosted, (hold, fit_pred, test_raw) = fit_boosted(f_train[fit_idx], y[fit_idx],
                                                           [f_train[hold_idx], f_train[fit_idx], f_test], threads)
         TIMINGS["fit"] = round(time.perf_counter() - tick, 3)
@@ -465,7 +499,7 @@ def main():
         os.makedirs("model", exist_ok=True)
         boosted.booster_.save_model(os.path.join("model", "boosted.txt"))  # LightGBM's own text format: no code
         with open(os.path.join("model", "config.json"), "w", encoding="utf-8") as fh:
-            json.dump({"config": CONFIG, "task": TASK, "in_channels": int(arrays.shape[3]),
+            json.dump({"config": CONFIG, "task": TASK, "in_channels": int(arrays.shape[3]), "metadata": meta,
                        "fitted_classes": [] if regression else [int(c) for c in boosted.classes_]}, fh)
     else:
         if CONFIG.get("init"):  # an earlier experiment's network, shared by crew: predict only

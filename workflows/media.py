@@ -67,6 +67,8 @@ LADDER_NOTES = {"boosted": "LightGBM on colour moments, a thumbnail and edge ene
                 "pretrained": "ResNet-18 from local torchvision weights, fine-tuned",
                 "tta": "the better network as trained, predicting with flips averaged"}
 
+_MIN_GPU_MEMORY = 1024**3
+"""A GPU with less than this free takes no network: it trains on the CPU instead (the CUDA context alone is ~0.5 GiB)."""
 _WEIGHTS = {"resnet18": "resnet18-*.pth", "resnet34": "resnet34-*.pth"}
 """torchvision's checkpoint names in its hub cache, per network crew can build."""
 
@@ -251,8 +253,13 @@ def _modeler(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any
                            payload={"experiment": exp.id, "config": dict(config)}))
         gpus = 1 if _wants_gpu(context) and config["model"] != "boosted" else 0
         left_now = remaining(budget, context.reserve)
+        free = max(context.gpu_slots.available().values(), default=0) if gpus else 0
+        if gpus and free < _MIN_GPU_MEMORY:
+            gpus = 0
+            board.post(Message(content=f"no GPU has {_MIN_GPU_MEMORY / 1024**3:.0f} GiB free ({free / 1024**3:.2f} GiB "
+                                       "at most): it runs on the CPU", sent_from="modeler", cause_by="modeler.gpu"))
         if gpus:  # what the largest free slot holds: the critic fits the network to it
-            left_now["gpu_memory"] = max(context.gpu_slots.available().values(), default=0)
+            left_now["gpu_memory"] = free
         return {"proposal": {"id": exp.id, "name": name, "code": exp.code, "insights": [name],
                              "threads": context.threads, "gpus": gpus}, "remaining": left_now}
     return {"proposal": {"stop": True}}
