@@ -514,9 +514,9 @@ def test_every_supported_lite_competition_is_solved_offline_and_graded(tmp_path,
         public = replica(tmp_path / "data", competition)
         path = import_mlebench(public, out=tmp_path / competition, private_dir=public.parent / "private")
         columns = len(Task.load(path).target_columns)
-        media = Task.load(path).media is not None  # a network takes longer to start than a tabular fit
+        media = Task.load(path).media is not None
         summary = solve(path, out=tmp_path / "runs" / competition,
-                        wall_time=(20 if media else 12) if columns == 1 else 8 * columns + 4, workers=2)
+                        wall_time=12 if columns == 1 else 8 * columns + 4, workers=2)
         final = summary["final"]
         assert final["kind"] != "constant", competition  # a model, not the safety net
         if columns > 1:  # one run per column, each a model

@@ -640,10 +640,8 @@ class MediaPredictor:
             raw = np.asarray(booster.predict(features))
             if self.task["target_type"] == "regression":
                 return raw
-            fitted = self.saved["fitted_classes"]
-            proba = np.zeros((len(arrays), classes))
-            proba[:, fitted] = raw if raw.ndim == 2 else np.column_stack([1 - raw, raw])
-            return proba
+            return vision.class_probabilities(raw if raw.ndim == 2 else np.column_stack([1 - raw, raw]),
+                                              self.saved["fitted_classes"], classes)
         import torch
 
         if self._model is None:

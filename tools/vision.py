@@ -214,12 +214,19 @@ def fit_boosted(x_fit, y_fit, x_sets, threads):
     for x in x_sets:
         if regression:
             outs.append(model.predict(x))
-        else:  # classes absent from the fitted rows get a floor, never 0, which a log loss would take as certain
-            proba = np.zeros((len(x), len(TASK["classes"])))
-            proba[:, model.classes_] = model.predict_proba(x)
-            proba = np.clip(proba, 1e-6, None)
-            outs.append(proba / proba.sum(axis=1, keepdims=True))
+        else:
+            outs.append(class_probabilities(model.predict_proba(x), model.classes_, len(TASK["classes"])))
     return model, outs
+
+
+def class_probabilities(proba, fitted, classes):
+    """A booster's probabilities over the classes it saw (`fitted`), spread over all `classes` columns with a floor:
+    a class absent from the fitted rows, or one the trees rule out, is never given 0, which a log loss takes as
+    certain."""
+    out = np.zeros((len(proba), classes))
+    out[:, fitted] = proba
+    out = np.clip(out, 1e-6, None)
+    return out / out.sum(axis=1, keepdims=True)
 
 
 # ---- networks ----
