@@ -390,7 +390,7 @@ def read_media_workload(code: str, *, rows: int, test_rows: int = 0, threads: in
         pass
     model = str(config.get("model") or "cnn")
     measured = (units or {}).get(f"{model}@{device}", {})
-    views = 1 if not config.get("tta") else (3 if task.get("kind", "image") == "image" else 2)
+    views = 3 if config.get("tta") else 1
     return Workload(families=[model if model == "boosted" else "network"], rows=rows, test_rows=test_rows,
                     threads=threads, deep=model, classes=max(1, len(task.get("classes") or [])), epochs=int(config.get("epochs") or 0),
                     image_size=int(config.get("image_size") or 64), channels=1 if task.get("kind") == "audio" else 3,

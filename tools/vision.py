@@ -352,16 +352,17 @@ def augment(x, generator):
 
 def predict(net, arrays, mean, std, device, channels_last, tta, batch, task=None):
     """Class probabilities (or values, standardised) for every array; with `tta`, averaged over the flips training
-    used. `task`: another TASK (a saved model's)."""
+    used (images) or over time shifts (sound). `task`: another TASK (a saved model's)."""
     import torch
 
     task = task or TASK
     regression = task["target_type"] == "regression"
     views = [lambda x: x]
-    if tta:
-        views.append(lambda x: x.flip(3))
-        if task["kind"] == "image":
-            views.append(lambda x: x.flip(2))
+    if tta and task["kind"] == "image":  # the flips training used
+        views += [lambda x: x.flip(3), lambda x: x.flip(2)]
+    elif tta:  # a spectrogram read backwards is another sound (a rising chirp falls): shifted in time instead
+        shift = max(1, arrays.shape[2] // 16)
+        views += [lambda x: x.roll(shift, dims=3), lambda x: x.roll(-shift, dims=3)]
     net.eval()
     out = []
     with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):

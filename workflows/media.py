@@ -60,12 +60,12 @@ LADDER: tuple[tuple[str, Mapping[str, Any]], ...] = (
 )
 """The expert's experiments, in order: a boosted baseline on each file's summary statistics; a compact CNN from
 scratch; a pretrained ResNet-18 fine-tuned (only when its weights are on the machine); and the better network, as it
-was trained (crew shares it), predicting with test-time augmentation (flips averaged)."""
+was trained (crew shares it), predicting with test-time augmentation (flips averaged; time shifts for sound)."""
 
 LADDER_NOTES = {"boosted": "LightGBM on colour moments, a thumbnail and edge energy of each file",
                 "cnn": "a compact CNN trained from scratch with flips and shifted crops",
                 "pretrained": "ResNet-18 from local torchvision weights, fine-tuned",
-                "tta": "the better network as trained, predicting with flips averaged"}
+                "tta": "the better network as trained, predicting with flips (time shifts for sound) averaged"}
 
 _MIN_GPU_MEMORY = 1024**3
 """A GPU with less than this free takes no network: it trains on the CPU instead (the CUDA context alone is ~0.5 GiB)."""
