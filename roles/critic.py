@@ -144,13 +144,12 @@ class Critic(Role):
         """A media experiment: epochs x images x pixels on its device, at the per-image cost earlier experiments of
         the same network timed (their epochs) or the prior; decoding is free when a checked store is shared."""
         code = proposal.get("code", "")
-        size = read_media_workload(code, rows=0).image_size
-        decode = not (stage_cache and media_store_cached(task, size, Path(stage_cache)))
         experiments = board.experiments() if board is not None else []
         work = read_media_workload(code, rows=task.shapes.get("train", (0, 0))[0],
                                    test_rows=task.shapes.get("test", (0, 0))[0], threads=int(proposal.get("threads", 1)),
-                                   decode=decode, device="cuda" if proposal.get("gpus") else "cpu",
-                                   units=deep_units(experiments))
+                                   device="cuda" if proposal.get("gpus") else "cpu", units=deep_units(experiments))
+        if stage_cache and media_store_cached(task, work.image_size, Path(stage_cache)):
+            work = work.model_copy(update={"decode": False})
         model = CostModel(history=history(board) if board is not None else [])
         return model.estimate(work), model, check_code(code, forbidden_paths=[str(p) for p in task.hidden])
 

@@ -38,6 +38,10 @@ def media_paths(task: Task) -> tuple[str, str, list[str]]:
 def store_name(task: Task, size: int) -> str:
     """The file name an experiment gives the store of this task's files at `size` (their paths, sizes and times)."""
     _, kind, paths = media_paths(task)
+    return _named(task, paths, size, kind)
+
+
+def _named(task: Task, paths: list[str], size: int, kind: str) -> str:
     return f"media-{vision.store_key(str(task.root), paths, size, kind)}.npy"
 
 
@@ -50,7 +54,7 @@ def share_store(task: Task, workdir: Path, size: int, folder: Path) -> str | Non
     """Copy the store experiment `workdir` decoded into the shared `folder` once it checks out; its name, or None
     (none left, already shared, or it does not check out: later experiments then decode for themselves)."""
     _, kind, paths = media_paths(task)
-    name = f"media-{vision.store_key(str(task.root), paths, size, kind)}.npy"
+    name = _named(task, paths, size, kind)
     source, target = workdir / "store" / name, folder / name
     if target.exists() or not source.is_file() or source.is_symlink():
         return None

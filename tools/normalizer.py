@@ -85,7 +85,8 @@ def _spell_number(token, lang, to):
     try:
         return num2words(float(digits) if "." in digits else int(digits), lang=lang, to=to)
     except (NotImplementedError, OverflowError, ValueError, TypeError, KeyError, IndexError):
-        # num2words has no such converter for this language (NotImplementedError), or cannot spell this number
+        # NotImplementedError: num2words has no converter of this kind for the language; the others: a number it
+        # cannot spell. Either way the token has no spelling here and the caller tries the next fall-back.
         return None
 
 

@@ -252,7 +252,9 @@ RESNET_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
 
 def resnet(name, in_channels, outputs):
-    """torchvision's ResNet-18/34 (BasicBlock) with the same parameter names, so its checkpoints load as they are."""
+    """torchvision's ResNet-18/34 (BasicBlock) with the same parameter names, so its checkpoints load as they are.
+    Its stem takes 3 channels (a 1-channel spectrogram is repeated in `forward`, so `in_channels` changes nothing)
+    and its head 1,000 classes, as the checkpoints have them: `build_network` sizes the head for `outputs`."""
     import torch.nn as nn
 
     class Block(nn.Module):
@@ -294,9 +296,7 @@ def resnet(name, in_channels, outputs):
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
             return self.fc(self.avgpool(x).flatten(1))
 
-    net = ResNet()
-    net.in_channels = in_channels
-    return net
+    return ResNet()
 
 
 def build_network(config, in_channels, outputs, weights=None):

@@ -25,11 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-import numpy as np
-import polars as pl
 from langgraph.runtime import Runtime
 
-from crew import Blackboard, Brain, Budget, Experiment, Message, Task, read_table
+from crew import Blackboard, Brain, Budget, Experiment, Message, Task, best_first
 from crew.sandbox import GPUSlots
 from crew.tools import vision
 from crew.tools.artifacts import file_stamp, read_columns
@@ -46,9 +44,9 @@ from crew.workflows._run import (
     record_final,
     remaining,
     stream_ladder,
-    write_atomically,
 )
 from crew.workflows.experiment import RunContext, launch
+from crew.workflows.final import constant_submission
 
 __all__ = ["LADDER", "MediaContext", "MediaState", "build_media_graph", "local_weights", "script_for", "see"]
 
@@ -151,32 +149,14 @@ def _image_size(task: Task) -> int:
 
 
 def _setup(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any]:
-    """The safety net: the commonest train class (or the train mean) for every test row."""
+    """The safety net (the constant model: class priors or the train mean, as a tabular run's), the image size and
+    the local weights the ladder uses."""
     context = MediaContext.of(runtime)
     task, board = context.task, context.blackboard
     context.stage_cache.mkdir(parents=True, exist_ok=True)
     if not context.output.exists():
-        assert task.data is not None and task.target is not None
-        train = read_table(task.path(task.data.train))
-        test = read_table(task.path(task.data.test))
-        ids = test[task.id_column] if task.id_column else pl.Series("row", np.arange(test.height))
-        y = train[task.target].drop_nulls()
-        info = TaskInfo.from_task(task)
-        if task.target_type == "regression":
-            columns = {task.target: [float(y.mean())] * test.height}
-            what = "the train mean"
-        else:
-            counts = [int((y.cast(pl.Utf8) == c).sum()) for c in task.classes]
-            shares = np.asarray(counts, dtype=float) / max(1, sum(counts))
-            if info.submission == "label":
-                columns = {task.target: [task.classes[int(np.argmax(counts))]] * test.height}
-            elif task.target_type == "binary":
-                columns = {task.target: [float(shares[task.classes.index(str(info.positive))])] * test.height}
-            else:
-                columns = {c: [float(s)] * test.height for c, s in zip(task.classes, shares, strict=True)}
-            what = "the train class shares"
-        write_atomically(pl.DataFrame({ids.name: ids, **columns}), context.output)
-        board.post(Message(content=f"wrote {what} for every test row to {task.output_name} as a safety net",
+        constant_submission(task, context.output)
+        board.post(Message(content=f"wrote a constant-prediction {task.output_name} as a safety net",
                            sent_from="workflow", cause_by="workflow.submission"))
     if board.get_meta("image_size") is None:
         board.set_meta("image_size", _image_size(task))
@@ -215,8 +195,7 @@ def _config(name: str, base: Mapping[str, Any], context: MediaContext) -> dict[s
         networks = [e for e in board.experiments(status="done") if e.spec.get("model") not in (None, "boosted")]
         if not networks:
             return None
-        best = max(networks, key=lambda e: (e.score if context.task.metric_info.higher_is_better else -(e.score or 0))
-                   if e.score is not None else float("-inf"))
+        best = best_first(networks, context.task.metric_info.higher_is_better)[0]
         if not (context.stage_cache / "models" / best.id).is_dir():
             return None
         config = {**best.spec, **base, "init": f"models/{best.id}", "epochs": 0}  # predict only
