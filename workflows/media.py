@@ -184,7 +184,7 @@ def _shared_weights(context: MediaContext) -> str | None:
 def _config(name: str, base: Mapping[str, Any], context: MediaContext) -> dict[str, Any] | None:
     """A rung's CONFIG for this run, or None when the rung does not apply (no weights; no network finished)."""
     board = context.blackboard
-    config = {**base, "seed": base.get("seed", context.seed) + context.seed}
+    config = {**base, "seed": context.seed}
     config.setdefault("image_size", board.get_meta("image_size") or 64)
     if name == "pretrained":
         weights = _shared_weights(context)
