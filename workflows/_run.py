@@ -19,7 +19,7 @@ from crew import Blackboard, Budget, Experiment, Message
 from crew.roles.critic import Critic
 
 __all__ = ["INTERRUPTED", "events", "fill_constants", "keep_best_model", "keep_if_better", "ladder_graph",
-           "mark_interrupted", "record_final", "remaining", "stream_ladder", "write_atomically"]
+           "link_or_copy", "mark_interrupted", "record_final", "remaining", "stream_ladder", "write_atomically"]
 
 INTERRUPTED = "interrupted: the run was killed while it ran"
 """The error of an experiment a killed run left running: a ladder proposes its rung again on resume."""
@@ -37,6 +37,18 @@ def write_atomically(frame: pl.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     frame.write_csv(tmp)
     tmp.replace(path)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """`target` as a hard link to `source` where the file system allows (a copy that costs no space), else a copy;
+    an existing `target` is kept."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def fill_constants(source: str, constants: Mapping[str, Any]) -> str:

@@ -31,7 +31,7 @@ import polars as pl
 import yaml
 
 from crew import Task, read_table
-from crew.workflows._run import fill_constants, write_atomically
+from crew.workflows._run import fill_constants, link_or_copy, write_atomically
 
 __all__ = ["solve_columns"]
 
@@ -46,9 +46,6 @@ def _slug(column: str) -> str:
 def _column_folder(task: Task, run_dir: Path, column: str, train: pl.DataFrame) -> Path:
     """`RUN_DIR/targets/<column>/task/`: the column's task.yaml, its train table (the other targets dropped), the
     test table (a hard link where the file system allows, else a copy) and the task's media folders (linked)."""
-    import os
-    import shutil
-
     assert task.data is not None and task.targets is not None
     folder = run_dir / "targets" / _slug(column) / "task"
     (folder / "data").mkdir(parents=True, exist_ok=True)
@@ -56,11 +53,7 @@ def _column_folder(task: Task, run_dir: Path, column: str, train: pl.DataFrame) 
     train.drop(others).write_parquet(folder / "data" / "train.parquet")
     test_source = task.path(task.data.test)
     test_copy = folder / "data" / f"test{test_source.suffix.lower()}"
-    if not test_copy.exists():
-        try:
-            os.link(test_source, test_copy)
-        except OSError:
-            shutil.copyfile(test_source, test_copy)
+    link_or_copy(test_source, test_copy)
     for media in sorted(set(task.data_files or []) - {task.data.train, task.data.test, task.data.sample_submission}):
         link = folder / media  # a media folder, linked: every column reads the same files
         if not link.exists():

@@ -20,7 +20,6 @@ task that means something else.
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import zipfile
@@ -31,6 +30,7 @@ import polars as pl
 import yaml
 
 from crew import METRICS, CrewError, TableError, Task, read_table
+from crew.workflows._run import link_or_copy
 from crew.workflows.competitions import Competition, competitions, support
 
 __all__ = ["detect_metric", "import_mlebench", "listing"]
@@ -315,11 +315,9 @@ def _one_hot_label(train: pl.DataFrame, columns: list[str], sample_path: Path) -
     return train.drop(columns).with_columns(pl.Series(name, [columns[i] for i in picks])), name
 
 
-def _extract(archive: Path, folder: Path) -> set[str]:
-    """Every file of `archive` written into `folder` by its own name (whatever folders the archive holds); the
-    names written."""
+def _extract(archive: Path, folder: Path) -> None:
+    """Every file of `archive` written into `folder` by its own name (whatever folders the archive holds)."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = set()
     try:
         with zipfile.ZipFile(archive) as zipped:
             for member in zipped.infolist():
@@ -328,23 +326,9 @@ def _extract(archive: Path, folder: Path) -> set[str]:
                     continue
                 with zipped.open(member) as source, open(folder / name, "wb") as target:
                     shutil.copyfileobj(source, target)
-                names.add(name)
     except zipfile.BadZipFile as exc:
         raise CrewError(f"{archive}: is not a readable zip archive ({exc}); fix: pass the competition's prepared "
                         "public/ folder") from None
-    return names
-
-
-def _link(source: Path, target: Path) -> None:
-    """`target` as a hard link to `source` where the file system allows (a large image set costs no space), else a
-    copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        return
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def _media_rows(public: Path, known: Competition, sample: pl.DataFrame, staging: Path
@@ -383,8 +367,8 @@ def _media_rows(public: Path, known: Competition, sample: pl.DataFrame, staging:
             raise CrewError(f"{public}: {len(missing)} of {len(paths)} files the rows name are missing (e.g. "
                             f"{', '.join(missing[:3])}); fix: pass the competition's complete prepared public/ folder")
         if folder not in extracted:
-            for path in paths:
-                _link(public / path, staging / path)
+            for path in paths:  # a large image set costs no space
+                link_or_copy(public / path, staging / path)
         frames.append(frame.with_columns(pl.Series(column, paths)))
     return frames[0], frames[1], column
 
