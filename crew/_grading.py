@@ -77,7 +77,12 @@ def place_on_leaderboard(score: float | None, scores: list[float], metric: Metri
 
 
 def check_submission(task: Task, submission: pl.DataFrame, answers: pl.DataFrame) -> tuple[str | None, pl.DataFrame]:
-    """Why a submission is invalid (or None), and the submission aligned row by row with the answers."""
+    """Why a submission is invalid (or None), and the submission aligned row by row with the answers (a long
+    submission, one row per cell, as the table of its columns)."""
+    if task.submission is not None and task.id_column:
+        reason, submission = task.read_submitted(submission, answers[task.id_column].to_list())
+        if reason is not None:
+            return reason, submission
     expected = task.submission_columns()
     missing = [c for c in expected if c not in submission.columns]
     extra = [c for c in submission.columns if c not in expected]
@@ -175,6 +180,13 @@ def _read_answers(task: Task, path: Path) -> pl.DataFrame:
     except TableError as exc:
         raise SubmissionError(exc.problem(str(path), "--answers")) from None
     needed = [c for c in (task.id_column, *task.target_columns) if c]
+    long = task.submission
+    if long is not None and task.data is not None and {long.key, long.value} <= set(answers.columns):
+        # the competition's own answers, one row per cell: read as the table of columns, test rows in order
+        ids = read_table(task.path(task.data.test))[str(task.id_column)].to_list()
+        reason, answers = task.read_submitted(answers.select(long.key, long.value), ids)
+        if reason is not None:
+            raise SubmissionError(Problem(str(path), "--answers", reason, "pass the answers of this task's test rows"))
     missing = [c for c in needed if c not in answers.columns]
     if missing:
         raise SubmissionError(Problem(str(path), "--answers", f"lacks column(s) {missing}",

@@ -328,8 +328,12 @@ class Metric:
     clipped away from 0."""
     fast: Callable[[np.ndarray, Sequence[str], str], Scorer] | None = None
     per_column: str | None = None
-    """A column-wise metric (several targets): the one-target metric applied to each column, then averaged. A task
-    with such a metric is solved one column at a time, each scored by this metric; grading averages them."""
+    """A metric of several targets: the one-target metric each column is solved with. A task with such a metric is
+    solved one column at a time, each scored by this metric; grading averages them (or pools them, `pooled`)."""
+    pooled: bool = False
+    """Scored once over every (row, column) cell, not averaged over columns (mlsp-2013-birds' one ROC AUC over
+    all pairs): the columns' own scores do not add up to it, and each column is solved for calibrated
+    probabilities (log_loss), since a cell is ranked against every other column's cells."""
     ordinal: bool = False
     """Scored on labels as the numbers they name (quadratic weighted kappa): the task's classes must be numeric."""
     decides: bool = False
@@ -419,6 +423,15 @@ def _columnwise(base: str) -> Callable[[np.ndarray, np.ndarray, Sequence[str]], 
     return score
 
 
+def _pooled_roc_auc(y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> float:
+    """One ROC AUC over every cell of an n x k table (scikit-learn's average="micro"), rows whose answers are all
+    negative left out as `_columnwise` leaves them."""
+    truth = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
+    guess = np.asarray(pred, dtype=float).reshape(len(pred), -1)
+    keep = ~(truth < 0).all(axis=1)
+    return _roc_auc(truth[keep].reshape(-1).astype(int), guess[keep].reshape(-1), ["0", "1"])
+
+
 _COLUMNWISE = (
     Metric("roc_auc_columns", True, "classification", "proba", False, _columnwise("roc_auc"), best=1.0,
            per_column="roc_auc"),
@@ -430,6 +443,8 @@ _COLUMNWISE = (
     Metric("mae_columns", False, "regression", "value", False, _columnwise("mae"), best=0.0, per_column="mae"),
     Metric("spearman_columns", True, "regression", "value", False, _columnwise("spearman"), best=1.0,
            per_column="spearman"),
+    Metric("roc_auc_micro", True, "classification", "proba", False, _pooled_roc_auc, best=1.0,
+           per_column="log_loss", pooled=True),
 )
 METRICS.update({m.name: m for m in _COLUMNWISE})
 

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from crew._llmspec import ROLES, llm_spec_problem
+from crew._long import LongSubmission, cell_keys, format_problem, melt, pivot
 from crew._media import MediaKind, media_folder
 from crew._media import problems as media_problems
 from crew._metrics import METRICS, Metric, canonical_labels, get_metric
@@ -101,6 +102,9 @@ class Task(BaseModel):
                                                "paths of the file each row is made from, `image` or `audio` (relative "
                                                "to the task's folder, inside a folder of it: `images/1.png`)")
     metric: str | None = None
+    submission: LongSubmission | None = Field(default=None, description="several targets submitted one row per "
+                                              "(test row, target) cell: `{key: Id, value: Probability, format: "
+                                              "'{id}_{target}'}` (crew._long)")
     budget: TaskBudget = Field(default_factory=TaskBudget)
     output: str | None = None
     starting_solution: str | None = None
@@ -230,7 +234,7 @@ class Task(BaseModel):
         """The task.yaml mapping of one column of a several-target task: that target, scored by the column-wise
         metric's per-column metric, data paths and budget as this task's (the caller points `data` at its copy)."""
         assert self.targets and target in self.targets
-        spec = self.model_dump(mode="json", exclude_none=True, exclude={"targets"})
+        spec = self.model_dump(mode="json", exclude_none=True, exclude={"targets", "submission"})
         spec.update(name=f"{self.name}-{re.sub(r'[^a-z0-9]+', '-', target.lower()).strip('-') or 'target'}"[:80],
                     target=target, metric=self.metric_info.per_column)
         spec["budget"] = {k: v for k, v in spec["budget"].items() if v is not None}
@@ -265,6 +269,26 @@ class Task(BaseModel):
             return cols + self.classes
         return cols + [self.target or ""]
 
+    def as_submitted(self, predictions: pl.DataFrame) -> pl.DataFrame:
+        """`predictions` (the id column, then `submission_columns()`'s) as the submission file holds them: melted
+        into one row per cell for a task with a long `submission`, else unchanged."""
+        if self.submission is None:
+            return predictions
+        assert self.id_column and self.targets
+        return melt(self.submission, predictions, self.id_column, self.targets)
+
+    def read_submitted(self, submitted: pl.DataFrame, ids: list[object]) -> tuple[str | None, pl.DataFrame]:
+        """A submission file's table back as predictions for the rows `ids` (the inverse of `as_submitted`), or why
+        it is not a complete submission; a task without a long `submission` gets `submitted` back as it is."""
+        if self.submission is None:
+            return None, submitted
+        assert self.id_column and self.targets
+        return pivot(self.submission, submitted, ids, self.id_column, self.targets)
+
+    def submission_file_columns(self) -> list[str]:
+        """The columns of the submission file: `submission_columns()`, or the long layout's key and value."""
+        return [self.submission.key, self.submission.value] if self.submission else self.submission_columns()
+
     def summary(self) -> dict[str, object]:
         """What `crew validate` prints: enough to see the task was read as intended."""
         out: dict[str, object] = {"name": self.name, "kind": self.kind}
@@ -283,6 +307,9 @@ class Task(BaseModel):
             })
             if self.kind == "seq2seq":
                 out.update({"source": self.source, "group": self.group or "- (the whole table is one sequence)"})
+            if self.submission:
+                out["submission"] = (f"one row per test row and target: {self.submission.key} "
+                                     f"({self.submission.format}), {self.submission.value}")
             if self.media:
                 out["media"] = ", ".join(f"{c} ({k} files in {', '.join(sorted(self._media_folders)) or '-'})"
                                          for c, k in self.media.items())
@@ -352,13 +379,19 @@ class Task(BaseModel):
                                                         f"{len(self.targets)}", f"use a column-wise metric: "
                                                                                  f"{', '.join(columnwise)}"))
             elif not self.targets and self.metric_info.per_column:
-                problems.append(Problem(file, "metric", f"{self.metric} averages a metric over several target "
-                                                        "columns, but the task has one",
+                problems.append(Problem(file, "metric", f"{self.metric} scores several target columns, but the "
+                                                        "task has one",
                                         f"list the columns as `targets: [a, b]`, or use {self.metric_info.per_column}"))
         for field in ("starting_solution", "score"):
             if getattr(self, field) is not None:
                 problems.append(Problem(file, field, "is only used by kind: kernel", f"remove `{field}` or set `kind: kernel`"))
         problems += self._check_seq2seq_fields(file)
+        if self.submission is not None:
+            if not self.targets or not self.id_column:
+                problems.append(Problem(file, "submission", "a long submission needs several `targets` and an "
+                                                            "`id_column`", "remove `submission`, or add them"))
+            elif (why := format_problem(self.submission)) is not None:
+                problems.append(Problem(file, "submission.format", why, "e.g. `format: '{id}_{target}'`"))
         if problems or self.data is None:
             return problems
 
@@ -422,6 +455,12 @@ class Task(BaseModel):
         missing = [c for c in features if c not in test.columns]
         if missing:
             self._warnings.append(f"columns in train but not in test (experiments cannot use them): {missing[:10]}")
+        if self.submission is not None and self.id_column:
+            keys = cell_keys(self.submission, test[self.id_column].to_list(), list(self.targets or []))
+            if keys.is_duplicated().any():
+                dupes = keys.filter(keys.is_duplicated()).unique().head(3).to_list()
+                return problems + [Problem(file, "submission.format", f"{self.submission.format!r} gives several "
+                                           f"cells the same key (e.g. {dupes})", "put {id} and {target} in it")]
         if "sample_submission" in tables:
             problems += self._check_sample(tables["sample_submission"], test)
         return problems + self._check_media(file, train, test)
@@ -525,6 +564,10 @@ class Task(BaseModel):
     def _check_sample(self, sample: pl.DataFrame, test: pl.DataFrame) -> list[Problem]:
         assert self.data is not None and self.data.sample_submission is not None
         file = str(self.path(self.data.sample_submission))
+        if self.submission is not None and self.id_column:
+            why, _ = self.read_submitted(sample, test[self.id_column].to_list())
+            return [] if why is None else [Problem(file, "data.sample_submission", why, "write the test rows' "
+                                                   "cells in the layout `submission` names")]
         expected = self.submission_columns()
         if sorted(sample.columns) != sorted(expected):
             fix = f"give it the columns {expected}"

@@ -47,13 +47,45 @@ def test_a_task_with_several_targets_reads_as_columns(tmp_path):
 
 @pytest.mark.parametrize(("metric", "targets", "error"), [
     ("roc_auc", "[toxic, obscene]", "roc_auc scores one target, but the task has 2"),
-    ("roc_auc_columns", "toxic", "averages a metric over several target columns, but the task has one"),
+    ("roc_auc_columns", "toxic", "scores several target columns, but the task has one"),
     ("roc_auc_columns", "[toxic, nothing]", "column 'nothing' is not in"),
     ("rmsle_columns", "[fare, a]", "needs a target >= 0"),
 ])
 def test_a_wrong_several_target_task_is_one_line_per_problem(tmp_path, metric, targets, error):
     with pytest.raises(TaskError, match=error):
         Task.load(_task(tmp_path, metric, targets))
+
+
+def test_a_long_submission_is_one_row_per_cell_and_grades_as_the_columns_would(tmp_path):
+    """`submission:` (mlsp-2013-birds' layout): the file holds a row per (test row, target), keyed by a format;
+    grading pivots it back (and reads answers in either layout); a missing or unknown cell is named."""
+    path = _task(tmp_path, "roc_auc_micro", "[toxic, obscene]")
+    path.write_text(path.read_text() + "submission: {key: Id, value: P, format: '{id}{index:02d}'}\n")
+    task = Task.load(path)
+    assert task.submission_file_columns() == ["Id", "P"] and task.column_task("toxic")["metric"] == "log_loss"
+    rng = np.random.default_rng(1)
+    wide = pl.DataFrame({"id": np.arange(300, 360), "toxic": rng.uniform(size=60), "obscene": rng.uniform(size=60)})
+    long = task.as_submitted(wide)
+    assert long.columns == ["Id", "P"] and long.height == 120 and long["Id"].to_list()[:3] == [30000, 30001, 30100]
+    long.sample(fraction=1.0, shuffle=True, seed=0).write_csv(tmp_path / "long.csv")
+    report = grade(task, tmp_path / "long.csv", tmp_path / "grading" / "answers.csv")
+    answers = pl.read_csv(tmp_path / "grading" / "answers.csv")
+    scored = answers["id"] >= 305  # the -1 rows are not scored
+    truth = answers.filter(scored).select("toxic", "obscene").to_numpy().reshape(-1)
+    from sklearn.metrics import roc_auc_score
+
+    expected = roc_auc_score(truth, wide.filter(scored).select("toxic", "obscene").to_numpy().reshape(-1))
+    assert report.valid_submission and report.score == pytest.approx(expected)
+    task.as_submitted(answers.select("id", "toxic", "obscene")).write_csv(tmp_path / "long-answers.csv")
+    assert grade(task, tmp_path / "long.csv", tmp_path / "long-answers.csv").score == pytest.approx(expected)
+    long[1:].write_csv(tmp_path / "short.csv")
+    assert "has 119 rows, expected 120" in grade(task, tmp_path / "short.csv", tmp_path / "grading" / "answers.csv").error
+    long.with_columns(pl.col("Id") + 7).write_csv(tmp_path / "off.csv")
+    assert "name no test row and target" in grade(task, tmp_path / "off.csv", tmp_path / "grading" / "answers.csv").error
+    for bad, error in (("'{target}'", "must name the row"), ("'{id}_{name}'", "names \\['name'\\]")):
+        path.write_text(path.read_text().rsplit("submission:", 1)[0] + f"submission: {{key: Id, value: P, format: {bad}}}\n")
+        with pytest.raises(TaskError, match=error):
+            Task.load(path)
 
 
 @pytest.mark.e2e

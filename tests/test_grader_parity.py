@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 
 from crew import Task, grade
@@ -66,13 +67,15 @@ def test_crew_grades_as_mlebench_does(tmp_path, competition):
     private = public.parent / "private"
     task = Task.load(import_mlebench(public, out=tmp_path / "task", private_dir=private))
     answers = pd.read_csv(private / c.files.answers)
-    ids = answers[c.id_column]
+    # a long submission's answers are keyed by cell (mlsp's Id): the rows are the test table's
+    ids = answers[c.id_column] if c.id_column in answers else pd.read_parquet(task.path(task.data.test))[c.id_column]
     theirs = mlebench_grade(competition)
     rng = np.random.default_rng(0)
     for trial in range(6):
         shuffle = trial % 2 and competition not in BY_POSITION
         frame = random_submission(task, ids.sample(frac=1, random_state=trial) if shuffle else ids, rng,
                                   "hard" if trial >= 4 else "soft", answers)
+        frame = task.as_submitted(pl.from_pandas(frame)).to_pandas()  # one row per cell for a long submission
         path = tmp_path / f"submission-{trial}.csv"
         frame.to_csv(path, index=False)
         ours = grade(task, path, tmp_path / "task" / "grading" / "answers.csv")

@@ -13,7 +13,7 @@ def test_the_table_of_task_format_is_complete():
     assert set(METRICS) == {"accuracy", "balanced_accuracy", "f1", "f1_macro", "qwk", "roc_auc", "log_loss",
                             "rmse", "mae", "rmsle", "r2", "pearson", "spearman",
                             "roc_auc_columns", "log_loss_columns", "mcrmse", "rmsle_columns", "mae_columns",
-                            "spearman_columns"}
+                            "spearman_columns", "roc_auc_micro"}
     lower = {name for name, m in METRICS.items() if not m.higher_is_better}
     assert lower == {"log_loss", "rmse", "mae", "rmsle", "log_loss_columns", "mcrmse", "rmsle_columns", "mae_columns"}
     assert all(METRICS[m.per_column].per_column is None for m in METRICS.values() if m.per_column)

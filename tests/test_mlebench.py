@@ -368,6 +368,43 @@ def _media_file(kind: str, label: int, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
+def birds_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n: int, m: int) -> Path:
+    """mlsp-2013-birds' layout as its prepare.py writes it: wav recordings named by rec_id2filename.txt, the labels
+    file (species ids per rec_id, `?` for a test one, nothing for a silent one), the species list, CVfolds_2.txt,
+    a long sample submission (Id = rec_id*100 + species) and long answers. Each species sings at its own pitch."""
+    import soundfile
+
+    species = ["BRCR", "PAWR", "PSFL"]
+    essential = public / "essential_data"
+    (essential / "src_wavs").mkdir(parents=True)
+    present = rng.uniform(size=(n + m, len(species))) < 0.35
+    test = set(rng.choice(n + m, m, replace=False).tolist())
+    names = [f"PC{i % 13 + 1}_2009{i % 12 + 1:02d}13_0{i:05d}_0010" for i in range(n + m)]
+    rate = 4000
+    t = np.arange(rate // 2) / rate
+    for i, name in enumerate(names):
+        wave = rng.normal(scale=0.05, size=t.size)
+        for j in np.flatnonzero(present[i]):
+            wave += 0.4 * np.sin(2 * np.pi * (300 + 600 * j) * t)
+        soundfile.write(essential / "src_wavs" / f"{name}.wav", wave.astype(np.float32), rate, subtype="PCM_16")
+    lines = ["rec_id,[labels]"]
+    for i in range(n + m):
+        labels = ",".join(str(j) for j in np.flatnonzero(present[i]))
+        lines.append(f"{i},?" if i in test else (f"{i},{labels}" if labels else f"{i}"))
+    (essential / "rec_labels_test_hidden.txt").write_text("\n".join(lines) + "\n")
+    pl.DataFrame({"rec_id": range(n + m), "filename": names}).write_csv(essential / "rec_id2filename.txt")
+    pl.DataFrame({"rec_id": range(n + m), "fold": [int(i in test) for i in range(n + m)]}).write_csv(
+        essential / "CVfolds_2.txt")
+    (essential / "species_list.txt").write_text("class_id,code,species\n0,BRCR,Brown Creeper\n1,PAWR,Pacific Wren\n"
+                                                "2,PSFL,Pacific-slope Flycatcher\n")
+    cells = [(i * 100 + j, int(present[i, j])) for i in sorted(test) for j in range(len(species))]
+    pl.DataFrame({"Id": [k for k, _ in cells], "Probability": 0}).write_csv(public / c.files.sample_submission)
+    pl.DataFrame({"Id": [k for k, _ in cells], "Probability": [v for _, v in cells]}).write_csv(
+        private / c.files.answers)
+    (public / "description.md").write_text(f"# {c.id}\n\n## Evaluation\n\n{c.grader}\n")
+    return public
+
+
 def media_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n: int, m: int) -> Path:
     """An image or audio competition's prepared layout: its tables, its files (named as MLE-bench names them, in
     folders or zipped as it ships them, images in the format the pattern names) and its private answers."""
@@ -376,6 +413,8 @@ def media_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n
     from PIL import Image
 
     layout = c.media
+    if layout.label_lists:
+        return birds_replica(public, private, c, rng, n=n, m=m)
     classes = c.one_hot or (c.targets if c.output == "class_proba" else
                             (list(range(5)) if c.metric == "qwk" else [0, 1]))
     labels = np.arange(n + m) % len(classes)
@@ -452,7 +491,7 @@ SUPPORTED = ["aerial-cactus-identification", "aptos2019-blindness-detection",
              "detecting-insults-in-social-commentary", "dog-breed-identification",
              "dogs-vs-cats-redux-kernels-edition", "google-quest-challenge", "histopathologic-cancer-detection",
              "jigsaw-toxic-comment-classification-challenge", "leaf-classification",
-             "learning-agency-lab-automated-essay-scoring-2", "lmsys-chatbot-arena",
+             "learning-agency-lab-automated-essay-scoring-2", "lmsys-chatbot-arena", "mlsp-2013-birds",
              "new-york-city-taxi-fare-prediction", "nomad2018-predict-transparent-conductors",
              "plant-pathology-2020-fgvc7", "random-acts-of-pizza", "ranzcr-clip-catheter-line-classification",
              "siim-isic-melanoma-classification", "spooky-author-identification",
@@ -475,7 +514,7 @@ def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
         "osic-pulmonary-fibrosis-progression"] and "only the rows where u_out == 0" in rows[
         "ventilator-pressure-prediction"]
     result = cli("import-mlebench", "--list", "--lite")
-    assert result.exit_code == 0 and "20 of 22 import and solve offline" in result.output
+    assert result.exit_code == 0 and "21 of 22 import and solve offline" in result.output
 
 
 @pytest.mark.parametrize("competition", SUPPORTED)
@@ -486,12 +525,14 @@ def test_a_supported_competition_imports_as_the_registry_says(tmp_path, competit
     public = replica(tmp_path, competition)
     task = Task.load(import_mlebench(public, out=tmp_path / "task", private_dir=public.parent / "private"))
     assert (task.metric, task.id_column) == (c.metric, c.id_column)
-    assert task.submission_columns() == c.submission_columns or task.target_type == "binary"
+    assert task.submission_file_columns() == c.submission_columns or task.target_type == "binary"
     answers = pl.read_csv(tmp_path / "task" / "grading" / "answers.csv")
-    assert answers.columns == [c.id_column, *task.target_columns]
-    assert answers.height == read_table(task.path(task.data.test)).height == (40 if c.sequence is None else answers.height)
+    cells = len(task.target_columns) if task.submission else 1  # a long submission's answers: a row per cell
+    assert answers.columns == (c.submission_columns if task.submission else [c.id_column, *task.target_columns])
+    assert answers.height == cells * read_table(task.path(task.data.test)).height == (
+        cells * 40 if c.sequence is None else answers.height)
     several = c.output in ("multilabel", "multi_output") or (c.one_hot and c.metric == "roc_auc_columns")
-    assert task.target_columns == (c.targets if several else [task.target])
+    assert task.target_columns == (c.targets or task.target_columns if several else [task.target])
 
 
 def test_a_competition_crew_cannot_take_yet_is_refused_with_the_registrys_reason(tmp_path):
@@ -528,8 +569,12 @@ def test_every_supported_lite_competition_is_solved_offline_and_graded(tmp_path,
             from crew.tools.predictor import load_predictor, read_rows
 
             task = Task.load(path)
-            again = load_predictor(tmp_path / "runs" / competition).submission(read_rows(task.path(task.data.test)))
-            submitted = pl.read_csv(tmp_path / "runs" / competition / "submission.csv").to_pandas()
+            test = read_rows(task.path(task.data.test))
+            again = load_predictor(tmp_path / "runs" / competition).submission(test)
+            reason, submitted = task.read_submitted(pl.read_csv(tmp_path / "runs" / competition / "submission.csv"),
+                                                    test[task.id_column].tolist() if task.id_column else [])
+            assert reason is None, (competition, reason)
+            submitted = submitted.to_pandas()
             numbers = [c for c in submitted.columns[1:] if submitted[c].dtype.kind == "f"]
             assert np.allclose(again[numbers].to_numpy(float), submitted[numbers].to_numpy(float), atol=1e-5), \
                 competition

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         leaderboard: Annotated[Path | None, typer.Option(help="the competition's leaderboard.csv: medals in crew "
                                                               "grade and crew bench")] = None,
     ) -> None:
-        """Turn a prepared MLE-bench competition into a task folder (tables and text), or list what crew supports."""
+        """Turn a prepared MLE-bench competition into a task folder (tables, text, images, sound), or list what crew supports."""
         from crew.workflows.mlebench import import_mlebench, listing
 
         if show_list:

@@ -163,9 +163,9 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
     output = run_dir / task.output_name
     columns = {c: pl.Series(c, np.full(test.height, _constant(task, train, c))) for c in task.targets}
     if not (resume and output.is_file()):
-        write_atomically(ids.with_columns(*columns.values()), output)  # the safety net: a valid submission from the start
+        write_atomically(task.as_submitted(ids.with_columns(*columns.values())), output)  # the safety net
     else:
-        kept = pl.read_csv(output)
+        _, kept = task.read_submitted(pl.read_csv(output), ids[ids.columns[0]].to_list())
         columns = {c: kept[c] for c in task.targets}
     finals: dict[str, Any] = {}
     experiments = 0
@@ -182,7 +182,7 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
             predicted = pl.read_csv(Path(joint["folder"]) / "predictions.csv")
             for column in to_solve:
                 columns[column] = predicted[column].cast(pl.Float64).rename(column)
-            write_atomically(ids.with_columns(*columns.values()), output)
+            write_atomically(task.as_submitted(ids.with_columns(*columns.values())), output)
         joint_record.write_text(json.dumps(joint), encoding="utf-8")
     joint_ok = bool(joint and joint.get("ok"))
     for column in task.targets:
@@ -222,13 +222,16 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
             finals[column] = {"kind": final.get("kind"), "cv": final.get("cv"), "run_dir": str(run),
                               "rationale": final.get("rationale", "")}
         record.write_text(json.dumps(finals[column], default=str), encoding="utf-8")
-        write_atomically(ids.with_columns(*columns.values()), output)
+        write_atomically(task.as_submitted(ids.with_columns(*columns.values())), output)
         progress.write_text(json.dumps({"elapsed": spent + time.monotonic() - start}), encoding="utf-8")
     cvs = [f["cv"] for f in finals.values() if f.get("cv") is not None]
+    pooled = task.metric_info.pooled  # scored over every cell at once: the columns' scores do not average to it
     final = {"kind": "columns", "targets": finals, "id_column": task.id_column,
-             "cv": float(np.mean(cvs)) if len(cvs) == len(task.targets) else None,
+             "cv": float(np.mean(cvs)) if len(cvs) == len(task.targets) and not pooled else None,
              "rationale": f"{len(task.targets)} columns solved one at a time, each by "
-                          f"{task.metric_info.per_column}; the submission puts them side by side"}
+                          f"{task.metric_info.per_column}; the submission puts them side by side"
+                          + (f" ({task.metric} pools every cell, so the run reports no CV of its own)" if pooled
+                             else "")}
     (run_dir / "final.json").write_text(json.dumps(final, indent=1, default=str), encoding="utf-8")
     progress.write_text(json.dumps({"elapsed": spent + time.monotonic() - start}), encoding="utf-8")
     return {"run_dir": str(run_dir), "submission": str(output), "final": final,

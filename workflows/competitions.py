@@ -65,6 +65,13 @@ class MediaLayout(BaseModel):
     """No train table: every file of the train folder is a train row, its id its name and its target this regular
     expression's `label` group, mapped by `labels`."""
     labels: dict[str, int | str] = {}
+    label_lists: str | None = None
+    """No train table: the rows are this file's lines, `<id>,<label>,<label>...` after a header (a row with no label
+    has none; `?` marks a test row); each label is a class id of `classes`, one 0/1 target per class."""
+    classes: str | None = None
+    """With `label_lists`: the table of the classes, its first column the class id, its second the target's name."""
+    names: str | None = None
+    """A table keyed by the id whose other columns the file patterns name (`src_wavs/{filename}.wav`)."""
 
 
 class Competition(BaseModel):
@@ -92,6 +99,8 @@ class Competition(BaseModel):
     """A seq2seq competition's token columns (its test table has no id column of its own)."""
     media: MediaLayout | None = None
     """An image or audio competition crew reads: where its files are."""
+    submission: dict[str, str] | None = None
+    """A submission of one row per (row, target) cell: the task's `submission:` (`key`, `value`, `format`)."""
 
     @property
     def one_hot(self) -> list[str]:
@@ -126,11 +135,11 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
     if c.output in ("multilabel", "multi_output") and not columnwise:
         return f"it scores several targets ({', '.join(c.targets[:4])}{', ...' if len(c.targets) > 4 else ''}) " \
                f"by {c.grader[:80]}, which crew does not grade yet"
-    if c.files.train is None and (c.media is None or c.media.label_from_name is None):
+    if c.files.train is None and (c.media is None or (c.media.label_from_name or c.media.label_lists) is None):
         return "its train rows are folders of files, not tables"
     if c.files.test is None and c.media is None:
         return "its test rows are folders of files, not tables"
-    if c.id_column is not None and c.id_column not in c.submission_columns:
+    if c.id_column is not None and c.id_column not in c.submission_columns and c.submission is None:
         return f"its submission ({', '.join(c.submission_columns)}) is keyed by no column crew can write"
     if metric_given:
         return None

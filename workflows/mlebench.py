@@ -189,6 +189,8 @@ def _read(path: Path) -> pl.DataFrame:
             return read_table(path)
         if suffix == ".tsv":
             return pl.read_csv(path, separator="\t", infer_schema_length=None, quote_char=None)
+        if suffix == ".txt":  # the comma-separated .txt tables of older competitions (mlsp's rec_id2filename.txt)
+            return pl.read_csv(path, infer_schema_length=None)
         frame = pl.read_ndjson(path, infer_schema_length=None) if suffix == ".jsonl" else pl.read_json(
             path, infer_schema_length=None)
         # a list of words or a nested record becomes text a table can hold (and crew's profile can read)
@@ -207,15 +209,22 @@ def _read(path: Path) -> pl.DataFrame:
 
 
 def _answers(private: Path, id_column: str, target: str | list[str], classes: list[str] | None,
-             known: str | None = None) -> pl.DataFrame:
-    """The private answers as `id, target` (a one-hot table of classes becomes the class label); `known`: the
-    registry's answers file."""
+             known: str | None = None, long: dict[str, str] | None = None) -> pl.DataFrame:
+    """The private answers as `id, target` (a one-hot table of classes becomes the class label), or as the
+    competition writes them when its submission is `long` (one row per cell: key, value, which crew grade reads);
+    `known`: the registry's answers file."""
     source = (private / known) if known and (private / known).is_file() else _find(
         private, "answers", "test", "gold_submission", "solution")
     if source is None:
         raise CrewError(f"{private}: --private: no answers table (answers.csv, test.csv, gold_submission.csv or "
                         "solution.csv); fix: pass the competition's prepared private/ folder")
     table = _read(source)
+    if long is not None:
+        missing = [c for c in (long["key"], long["value"]) if c not in table.columns]
+        if missing:
+            raise CrewError(f"{source}: --private: lacks the column(s) {missing}; fix: pass the private folder of "
+                            "this competition")
+        return table.select(long["key"], long["value"])
     if id_column not in table.columns:
         raise CrewError(f"{source}: --private: lacks the id column {id_column!r}; fix: pass the private folder of this "
                         "competition")
@@ -239,7 +248,7 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
                 description: str, name: str | None, private_dir: str | Path | None, leaderboard: str | Path | None,
                 budget: dict[str, Any] | None, *, train_changed: bool = False, answers_file: str | None = None,
                 sample: pl.DataFrame | None = None, sequence: dict[str, str] | None = None,
-                media: dict[str, str] | None = None) -> None:
+                media: dict[str, str] | None = None, submission: dict[str, str] | None = None) -> None:
     """The task folder's files: data (csv and parquet copied, other formats written as parquet), task.yaml, the
     answers and the leaderboard. `sample`: the sample submission as crew writes it, when it differs from the
     file's."""
@@ -268,13 +277,16 @@ def _write_task(out: Path, public: Path, train_path: Path, test_path: Path, samp
         spec = {**spec, "kind": "seq2seq", **sequence}
     if media is not None:  # each row a file (workflows/media.py)
         spec["media"] = media
+    if submission is not None:  # one row per (row, target) cell
+        spec["submission"] = submission
     if budget:
         spec["budget"] = budget
     (out / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100),
                                    encoding="utf-8")
     if private_dir is not None:
         (out / "grading").mkdir(exist_ok=True)
-        _answers(Path(private_dir), id_column, target, classes, answers_file).write_csv(out / "grading" / "answers.csv")
+        _answers(Path(private_dir), id_column, target, classes, answers_file, submission).write_csv(
+            out / "grading" / "answers.csv")
     if leaderboard is not None:
         board = _read(Path(leaderboard))
         if "score" not in board.columns:
@@ -331,10 +343,50 @@ def _extract(archive: Path, folder: Path) -> None:
                         "public/ folder") from None
 
 
+def _label_lists(public: Path, known: Competition) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """Train and test rows from a file of `<id>,<label>,...` lines (mlsp-2013-birds' rec_labels_test_hidden.txt;
+    `?` marks a test row): train with one 0/1 column per class of the classes table, test with the ids; and the
+    targets' names, in class-id order."""
+    layout, id_column = known.media, str(known.id_column)
+    assert layout is not None and layout.label_lists is not None and layout.classes is not None
+    for name in (layout.label_lists, layout.classes):
+        if not (public / name).is_file():
+            raise CrewError(f"{public}: lacks {name}, the file MLE-bench prepares for {known.id}; fix: pass the "
+                            f"competition's prepared public/ folder (mlebench prepare -c {known.id})")
+    table = _read(public / layout.classes)
+    if table.width < 2 or table.height == 0:
+        raise CrewError(f"{public / layout.classes}: expected a class id and a name per row; fix: pass the "
+                        "competition's prepared public/ folder")
+    ids = [str(v) for v in table[table.columns[0]].to_list()]
+    targets = [str(v) for v in table[table.columns[1]].to_list()]
+    train_rows, test_ids = [], []
+    lines = (public / layout.label_lists).read_text(encoding="utf-8").splitlines()[1:]
+    for number, line in enumerate(lines, start=2):
+        row, *labels = [part.strip() for part in line.split(",")]
+        if not row:
+            continue
+        if labels == ["?"]:
+            test_ids.append(row)
+            continue
+        unknown = [label for label in labels if label and label not in ids]
+        if unknown:
+            raise CrewError(f"{public / layout.label_lists}: line {number} names the class(es) {unknown}, not in "
+                            f"{layout.classes}; fix: pass the competition's prepared public/ folder")
+        train_rows.append([row] + [int(i in labels) for i in ids])
+    if not train_rows or not test_ids:
+        raise CrewError(f"{public / layout.label_lists}: no {'train' if not train_rows else 'test (?)'} rows; fix: "
+                        "pass the competition's prepared public/ folder")
+    train = pl.DataFrame(train_rows, schema=[id_column, *targets], orient="row")
+    test = pl.DataFrame({id_column: test_ids})
+    cast = pl.Int64 if all(r[0].lstrip("-").isdigit() for r in train_rows) and all(
+        t.lstrip("-").isdigit() for t in test_ids) else pl.Utf8
+    return train.with_columns(pl.col(id_column).cast(cast)), test.with_columns(pl.col(id_column).cast(cast)), targets
+
+
 def _media_rows(public: Path, known: Competition, sample: pl.DataFrame, staging: Path
-                ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+                ) -> tuple[pl.DataFrame, pl.DataFrame, str, list[str]]:
     """An image or audio competition's train and test rows, each with the path of its file (a new column), the
-    files extracted or linked into `staging` at those paths; and the name of that column."""
+    files extracted or linked into `staging` at those paths; the name of that column, and the targets."""
     layout, id_column = known.media, known.id_column
     assert layout is not None and id_column is not None
     extracted: set[str] = set()
@@ -353,14 +405,37 @@ def _media_rows(public: Path, known: Competition, sample: pl.DataFrame, staging:
             raise CrewError(f"{public}: no train file in {folder}/ is named as {known.id}'s are "
                             f"({layout.label_from_name}); fix: pass the competition's prepared public/ folder")
         train = pl.DataFrame({id_column: [r[0] for r in rows], known.targets[0]: [r[1] for r in rows]})
+    elif layout.label_lists is not None:
+        train, test, targets = _label_lists(public, known)
     else:
         assert known.files.train is not None
         train = _read(public / known.files.train)
-    test = _read(public / known.files.test) if known.files.test else sample.select(id_column)
+    if layout.label_lists is None:
+        test = _read(public / known.files.test) if known.files.test else sample.select(id_column)
+        targets = list(known.targets)
+    names = None
+    if layout.names is not None:  # the columns the file patterns name, by id (mlsp's rec_id -> filename)
+        if not (public / layout.names).is_file():
+            raise CrewError(f"{public}: lacks {layout.names}, the file MLE-bench prepares for {known.id}; fix: pass "
+                            f"the competition's prepared public/ folder (mlebench prepare -c {known.id})")
+        names = _read(public / layout.names)
+        if id_column not in names.columns:
+            raise CrewError(f"{public / layout.names}: lacks the id column {id_column!r}; fix: pass the "
+                            "competition's prepared public/ folder")
+        names = names.with_columns(pl.col(id_column).cast(pl.Utf8))
     column = layout.kind if layout.kind not in (*train.columns, *test.columns) else "file"
     frames = []
     for frame, pattern_text in ((train, layout.train), (test, layout.test)):
-        paths = [pattern_text.format(id=value) for value in frame[id_column].cast(pl.Utf8).to_list()]
+        keys = frame[id_column].cast(pl.Utf8)
+        fields: list[dict[str, Any]] = [{"id": key} for key in keys.to_list()]
+        if names is not None:
+            found = pl.DataFrame({id_column: keys}).join(names, on=id_column, how="left", maintain_order="left")
+            lost = found.filter(pl.any_horizontal(pl.all().is_null()))[id_column].head(3).to_list()
+            if lost:
+                raise CrewError(f"{public / layout.names}: names no file for the id(s) {lost}; fix: pass the "
+                                "competition's prepared public/ folder")
+            fields = [{**row, "id": row[id_column]} for row in found.to_dicts()]
+        paths = [pattern_text.format(**row) for row in fields]
         folder = PurePosixPath(pattern_text).parts[0]
         missing = [p for p in paths if not (staging / p if folder in extracted else public / p).is_file()]
         if missing:
@@ -370,7 +445,7 @@ def _media_rows(public: Path, known: Competition, sample: pl.DataFrame, staging:
             for path in paths:  # a large image set costs no space
                 link_or_copy(public / path, staging / path)
         frames.append(frame.with_columns(pl.Series(column, paths)))
-    return frames[0], frames[1], column
+    return frames[0], frames[1], column, targets
 
 
 def listing(*, lite_only: bool = False) -> list[dict[str, Any]]:
@@ -440,11 +515,12 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     media: dict[str, str] | None = None
+    media_targets: list[str] = []
     sample = _read(sample_path)
     if known is not None and known.media is not None:
         staging.mkdir(parents=True)
         try:
-            train, test, column = _media_rows(public, known, sample, staging)
+            train, test, column, media_targets = _media_rows(public, known, sample, staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -453,7 +529,7 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         train, test = _read(train_path), _read(test_path)
     train_source = None if media else train
     if known is not None and known.id_column is not None:
-        id_column, targets = known.id_column, list(known.targets)
+        id_column, targets = known.id_column, (media_targets if media else list(known.targets))
     else:
         id_column, *targets = sample.columns
     sequence = None
@@ -535,7 +611,7 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         _write_task(staging, public, train_path, test_path, sample_path, train, test, id_column, target, classes,
                     metric, description, name, private_dir, leaderboard, budget, train_changed=train is not train_source,
                     answers_file=known.files.answers if known else None, sample=crew_sample, sequence=sequence,
-                    media=media)
+                    media=media, submission=known.submission if known else None)
         Task.load(staging / "task.yaml")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # a refused import leaves nothing behind

@@ -1,0 +1,94 @@
+"""The long submission layout: several targets submitted one row per (test row, target) cell, keyed by a format.
+
+Some competitions want a multi-label answer not as a column per label but
+as one row per cell (mlsp-2013-birds: `Id = rec_id*100 + species`,
+`Probability`). crew keeps predicting the columns side by side (each a model
+of its own) and turns them into that layout only where the submission file
+is written and read back: `melt` when it is written, `pivot` when grading or
+a resumed run reads it.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["LongSubmission", "cell_keys", "format_problem", "melt", "pivot"]
+
+_FIELDS = {"id", "target", "index"}
+_INTEGER = re.compile(r"-?\d+")
+
+
+class LongSubmission(BaseModel):
+    """`submission:` of a several-target task whose file holds one row per cell."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(description="the column of the submission that names the cell")
+    value: str = Field(description="the column of the submission that holds the cell's prediction")
+    format: str = Field(default="{id}_{target}", description="a cell's key, from `{id}` (the test row's id), "
+                        "`{target}` (the column's name) and `{index}` (its place in `targets`, from 0), with Python's "
+                        "format specs (`{index:02d}`); keys made only of digits are written as integers")
+
+
+def format_problem(spec: LongSubmission) -> str | None:
+    """Why `spec.format` cannot key every cell apart (or None): it must name the row and the column."""
+    try:
+        fields = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(spec.format)
+                  if name is not None}
+    except ValueError as exc:
+        return f"{spec.format!r} is not a format string ({exc})"
+    unknown = sorted(fields - _FIELDS)
+    if unknown:
+        return f"{spec.format!r} names {unknown}, which is not id, target or index"
+    if "id" not in fields or not fields & {"target", "index"}:
+        return f"{spec.format!r} must name the row ({{id}}) and the column ({{target}} or {{index}})"
+    return None
+
+
+def cell_keys(spec: LongSubmission, ids: Sequence[object], targets: Sequence[str]) -> pl.Series:
+    """Every cell's key, row by row (the first row's targets, then the next row's); integers when every key is
+    digits only, so that `{id}{index:02d}` gives mlsp's `rec_id*100 + species` as the number a csv reads back."""
+    keys = [spec.format.format(id=row, target=target, index=j) for row in ids for j, target in enumerate(targets)]
+    if keys and all(_INTEGER.fullmatch(k) for k in keys):
+        return pl.Series(spec.key, [int(k) for k in keys], dtype=pl.Int64)
+    return pl.Series(spec.key, keys, dtype=pl.Utf8)
+
+
+def melt(spec: LongSubmission, wide: pl.DataFrame, id_column: str, targets: Sequence[str]) -> pl.DataFrame:
+    """The wide predictions (the id column, then one column per target) as the long file: key, value."""
+    values = wide.select([pl.col(t).cast(pl.Float64) for t in targets]).to_numpy().reshape(-1)
+    return pl.DataFrame([cell_keys(spec, wide[id_column].to_list(), targets), pl.Series(spec.value, values)])
+
+
+def pivot(spec: LongSubmission, long: pl.DataFrame, ids: Sequence[object], id_column: str, targets: Sequence[str]
+          ) -> tuple[str | None, pl.DataFrame]:
+    """Why `long` is not a complete long submission for the rows `ids` (or None), and its values as the wide table:
+    `id_column` (the ids, in order), then one column per target."""
+    expected = [spec.key, spec.value]
+    if sorted(long.columns) != sorted(expected):
+        return f"has columns {long.columns}; a submission has columns {expected}", long
+    cells = len(ids) * len(targets)
+    if long.height != cells:
+        return (f"has {long.height} rows, expected {cells} (one per test row and target: {len(ids)} x "
+                f"{len(targets)})"), long
+    keys = long[spec.key].cast(pl.Utf8)
+    dupes = keys.filter(keys.is_duplicated()).unique().sort().head(3).to_list()
+    if dupes:
+        return f"duplicated {spec.key}(s) {dupes}", long
+    want = cell_keys(spec, ids, targets).cast(pl.Utf8)
+    unknown = sorted(set(keys.to_list()) - set(want.to_list()))[:3]
+    if unknown:
+        return f"{spec.key}(s) {unknown} name no test row and target", long
+    value = long[spec.value]
+    if not value.dtype.is_numeric():
+        return f"column {spec.value!r} is not numeric", long
+    ordered = pl.DataFrame({"__key": want}).join(
+        pl.DataFrame({"__key": keys, "__value": value.cast(pl.Float64)}), on="__key", how="left", maintain_order="left")
+    matrix = ordered["__value"].to_numpy().reshape(len(ids), len(targets))
+    return None, pl.DataFrame([pl.Series(id_column, list(ids)),
+                               *[pl.Series(t, matrix[:, j]) for j, t in enumerate(targets)]])
