@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel
 
+from crew._long import align
 from crew._metrics import Metric, best_first, canonical_labels
 from crew._tables import TableError, read_table
 from crew._task import Task
@@ -79,6 +80,9 @@ def place_on_leaderboard(score: float | None, scores: list[float], metric: Metri
 def check_submission(task: Task, submission: pl.DataFrame, answers: pl.DataFrame) -> tuple[str | None, pl.DataFrame]:
     """Why a submission is invalid (or None), and the submission aligned row by row with the answers (a long
     submission, one row per cell, as the table of its columns)."""
+    if task.image_target is not None and task.submission is not None:  # one row per pixel: keyed as the answers
+        reason, values = align(task.submission, submission, answers[task.submission.key])
+        return reason, (submission if reason else values.to_frame())
     if task.submission is not None and task.id_column:
         reason, submission = task.read_submitted(submission, answers[task.id_column].to_list())
         if reason is not None:
@@ -153,6 +157,10 @@ def grade(task: Task, submission: str | Path, answers: str | Path) -> GradeRepor
 
 def _score(task: Task, submission: pl.DataFrame, answers: pl.DataFrame) -> float:
     metric = task.metric_info
+    if task.image_target is not None and task.submission is not None:  # every pixel of every test image
+        value = task.submission.value
+        score = metric.score(answers[value].cast(pl.Float64).to_numpy(), submission[value].to_numpy())
+        return score if math.isfinite(score) else float("nan")
     if task.targets:  # column-wise: an n x k table of answers against the submission's same columns
         score = metric.score(answers.select(task.targets).cast(pl.Float64).to_numpy(),
                              submission.select(task.targets).cast(pl.Float64).to_numpy())
@@ -181,7 +189,9 @@ def _read_answers(task: Task, path: Path) -> pl.DataFrame:
         raise SubmissionError(exc.problem(str(path), "--answers")) from None
     needed = [c for c in (task.id_column, *task.target_columns) if c]
     long = task.submission
-    if long is not None and task.data is not None and {long.key, long.value} <= set(answers.columns):
+    if task.image_target is not None and long is not None:  # the test images' pixels, one row each
+        needed = [long.key, long.value]
+    elif long is not None and task.data is not None and {long.key, long.value} <= set(answers.columns):
         # the competition's own answers, one row per cell: read as the table of columns, test rows in order
         ids = read_table(task.path(task.data.test))[str(task.id_column)].to_list()
         reason, answers = task.read_submitted(answers.select(long.key, long.value), ids)

@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from crew._llmspec import ROLES, llm_spec_problem
-from crew._long import LongSubmission, cell_keys, format_problem, melt, pivot
+from crew._long import LongSubmission, cell_keys, format_problem, melt, pivot, pixel_keys
 from crew._media import MediaKind, media_folder
 from crew._media import problems as media_problems
 from crew._metrics import METRICS, Metric, canonical_labels, get_metric
@@ -113,7 +113,7 @@ class Task(BaseModel):
                                              "model (`openai:gpt-4o`), or a mapping role -> either, `default` for the rest")
 
     _root: Path = PrivateAttr(default_factory=Path)
-    _target_type: Literal["binary", "multiclass", "regression", "multilabel", "multioutput", "text"] | None = PrivateAttr(
+    _target_type: Literal["binary", "multiclass", "regression", "multilabel", "multioutput", "text", "image"] | None = PrivateAttr(
         default=None)
     _classes: list[str] = PrivateAttr(default_factory=list)
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -220,10 +220,37 @@ class Task(BaseModel):
         return get_metric(self.metric)
 
     @property
-    def target_type(self) -> Literal["binary", "multiclass", "regression", "multilabel", "multioutput", "text"] | None:
+    def target_type(self) -> Literal["binary", "multiclass", "regression", "multilabel", "multioutput", "text", "image"] | None:
         """binary, multiclass or regression for one target; multilabel (0/1 columns) or multioutput (numbers)
         for several."""
         return self._target_type
+
+    @property
+    def image_target(self) -> str | None:
+        """The target when it is an image (a `media` column of kind image: denoising's clean page), else None: the
+        task predicts each pixel of each test row's input image, submitted one row per pixel."""
+        return self.target if self.target is not None and (self.media or {}).get(self.target) == "image" else None
+
+    @property
+    def image_source(self) -> str | None:
+        """An image target's input: the other image column of `media` (the dirty page), else None."""
+        if self.image_target is None:
+            return None
+        return next((c for c, k in (self.media or {}).items() if k == "image" and c != self.target), None)
+
+    def pixel_keys(self, rows: pl.DataFrame) -> pl.Series:
+        """The submission keys of every pixel of `rows`' input images (an image target's task; rows of train or
+        test), image after image, each row by row: the sizes are read from the files' headers."""
+        from PIL import Image
+
+        assert self.submission is not None and self.id_column and self.image_source
+        parts = []
+        for image_id, rel in zip(rows[self.id_column].to_list(), rows[self.image_source].cast(pl.Utf8).to_list(),
+                                 strict=True):
+            with Image.open(self.path(rel)) as image:
+                width, height = image.size
+            parts.append(pixel_keys(self.submission, image_id, height, width))
+        return pl.concat(parts) if parts else pl.Series(self.submission.key, [], dtype=pl.Utf8)
 
     @property
     def target_columns(self) -> list[str]:
@@ -262,6 +289,8 @@ class Task(BaseModel):
 
     def submission_columns(self) -> list[str]:
         """The columns a valid submission has, in order (TASK_FORMAT.md's submission rules)."""
+        if self.image_target is not None and self.submission is not None:  # one row per pixel, already long
+            return [self.submission.key, self.submission.value]
         cols = [self.id_column] if self.id_column else []
         if self.targets:
             return cols + list(self.targets)
@@ -272,7 +301,7 @@ class Task(BaseModel):
     def as_submitted(self, predictions: pl.DataFrame) -> pl.DataFrame:
         """`predictions` (the id column, then `submission_columns()`'s) as the submission file holds them: melted
         into one row per cell for a task with a long `submission`, else unchanged."""
-        if self.submission is None:
+        if self.submission is None or self.image_target is not None:  # an image target's rows are pixels already
             return predictions
         assert self.id_column and self.targets
         return melt(self.submission, predictions, self.id_column, self.targets)
@@ -280,7 +309,7 @@ class Task(BaseModel):
     def read_submitted(self, submitted: pl.DataFrame, ids: list[object]) -> tuple[str | None, pl.DataFrame]:
         """A submission file's table back as predictions for the rows `ids` (the inverse of `as_submitted`), or why
         it is not a complete submission; a task without a long `submission` gets `submitted` back as it is."""
-        if self.submission is None:
+        if self.submission is None or self.image_target is not None:
             return None, submitted
         assert self.id_column and self.targets
         return pivot(self.submission, submitted, ids, self.id_column, self.targets)
@@ -308,8 +337,9 @@ class Task(BaseModel):
             if self.kind == "seq2seq":
                 out.update({"source": self.source, "group": self.group or "- (the whole table is one sequence)"})
             if self.submission:
-                out["submission"] = (f"one row per test row and target: {self.submission.key} "
-                                     f"({self.submission.format}), {self.submission.value}")
+                cell = "test pixel" if self.image_target else "test row and target"
+                out["submission"] = (f"one row per {cell}: {self.submission.key} ({self.submission.format}), "
+                                     f"{self.submission.value}")
             if self.media:
                 out["media"] = ", ".join(f"{c} ({k} files in {', '.join(sorted(self._media_folders)) or '-'})"
                                          for c, k in self.media.items())
@@ -386,12 +416,27 @@ class Task(BaseModel):
             if getattr(self, field) is not None:
                 problems.append(Problem(file, field, "is only used by kind: kernel", f"remove `{field}` or set `kind: kernel`"))
         problems += self._check_seq2seq_fields(file)
-        if self.submission is not None:
-            if not self.targets or not self.id_column:
-                problems.append(Problem(file, "submission", "a long submission needs several `targets` and an "
-                                                            "`id_column`", "remove `submission`, or add them"))
-            elif (why := format_problem(self.submission)) is not None:
-                problems.append(Problem(file, "submission.format", why, "e.g. `format: '{id}_{target}'`"))
+        image_out = self.image_target is not None
+        if image_out and (self.metric_info.submission != "value" or self.metric_info.per_column):
+            problems.append(Problem(file, "metric", f"{self.metric} does not score an image's pixels",
+                                    "use rmse or mae (each pixel's intensity, from 0 to 1)"))
+        if image_out and not any(k == "image" and c != self.target for c, k in (self.media or {}).items()):
+            problems.append(Problem(file, "media", f"the target {self.target!r} is an image, but no other column is",
+                                    "name the column of input images too: `media: {image: image, "
+                                    f"{self.target}: image}}`"))
+        if image_out and (self.submission is None or not self.id_column):
+            problems.append(Problem(file, "submission", f"the target {self.target!r} is an image: its submission "
+                                                        "holds one row per pixel, keyed by the image's id",
+                                    "add `id_column` and `submission: {key: id, value: value, format: "
+                                    "'{id}_{row}_{col}'}`"))
+        elif self.submission is not None:
+            if not image_out and (not self.targets or not self.id_column):
+                problems.append(Problem(file, "submission", "a long submission needs several `targets` (or an image "
+                                                            "target) and an `id_column`",
+                                        "remove `submission`, or add them"))
+            elif (why := format_problem(self.submission, image=image_out)) is not None:
+                problems.append(Problem(file, "submission.format", why, "e.g. `format: '{id}_{row}_{col}'`" if
+                                        image_out else "e.g. `format: '{id}_{target}'`"))
         if problems or self.data is None:
             return problems
 
@@ -446,6 +491,8 @@ class Task(BaseModel):
                 self._target_type = "multioutput" if per_column.task == "regression" else "multilabel"
             elif self.kind == "seq2seq":
                 problems += self._check_seq2seq_columns(file, train, test)
+            elif self.image_target is not None:
+                self._target_type = "image"  # its files are checked with the other media (_check_media)
             elif self.target in train.columns:
                 problems += self._check_target(file, train[self.target], self.metric_info, str(self.target))
         if problems:
@@ -455,7 +502,7 @@ class Task(BaseModel):
         missing = [c for c in features if c not in test.columns]
         if missing:
             self._warnings.append(f"columns in train but not in test (experiments cannot use them): {missing[:10]}")
-        if self.submission is not None and self.id_column:
+        if self.submission is not None and self.id_column and self.targets:
             keys = cell_keys(self.submission, test[self.id_column].to_list(), list(self.targets or []))
             if keys.is_duplicated().any():
                 dupes = keys.filter(keys.is_duplicated()).unique().head(3).to_list()
@@ -470,11 +517,13 @@ class Task(BaseModel):
         that do not are named (crew._media)."""
         problems: list[Problem] = []
         for column, kind in (self.media or {}).items():
-            if column in (*self.target_columns, self.id_column):
+            if column == self.id_column or (column in self.target_columns and kind != "image"):
                 problems.append(Problem(file, f"media.{column}", "is the target or the id column",
                                         "name the column of file paths"))
                 continue
-            for frame, rel in ((train, self.data.train), (test, self.data.test)):  # type: ignore[union-attr]
+            sides = ((train, self.data.train),) if column == self.target else (  # type: ignore[union-attr]
+                (train, self.data.train), (test, self.data.test))  # type: ignore[union-attr]
+            for frame, rel in sides:
                 if column not in frame.columns:
                     problems.append(Problem(file, f"media.{column}", f"column {column!r} is not in {self.path(rel)}",
                                             f"use one of {frame.columns[:12]}"))
@@ -561,9 +610,40 @@ class Task(BaseModel):
         self._target_type = "binary" if len(classes) == 2 else "multiclass"
         return []
 
+    def _check_pixel_sample(self, file: str, sample: pl.DataFrame, test: pl.DataFrame) -> list[Problem]:
+        """An image target's sample submission: the key and value columns, a row per pixel of the test images (their
+        sizes read from the files' headers), and the first image's keys as the format writes them."""
+        from PIL import Image
+
+        assert self.submission is not None and self.id_column and self.media
+        expected = [self.submission.key, self.submission.value]
+        if sorted(sample.columns) != sorted(expected):
+            return [Problem(file, "data.sample_submission", f"has columns {sample.columns}, expected {expected}",
+                            f"give it the columns {expected}")]
+        sizes = []
+        for rel in test[str(self.image_source)].cast(pl.Utf8).to_list():
+            try:
+                with Image.open(self.path(rel)) as image:
+                    sizes.append(image.size)
+            except OSError:
+                return []  # _check_media names the file that does not decode
+        pixels = sum(w * h for w, h in sizes)
+        if sample.height != pixels:
+            return [Problem(file, "data.sample_submission", f"has {sample.height} rows but the test images have "
+                                                            f"{pixels} pixels", "write one row per test pixel")]
+        width, height = sizes[0]
+        first = pixel_keys(self.submission, test[self.id_column][0], height, width).cast(pl.Utf8)
+        if not first.is_in(sample[self.submission.key].cast(pl.Utf8).implode()).all():
+            return [Problem(file, "data.sample_submission", f"lacks the keys of test image {test[self.id_column][0]!r} "
+                                                            f"(e.g. {first[0]!r})",
+                            f"key each pixel as `{self.submission.format}`")]
+        return []
+
     def _check_sample(self, sample: pl.DataFrame, test: pl.DataFrame) -> list[Problem]:
         assert self.data is not None and self.data.sample_submission is not None
         file = str(self.path(self.data.sample_submission))
+        if self.image_target is not None and self.submission is not None:
+            return self._check_pixel_sample(file, sample, test)
         if self.submission is not None and self.id_column:
             why, _ = self.read_submitted(sample, test[self.id_column].to_list())
             return [] if why is None else [Problem(file, "data.sample_submission", why, "write the test rows' "

@@ -38,7 +38,11 @@ def random_submission(task: Task, ids: pd.Series, rng: np.random.Generator, kind
     n = len(ids)
     frame = pd.DataFrame({task.id_column: ids.to_numpy()})
     metric = task.metric_info
-    if task.target_type == "text":  # right for about half the rows, wrong for the rest
+    if task.target_type == "image":  # a grey level for every test pixel
+        assert task.submission is not None
+        frame = pd.DataFrame({task.submission.key: ids.to_numpy(), task.submission.value: rng.uniform(size=n) if
+                              kind == "soft" else rng.integers(0, 2, size=n).astype(float)})
+    elif task.target_type == "text":  # right for about half the rows, wrong for the rest
         right = answers.set_index(task.id_column).loc[ids, task.target].astype(str).to_numpy()
         frame[task.target] = np.where(rng.uniform(size=n) < 0.5, right, np.char.add(right.astype(str), "x"))
     elif task.target_type in ("regression", "multioutput"):

@@ -405,6 +405,48 @@ def birds_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n
     return public
 
 
+def page(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A small scanned page, as uint8 grey levels: the clean one (dark strokes of text on white) and the dirty one
+    (the same strokes under a smooth stain and a few blots, with sensor noise)."""
+    height, width = int(rng.integers(20, 29)), int(rng.integers(30, 41))
+    clean = np.full((height, width), 255.0)
+    for top in range(3, height - 4, 6):
+        for left in range(2, width - 6, int(rng.integers(7, 11))):
+            clean[top:top + int(rng.integers(2, 4)), left:left + int(rng.integers(3, 7))] = rng.uniform(10, 60)
+    rows, cols = np.mgrid[0:height, 0:width]
+    stain = 255 - rng.uniform(40, 110) * np.exp(-(((rows - rng.uniform(0, height)) / height) ** 2
+                                                   + ((cols - rng.uniform(0, width)) / width) ** 2) * rng.uniform(2, 6))
+    dirty = np.minimum(clean, stain) + rng.normal(scale=6, size=clean.shape)
+    return clean.astype(np.uint8), np.clip(dirty, 0, 255).astype(np.uint8)
+
+
+def denoising_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n: int, m: int) -> Path:
+    """denoising-dirty-documents' layout as its prepare.py writes it: train/ and train_cleaned/ png pairs and test/
+    pngs named by number, a sample submission of every test pixel (`<stem>_<row>_<col>`, value 1) and the answers
+    (the clean test pixels / 255, written as its `to_df` writes them)."""
+    from PIL import Image
+
+    cells = {"id": [], "value": []}
+    for i in range(n + m):
+        clean, dirty = page(rng)
+        stem = str(2 + 3 * i)
+        folder = "train" if i < n else "test"
+        for name, pixels in ((folder, dirty), *((("train_cleaned", clean),) if i < n else ())):
+            (public / name).mkdir(exist_ok=True)
+            Image.fromarray(pixels).save(public / name / f"{stem}.png")
+        if i >= n:
+            truth = np.asarray(Image.open(public / "test" / f"{stem}.png").convert("L")) * 0 + clean / 255.0
+            for row in range(truth.shape[0]):
+                for col in range(truth.shape[1]):
+                    cells["id"].append(f"{stem}_{row + 1}_{col + 1}")
+                    cells["value"].append(float(truth[row, col]))
+    answers = pl.DataFrame(cells)
+    answers.write_csv(private / c.files.answers)
+    answers.with_columns(pl.lit(1).alias("value")).write_csv(public / c.files.sample_submission)
+    (public / "description.md").write_text(f"# {c.id}\n\n## Evaluation\n\n{c.grader}\n")
+    return public
+
+
 def media_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n: int, m: int) -> Path:
     """An image or audio competition's prepared layout: its tables, its files (named as MLE-bench names them, in
     folders or zipped as it ships them, images in the format the pattern names) and its private answers."""
@@ -415,6 +457,8 @@ def media_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n
     layout = c.media
     if layout.label_lists:
         return birds_replica(public, private, c, rng, n=n, m=m)
+    if layout.target:  # pages: a few, since every pixel is a row
+        return denoising_replica(public, private, c, rng, n=max(8, n // 10), m=max(3, m // 10))
     classes = c.one_hot or (c.targets if c.output == "class_proba" else
                             (list(range(5)) if c.metric == "qwk" else [0, 1]))
     labels = np.arange(n + m) % len(classes)
@@ -487,7 +531,7 @@ def media_replica(public: Path, private: Path, c, rng: np.random.Generator, *, n
     return public
 
 
-SUPPORTED = ["aerial-cactus-identification", "aptos2019-blindness-detection",
+SUPPORTED = ["aerial-cactus-identification", "aptos2019-blindness-detection", "denoising-dirty-documents",
              "detecting-insults-in-social-commentary", "dog-breed-identification",
              "dogs-vs-cats-redux-kernels-edition", "google-quest-challenge", "histopathologic-cancer-detection",
              "jigsaw-toxic-comment-classification-challenge", "leaf-classification",
@@ -510,11 +554,11 @@ def test_the_registry_holds_the_75_and_says_what_crew_takes_of_each(cli):
     assert known["jigsaw-toxic-comment-classification-challenge"].metric == "roc_auc_columns"
     rows = {r["competition"]: r["status"] for r in listing()}
     assert sorted(name for name, status in rows.items() if status.startswith("imports")) == SUPPORTED
-    assert "image files laid out" in rows["denoising-dirty-documents"] and "several targets" in rows[
+    assert "image files laid out" in rows["plant-pathology-2021-fgvc8"] and "several targets" in rows[
         "osic-pulmonary-fibrosis-progression"] and "only the rows where u_out == 0" in rows[
         "ventilator-pressure-prediction"]
     result = cli("import-mlebench", "--list", "--lite")
-    assert result.exit_code == 0 and "21 of 22 import and solve offline" in result.output
+    assert result.exit_code == 0 and "22 of 22 import and solve offline" in result.output
 
 
 @pytest.mark.parametrize("competition", SUPPORTED)
@@ -529,8 +573,11 @@ def test_a_supported_competition_imports_as_the_registry_says(tmp_path, competit
     answers = pl.read_csv(tmp_path / "task" / "grading" / "answers.csv")
     cells = len(task.target_columns) if task.submission else 1  # a long submission's answers: a row per cell
     assert answers.columns == (c.submission_columns if task.submission else [c.id_column, *task.target_columns])
-    assert answers.height == cells * read_table(task.path(task.data.test)).height == (
-        cells * 40 if c.sequence is None else answers.height)
+    test = read_table(task.path(task.data.test))
+    if task.image_target:  # a row per test pixel
+        assert answers.height == task.pixel_keys(test).len() and test.height == 4
+    else:
+        assert answers.height == cells * test.height == (cells * 40 if c.sequence is None else answers.height)
     several = c.output in ("multilabel", "multi_output") or (c.one_hot and c.metric == "roc_auc_columns")
     assert task.target_columns == (c.targets or task.target_columns if several else [task.target])
 

@@ -170,6 +170,10 @@ class Workload(BaseModel):
     timed their epochs (`deep_units`); None: the prior."""
     gpu_bytes_per_pixel: float | None = None
     """Peak GPU bytes per batch pixel earlier experiments of this network measured; None: the prior."""
+    crops: int = 0
+    """An image-to-image denoiser's training crops per epoch (`crop` pixels a side); `image_size` is then the pages'
+    typical side, and `rows` and `test_rows` count pages."""
+    crop: int = 0
 
     @property
     def family(self) -> str:
@@ -359,7 +363,7 @@ def read_normalizer_workload(code: str, *, rows: int, test_rows: int = 0) -> Wor
     return Workload(families=["normalizer"], rows=rows, test_rows=test_rows, normalizer=level)
 
 
-_DEEP_IMAGE_SECONDS = {"cnn": 0.0094, "resnet18": 0.0104, "resnet34": 0.021}
+_DEEP_IMAGE_SECONDS = {"cnn": 0.0094, "resnet18": 0.0104, "resnet34": 0.021, "denoiser": 0.0157}
 """Core-seconds one 64 x 64 training image costs per epoch on the CPU, forward and backward with augmentation
 (measured on a 2-core machine: 4.7 ms and 5.2 ms with two threads); a GPU is `_GPU_SPEEDUP` times faster."""
 _GPU_SPEEDUP = 40.0
@@ -367,7 +371,11 @@ _DEEP_STARTUP = 3.0  # importing torch, reading the tables
 _DECODE_SECONDS = 0.002  # core-seconds to open, decode and resize one file (a 256-pixel JPEG; a PNG is quicker)
 _DEEP_MEMORY = {"boosted": 250 * MiB, "cnn": 700 * MiB, "resnet18": 900 * MiB, "resnet34": 1000 * MiB}
 _GPU_CONTEXT = 600 * MiB  # the CUDA context and allocator slack, which torch's own peak does not count
-_GPU_BYTES_PER_PIXEL = {"cnn": 450.0, "resnet18": 300.0, "resnet34": 450.0}
+_GPU_BYTES_PER_PIXEL = {"cnn": 450.0, "resnet18": 300.0, "resnet34": 450.0, "denoiser": 1200.0}
+_PIXEL_FEATURE_SECONDS = 1.8e-6  # one pixel's neighbourhood features (crew.tools.denoise), mostly on one core
+_PIXEL_TREE_ROW_SECONDS = 2.4e-7  # core-seconds of one LightGBM tree per sampled pixel (56 features)
+_PIXEL_PREDICT_SECONDS = 2.8e-8  # core-seconds of one tree predicting one pixel
+# measured on a 2-core machine on 540 x 420 pages (the denoiser: 7.8 ms a 64 x 64 crop with two threads)
 """Peak GPU bytes per input pixel of a training batch (activations kept for the backward pass, mixed precision)."""
 _BOOSTED_TREE_ROW_SECONDS = 2.5e-6  # one LightGBM tree on ~70 summary features, per training row
 _PARAMETERS = {"cnn": 1.2e6, "resnet18": 11.7e6, "resnet34": 21.8e6}
@@ -389,6 +397,18 @@ def read_media_workload(code: str, *, rows: int, test_rows: int = 0, threads: in
     except SyntaxError:
         pass
     model = str(config.get("model") or "cnn")
+    if "format" in task:  # an image-to-image experiment (crew.tools.denoise): every pixel of every page
+        deep = "pixels" if model == "boosted" else "denoiser"
+        side = int(config.get("page_side") or 64)
+        measured = (units or {}).get(f"{deep}@{device}", {})
+        return Workload(families=[deep], rows=rows, test_rows=test_rows, threads=threads, deep=deep,
+                        epochs=int(config.get("epochs") or 0), image_size=side, channels=1,
+                        batch=int(config.get("batch") or 16), decode=decode, device=device,
+                        subsample=int(config.get("sample") or 0) or None,
+                        estimators=int(config.get("estimators") or 0) or None,
+                        crops=int(config.get("patches") or 0), crop=min(side, int(config.get("patch") or 48)),
+                        image_seconds=measured.get("image_seconds"),
+                        gpu_bytes_per_pixel=measured.get("gpu_bytes_per_pixel"))
     measured = (units or {}).get(f"{model}@{device}", {})
     views = 3 if config.get("tta") else 1
     return Workload(families=[model if model == "boosted" else "network"], rows=rows, test_rows=test_rows,
@@ -415,8 +435,38 @@ def deep_units(experiments: Iterable[Any]) -> dict[str, dict[str, float]]:
     return units
 
 
+def _page_cost(work: Workload) -> tuple[float, int, int]:
+    """An image-to-image experiment: every page's pixels featurised and predicted by trees (`pixels`), or crops
+    through the denoiser and every held-out and test page forward (`denoiser`)."""
+    threads = max(1, work.threads)
+    page = work.image_size ** 2
+    train_pixels, test_pixels = work.rows * page, work.test_rows * page
+    seconds = _DEEP_STARTUP + 0.3 * _DECODE_SECONDS * (work.rows * 2 + work.test_rows)
+    if work.deep == "pixels":
+        sample = min(work.subsample or 200_000, train_pixels)
+        rounds = 0.6 * (work.estimators or 500)  # early stopping on the held-out pages' pixels
+        seconds += (_PIXEL_FEATURE_SECONDS * (train_pixels * 1.2 + test_pixels)
+                    + (_PIXEL_TREE_ROW_SECONDS * rounds * sample * 1.25
+                       + _PIXEL_PREDICT_SECONDS * rounds * (0.2 * train_pixels + test_pixels)) / threads)
+        return seconds, int(_DEEP_MEMORY["boosted"] + 4 * 60 * (sample * 1.25 + 2 * page) + 12 * train_pixels), 0
+    if work.image_seconds is not None:
+        per_crop = work.image_seconds
+    else:
+        per_crop = _DEEP_IMAGE_SECONDS["denoiser"] / (_GPU_SPEEDUP if work.device == "cuda" else threads)
+    crops = max(work.crops, work.batch) * work.epochs * (work.crop / 64.0) ** 2
+    seconds += per_crop * (crops + (0.2 * train_pixels + test_pixels) / 64.0 ** 2 * 0.4)
+    memory = int(_DEEP_MEMORY["cnn"] + 8 * (train_pixels + test_pixels) + 32 * 40 * page)
+    gpu = 0
+    if work.device == "cuda":  # the largest page goes through whole at prediction: about as much as a batch of crops
+        per_pixel = work.gpu_bytes_per_pixel or _GPU_BYTES_PER_PIXEL["denoiser"]
+        gpu = int(_GPU_CONTEXT + 16 * 1e5 + per_pixel * max(work.batch * work.crop ** 2, 2 * page))
+    return seconds, memory, gpu
+
+
 def _deep_cost(work: Workload) -> tuple[float, int, int]:
     """Seconds, bytes of memory and bytes of GPU memory of a media experiment."""
+    if work.deep in ("pixels", "denoiser"):
+        return _page_cost(work)
     pixels = (work.image_size / 64.0) ** 2
     files = work.rows + work.test_rows
     seconds = _DEEP_STARTUP + (_DECODE_SECONDS * files / max(1, work.threads) if work.decode else 0.0)
@@ -523,7 +573,12 @@ class CostModel:
         if work.normalizer:
             shape = f"normalizer ({work.normalizer}): {work.rows + work.test_rows:,} tokens"
         gpu_memory = _deep_cost(work)[2] if work.deep else 0
-        if work.deep:
+        if work.deep in ("pixels", "denoiser"):
+            shape = (f"{work.deep} on {work.device}: {work.rows:,} + {work.test_rows:,} pages of about "
+                     f"{work.image_size}x{work.image_size} pixels"
+                     + (f", {work.epochs} epochs of {work.crops:,} crops of {work.crop}px" if work.crops else "")
+                     + (f", {work.image_seconds * 1000:.2f} ms per 64px crop measured" if work.image_seconds else ""))
+        elif work.deep:
             shape = (f"{work.deep} on {work.device}: " + (f"{work.epochs} epochs of " if work.deep != "boosted" else "")
                      + f"{work.rows:,} + {work.test_rows:,} files at {work.image_size}px"
                      + (", decoded here" if work.decode else ", decoded files shared")

@@ -23,7 +23,7 @@ from crew import CrewError, media_problems
 from crew.tools import script
 from crew.tools.profile import MISSING_MARKERS
 
-__all__ = ["TRUSTED", "ColumnsPredictor", "ExperimentModel", "JointColumn", "MediaPredictor", "ModelError",
+__all__ = ["TRUSTED", "ColumnsPredictor", "DenoisePredictor", "ExperimentModel", "JointColumn", "MediaPredictor", "ModelError",
            "Predictor", "Seq2SeqPredictor", "load_experiment_model", "load_joint_column", "load_predictor",
            "read_rows", "save_media_predictor", "save_predictor", "save_seq2seq_predictor"]
 
@@ -675,11 +675,62 @@ class MediaPredictor:
                 f"{self.manifest.get('experiment')}, held-out {self.task['metric']} {self.manifest.get('cv')})")
 
 
+class DenoisePredictor(MediaPredictor):
+    """An image-to-image run's model (`crew.tools.denoise`): the per-pixel booster or the convolutional denoiser
+    its best experiment trained; `predict` gives each row's clean page, `submission` a row per pixel."""
+
+    def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+        column = self.task["media"]
+        if column not in frame.columns:
+            return [f"lacks column {column!r}, the images to clean"], []
+        failed, shown = media_problems(self._root(frame), frame[column].astype(str).tolist(), "image")
+        if failed:
+            return [f"{failed} of {len(frame)} image files cannot be read: {', '.join(shown)}"], []
+        return [], []
+
+    def predict(self, frame: pd.DataFrame) -> list[np.ndarray]:  # type: ignore[override]
+        """Each row's page, cleaned: grey levels in [0, 1] at the input's own size."""
+        from crew.tools import denoise
+
+        root = self._root(frame)
+        pages = [denoise.grey(str(root), p) for p in frame[self.task["media"]].astype(str)]
+        if self.config["model"] == "boosted":
+            import lightgbm as lgb
+
+            self._model = self._model or lgb.Booster(model_file=str(self.folder / "boosted.txt"))
+            return [denoise.predict_boosted(self._model, page, int(self.config["radius"])) for page in pages]
+        import torch
+
+        if self._model is None:
+            net = denoise.build_denoiser(int(self.config["width"]), tuple(self.saved["dilations"]))
+            net.load_state_dict(torch.load(self.folder / "weights.pt", map_location="cpu", weights_only=True))
+            self._model = net
+        return [denoise.predict_denoiser(self._model, page, torch.device("cpu")) for page in pages]
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Every row's cleaned pixels, one after another (pages differ in size)."""
+        return np.concatenate([page.ravel() for page in self.predict(frame)])
+
+    def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
+        """A row per pixel, keyed as the task's submission is (`proba` does not apply)."""
+        from crew.tools import denoise
+
+        return denoise.pixel_frame(_ids(frame, self.task.get("id_column")), self.predict(frame), task=self.task)
+
+    def describe(self) -> str:
+        return (f"denoise: {self.config['model']} (experiment {self.manifest.get('experiment')}, held-out "
+                f"{self.task['metric']} {self.manifest.get('cv')} per pixel)")
+
+
 def save_media_predictor(folder: Path, model_dir: Path, *, experiment: str, insights: list[str],
                          cv: float | None) -> dict[str, Any]:
     """Copy a media experiment's saved model (`model/`: config.json and weights.pt or boosted.txt) into `folder`
-    with a manifest naming every file's SHA-256."""
-    return _save_copied(folder, model_dir, kind="media", experiment=experiment, insights=insights, cv=cv)
+    with a manifest naming every file's SHA-256 (kind `denoise` for an image-to-image one)."""
+    import json
+
+    saved = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    kind = "denoise" if "format" in saved.get("task", {}) else "media"
+    return _save_copied(folder, model_dir, kind=kind, experiment=experiment, insights=insights, cv=cv)
 
 
 def load_predictor(path: str | Path, *,
@@ -708,9 +759,9 @@ def load_predictor(path: str | Path, *,
         raise ModelError(f"{manifest_path} is not a crew predictor of format {PREDICTOR_FORMAT}")
     if manifest.get("kind") == "seq2seq":
         return _load_seq2seq(folder, manifest)
-    if manifest.get("kind") == "media":
+    if manifest.get("kind") in ("media", "denoise"):
         _check_files(folder, manifest)
-        return MediaPredictor(manifest, folder)
+        return (DenoisePredictor if manifest["kind"] == "denoise" else MediaPredictor)(manifest, folder)
     files = [*manifest.get("members", []), *([manifest["stack"]] if manifest.get("stack") else [])]
     for record in files:
         file = folder / Path(record["file"]).name

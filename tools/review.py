@@ -43,7 +43,7 @@ from crew.tools.artifacts import (
     train_targets,
 )
 
-__all__ = ["ARTIFACTS", "CHECKS", "DEFAULT_THRESHOLDS", "Audit", "Thresholds", "audit", "finding_line"]
+__all__ = ["ARTIFACTS", "CHECKS", "DEFAULT_THRESHOLDS", "Audit", "Thresholds", "audit", "audit_pixels", "finding_line"]
 
 CHECKS = ("ran", "files", "submission", "cv_recomputed", "folds", "overfit", "leakage", "rules")
 """The reviewer's checks, in the order it runs them; each is a key of `Review.checks`."""
@@ -191,6 +191,81 @@ def _audit(task: Task, result: Mapping[str, Any], data_report: Mapping[str, Any]
     _check_rules(out, task, result, aligned, test_pred,
                  (oof_kind, oof_values) if oof_kind and oof_values is not None else None, th, weights)
     return out
+
+
+_PIXEL_BYTES = 64
+"""The most an honest row of a per-pixel table takes in csv (a key such as `101_420_540`, a float)."""
+
+
+def audit_pixels(task: Task, result: Mapping[str, Any], thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Audit:
+    """The checks of an image-to-image experiment (`crew.tools.denoise`), whose tables hold a row per pixel:
+    predictions.csv keys every test pixel once; the held-out pages metrics.json names are train rows, oof.csv keys
+    their every pixel, and the task's metric over them, recomputed against the clean pages crew decodes itself,
+    is the score (a reported CV that differs fails); and the rules, as for any experiment."""
+    out = Audit()
+    workdir = Path(str(result.get("workdir") or ""))
+    out.artifacts = {name: str(workdir / name) for name in ARTIFACTS if (workdir / name).is_file()}
+    ran = result.get("reason") == "ok"
+    out.record("ran", fails=[] if ran else [_ran_failure(result)])
+    if ran:
+        _check_pixels(out, task, workdir)
+    for name in ("folds", "overfit", "leakage"):
+        out.skip(name, "one held-out score over every pixel of the held-out pages")
+    _check_rules(out, task, result, None, None, None, thresholds)
+    return out
+
+
+def _pixel_table(workdir: Path, name: str, pixels: int) -> tuple[pl.DataFrame | None, str | None]:
+    path = workdir / name
+    if not path.is_file():
+        return None, f"missing {name}: the script must write it in its working folder"
+    if file_size(path) > pixels * _PIXEL_BYTES + 4096:
+        return None, f"{name} is {file_size(path) / 1024**2:.1f} MiB, more than {pixels} pixels take: not read"
+    try:
+        return read_table(path), None
+    except TableError as exc:
+        return None, f"{name} could not be read: {exc.message}"
+
+
+def _check_pixels(out: Audit, task: Task, workdir: Path) -> None:
+    from PIL import Image
+
+    assert task.data is not None and task.submission is not None and task.target is not None
+    try:
+        metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
+        assert isinstance(metrics, dict)
+    except (OSError, ValueError, AssertionError) as exc:
+        out.record("files", fails=[f"metrics.json is missing or not a JSON object ({str(exc)[:120]})"])
+        return
+    out.metrics = metrics
+    test, train = read_table(task.path(task.data.test)), read_table(task.path(task.data.train))
+    test_keys = task.pixel_keys(test)
+    predictions, problem = _pixel_table(workdir, "predictions.csv", test_keys.len())
+    ids = train[str(task.id_column)].cast(pl.Utf8)
+    named = [str(v) for v in metrics.get("holdout") or []][:train.height]
+    held = train.filter(ids.is_in(pl.Series(named, dtype=pl.Utf8).implode()))
+    oof, oof_problem = (_pixel_table(workdir, "oof.csv", task.pixel_keys(held).len()) if held.height
+                        else (None, "metrics.json names no held-out train page (`holdout`: their ids)"))
+    out.record("files", fails=[p for p in (problem, oof_problem) if p])
+    if predictions is None or oof is None:
+        return
+    reason, _ = check_submission(task, predictions, pl.DataFrame([test_keys]))
+    out.record("submission", fails=[f"predictions.csv {reason}"] if reason else [])
+    reason, values = check_submission(task, oof, pl.DataFrame([task.pixel_keys(held)]))
+    if reason:
+        out.record("cv_recomputed", fails=[f"oof.csv {reason} (the held-out pages' pixels)"])
+        return
+    truth = []
+    for rel in held[task.target].cast(pl.Utf8).to_list():
+        with Image.open(task.path(rel)) as image:
+            truth.append(np.asarray(image.convert("L"), dtype=np.float64).ravel() / 255.0)
+    score = task.metric_info.score(np.concatenate(truth), values[task.submission.value].to_numpy())
+    out.score, out.folds = score, [score]
+    reported = metrics.get("cv")
+    out.reported = float(reported) if isinstance(reported, int | float) else None
+    off = out.reported is None or not math.isclose(out.reported, score, rel_tol=1e-4, abs_tol=1e-6)
+    out.record("cv_recomputed", fails=[f"metrics.json reports {reported}, but oof.csv scores {score:.6f} on the "
+                                       f"held-out pages"] if off else [], note=f"{score:.6f} over {len(truth)} pages")
 
 
 def _check_files(out: Audit, task: Task, workdir: Path, th: Thresholds) -> tuple[dict[str, Any] | None, pl.DataFrame | None,

@@ -70,6 +70,9 @@ class MediaLayout(BaseModel):
     has none; `?` marks a test row); each label is a class id of `classes`, one 0/1 target per class."""
     classes: str | None = None
     """With `label_lists`: the table of the classes, its first column the class id, its second the target's name."""
+    target: str | None = None
+    """An image target (image in, image out): each train row's target image (`train_cleaned/{id}.png`), a column
+    named after its folder; with no train table, the rows are the files of the train and test folders."""
     names: str | None = None
     """A table keyed by the id whose other columns the file patterns name (`src_wavs/{filename}.wav`)."""
 
@@ -135,7 +138,8 @@ def support(competition: Competition, *, metric_given: bool = False) -> str | No
     if c.output in ("multilabel", "multi_output") and not columnwise:
         return f"it scores several targets ({', '.join(c.targets[:4])}{', ...' if len(c.targets) > 4 else ''}) " \
                f"by {c.grader[:80]}, which crew does not grade yet"
-    if c.files.train is None and (c.media is None or (c.media.label_from_name or c.media.label_lists) is None):
+    if c.files.train is None and (c.media is None or (c.media.label_from_name or c.media.label_lists
+                                                      or c.media.target) is None):
         return "its train rows are folders of files, not tables"
     if c.files.test is None and c.media is None:
         return "its test rows are folders of files, not tables"

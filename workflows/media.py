@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 import statistics
@@ -29,11 +30,11 @@ from langgraph.runtime import Runtime
 
 from crew import Blackboard, Brain, Budget, Experiment, Message, Task, best_first
 from crew.sandbox import GPUSlots
-from crew.tools import vision
+from crew.tools import denoise, vision
 from crew.tools.artifacts import file_stamp, read_columns
 from crew.tools.media import share_model, share_store
 from crew.tools.pipelines import TaskInfo, score_source, shared_functions
-from crew.tools.review import audit
+from crew.tools.review import audit, audit_pixels
 from crew.workflows._run import (
     INTERRUPTED,
     fill_constants,
@@ -48,7 +49,7 @@ from crew.workflows._run import (
 from crew.workflows.experiment import RunContext, launch
 from crew.workflows.final import constant_submission
 
-__all__ = ["LADDER", "MediaContext", "MediaState", "build_media_graph", "local_weights", "script_for", "see"]
+__all__ = ["DENOISE_LADDER", "LADDER", "MediaContext", "MediaState", "build_media_graph", "local_weights", "script_for", "see"]
 
 LADDER: tuple[tuple[str, Mapping[str, Any]], ...] = (
     ("boosted", {"model": "boosted", "image_size": 32}),
@@ -60,7 +61,17 @@ LADDER: tuple[tuple[str, Mapping[str, Any]], ...] = (
 scratch; a pretrained ResNet-18 fine-tuned (only when its weights are on the machine); and the better network, as it
 was trained (crew shares it), predicting with test-time augmentation (flips averaged; time shifts for sound)."""
 
+DENOISE_LADDER: tuple[tuple[str, Mapping[str, Any]], ...] = (
+    ("pixels", {"model": "boosted", "radius": 3, "sample": 200000, "estimators": 500}),
+    ("denoiser", {"model": "denoiser", "epochs": 20, "patches": 512, "patch": 48, "batch": 16, "lr": 0.002,
+                  "width": 32}),
+)
+"""An image target's experiments (`crew.tools.denoise`): LightGBM on each pixel's neighbourhood, then a dilated
+convolutional denoiser trained on crops."""
+
 LADDER_NOTES = {"boosted": "LightGBM on colour moments, a thumbnail and edge energy of each file",
+                "pixels": "LightGBM on each pixel's 7 x 7 window, its local background and the page's levels",
+                "denoiser": "a dilated convolutional denoiser trained on random crops, predicting whole pages",
                 "cnn": "a compact CNN trained from scratch with flips and shifted crops",
                 "pretrained": "ResNet-18 from local torchvision weights, fine-tuned",
                 "tta": "the better network as trained, predicting with flips (time shifts for sound) averaged"}
@@ -115,6 +126,13 @@ def script_for(task: Task, config: Mapping[str, Any]) -> str:
     """The experiment's code.py: `crew.tools.vision` with the task and `config` filled in, and the tabular script's
     label, metric and submission functions added."""
     assert task.media and task.data is not None
+    if task.image_target is not None:  # image in, image out: the per-pixel script, which scores itself
+        assert task.submission is not None
+        spec = {"train": task.data.train, "test": task.data.test, "id_column": task.id_column,
+                "media": task.image_source, "target": task.image_target, "metric": task.metric,
+                "key": task.submission.key, "value": task.submission.value, "format": task.submission.format}
+        return fill_constants(Path(denoise.__file__).read_text(encoding="utf-8"),
+                              {"TASK": spec, "CONFIG": {**denoise.CONFIG, **config}})
     column, kind = next(iter(task.media.items()))
     info = TaskInfo.from_task(task)
     spec = {**info.model_dump(include={"train", "test", "target", "id_column", "metric", "higher_is_better",
@@ -141,11 +159,29 @@ def _image_size(task: Task) -> int:
     for rel in paths:
         try:
             with Image.open(task.path(str(rel))) as image:
-                sides.append(min(image.size))
+                # a page is cleaned at its own size: its typical side is what the critic prices a pass by
+                sides.append(math.sqrt(image.size[0] * image.size[1]) if task.image_target else min(image.size))
         except OSError:
             continue
     side = statistics.median(sides) if sides else 64
+    if task.image_target:
+        return max(1, round(side))
     return int(min(96, max(32, round(side / 16) * 16)))
+
+
+def _dirty_pages(task: Task, path: Path) -> None:
+    """An image target's safety net: every test page as it is (each pixel its input's grey level)."""
+    import polars as pl
+
+    assert task.data is not None and task.image_source is not None
+    test = pl.read_parquet(task.path(task.data.test)) if task.data.test.endswith(".parquet") else pl.read_csv(
+        task.path(task.data.test))
+    assert task.submission is not None and task.id_column
+    spec = {"key": task.submission.key, "value": task.submission.value, "format": task.submission.format}
+    pages = [denoise.grey(str(task.root), rel) for rel in test[task.image_source].cast(pl.Utf8).to_list()]
+    frame = denoise.pixel_frame(test[task.id_column].to_list(), pages, task=spec)
+    frame.to_csv(path.with_suffix(".tmp"), index=False)
+    path.with_suffix(".tmp").replace(path)
 
 
 def _setup(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any]:
@@ -154,12 +190,17 @@ def _setup(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any]:
     context = MediaContext.of(runtime)
     task, board = context.task, context.blackboard
     context.stage_cache.mkdir(parents=True, exist_ok=True)
-    if not context.output.exists():
+    if not context.output.exists() and task.image_target:
+        _dirty_pages(task, context.output)
+        board.post(Message(content=f"wrote the dirty test pages, unchanged, to {task.output_name} as a safety net",
+                           sent_from="workflow", cause_by="workflow.submission"))
+    elif not context.output.exists():
         constant_submission(task, context.output)
         board.post(Message(content=f"wrote a constant-prediction {task.output_name} as a safety net",
                            sent_from="workflow", cause_by="workflow.submission"))
     if board.get_meta("image_size") is None:
         board.set_meta("image_size", _image_size(task))
+    if board.get_meta("weights", "unread") == "unread" and not task.image_target:  # no backbone cleans a page
         weights = local_weights()
         board.set_meta("weights", str(weights) if weights else None)
         board.post(Message(content=(f"pretrained weights found in the local torchvision cache: {weights}" if weights
@@ -185,6 +226,8 @@ def _config(name: str, base: Mapping[str, Any], context: MediaContext) -> dict[s
     """A rung's CONFIG for this run, or None when the rung does not apply (no weights; no network finished)."""
     board = context.blackboard
     config = {**base, "seed": context.seed}
+    if context.task.image_target:  # a page is cleaned at its own size; its typical side prices a pass over it
+        return {**config, "page_side": board.get_meta("image_size") or 64}
     config.setdefault("image_size", board.get_meta("image_size") or 64)
     if name == "pretrained":
         weights = _shared_weights(context)
@@ -209,7 +252,7 @@ def _modeler(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any
     tried = {e.insights[0] for e in board.experiments() if e.insights and e.status in ("done", "failed", "rejected")
              and e.error != INTERRUPTED}
     left = budget.remaining()
-    for name, base in LADDER:
+    for name, base in DENOISE_LADDER if context.task.image_target else LADDER:
         if name in tried:
             continue
         if left.wall_time - context.reserve < 5.0 or left.experiments <= 0:
@@ -266,7 +309,7 @@ def _run(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any]:
                                sent_from="workflow", cause_by="workflow.gpu"))
         result = launch(context, exp_id, verdict["code"], estimate=estimate, gpus=gpus or [])
     workdir = Path(result.get("workdir") or context.run_dir / "experiments" / exp_id)
-    review = audit(task, {**result, "workdir": str(workdir)})
+    review = (audit_pixels if task.image_target else audit)(task, {**result, "workdir": str(workdir)})
     if review.failures or review.score is None:
         problem = "; ".join(review.failures) or "no held-out score"
         board.update_experiment(exp_id, status="failed", error=(problem + "\n" + result.get("stderr_tail", ""))[:4000])
@@ -278,8 +321,10 @@ def _run(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any]:
     score = float(review.score)
     board.update_experiment(exp_id, status="done", score=score, metrics=metrics, cv_folds=[score],
                             artifacts={"predictions": str(workdir / "predictions.csv")})
-    shared = share_store(task, workdir, int(metrics.get("image_size") or 0), context.stage_cache)
-    if metrics.get("epochs"):  # a network trained here: shared, so that test-time augmentation need not retrain it
+    shared = None if task.image_target else share_store(task, workdir, int(metrics.get("image_size") or 0),
+                                                         context.stage_cache)
+    if metrics.get("epochs") and not task.image_target:  # a network trained here: shared, so that test-time
+        # augmentation need not retrain it
         share_model(workdir, context.stage_cache, exp_id)
     improved = keep_if_better(context, exp_id, score, workdir / "predictions.csv",
                               higher_is_better=task.metric_info.higher_is_better)

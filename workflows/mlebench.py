@@ -407,10 +407,32 @@ def _media_rows(public: Path, known: Competition, sample: pl.DataFrame, staging:
         train = pl.DataFrame({id_column: [r[0] for r in rows], known.targets[0]: [r[1] for r in rows]})
     elif layout.label_lists is not None:
         train, test, targets = _label_lists(public, known)
+    elif layout.target is not None:  # image in, image out: the rows are the train and test folders' files
+        frames = []
+        for role, pattern_text in (("train", layout.train), ("test", layout.test)):
+            folder, name = PurePosixPath(pattern_text).parent, PurePosixPath(pattern_text).name
+            prefix, suffix = name.split("{id}")
+            stems = sorted(p.name[len(prefix):len(p.name) - len(suffix)] for p in (public / folder).glob(f"{prefix}*{suffix}")
+                           if p.is_file()) if (public / folder).is_dir() else []
+            if not stems:
+                raise CrewError(f"{public}: no {role} image in {folder}/ ({name}); fix: pass the competition's "
+                                f"prepared public/ folder (mlebench prepare -c {known.id})")
+            frames.append(pl.DataFrame({id_column: stems}))
+        train, test = frames
+        column_name = PurePosixPath(layout.target).parts[0]
+        paths = [layout.target.format(id=stem) for stem in train[id_column].to_list()]
+        missing = [p for p in paths if not (public / p).is_file()]
+        if missing:
+            raise CrewError(f"{public}: {len(missing)} train image(s) have no target image (e.g. {', '.join(missing[:3])}); "
+                            "fix: pass the competition's complete prepared public/ folder")
+        for path in paths:
+            link_or_copy(public / path, staging / path)
+        train = train.with_columns(pl.Series(column_name, paths))
+        targets = [column_name]
     else:
         assert known.files.train is not None
         train = _read(public / known.files.train)
-    if layout.label_lists is None:
+    if layout.label_lists is None and layout.target is None:
         test = _read(public / known.files.test) if known.files.test else sample.select(id_column)
         targets = list(known.targets)
     names = None
@@ -524,7 +546,7 @@ def import_mlebench(public_dir: str | Path, *, out: str | Path, metric: str | No
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        media = {column: known.media.kind}
+        media = {column: known.media.kind, **({media_targets[0]: "image"} if known.media.target else {})}
     else:
         train, test = _read(train_path), _read(test_path)
     train_source = None if media else train
