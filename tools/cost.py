@@ -363,7 +363,7 @@ def read_normalizer_workload(code: str, *, rows: int, test_rows: int = 0) -> Wor
     return Workload(families=["normalizer"], rows=rows, test_rows=test_rows, normalizer=level)
 
 
-_DEEP_IMAGE_SECONDS = {"cnn": 0.0094, "resnet18": 0.0104, "resnet34": 0.021, "denoiser": 0.0157}
+_DEEP_IMAGE_SECONDS = {"cnn": 0.0094, "resnet18": 0.0104, "resnet34": 0.021, "denoiser": 0.025}
 """Core-seconds one 64 x 64 training image costs per epoch on the CPU, forward and backward with augmentation
 (measured on a 2-core machine: 4.7 ms and 5.2 ms with two threads); a GPU is `_GPU_SPEEDUP` times faster."""
 _GPU_SPEEDUP = 40.0
@@ -375,7 +375,8 @@ _GPU_BYTES_PER_PIXEL = {"cnn": 450.0, "resnet18": 300.0, "resnet34": 450.0, "den
 _PIXEL_FEATURE_SECONDS = 1.8e-6  # one pixel's neighbourhood features (crew.tools.denoise), mostly on one core
 _PIXEL_TREE_ROW_SECONDS = 2.4e-7  # core-seconds of one LightGBM tree per sampled pixel (56 features)
 _PIXEL_PREDICT_SECONDS = 2.8e-8  # core-seconds of one tree predicting one pixel
-# measured on a 2-core machine on 540 x 420 pages (the denoiser: 7.8 ms a 64 x 64 crop with two threads)
+# measured on a 2-core machine on 540 x 420 pages (the denoiser: 12.7 ms a 64 x 64 crop with two threads in an
+# experiment, cropping included)
 """Peak GPU bytes per input pixel of a training batch (activations kept for the backward pass, mixed precision)."""
 _BOOSTED_TREE_ROW_SECONDS = 2.5e-6  # one LightGBM tree on ~70 summary features, per training row
 _PARAMETERS = {"cnn": 1.2e6, "resnet18": 11.7e6, "resnet34": 21.8e6}
@@ -406,7 +407,8 @@ def read_media_workload(code: str, *, rows: int, test_rows: int = 0, threads: in
                         batch=int(config.get("batch") or 16), decode=decode, device=device,
                         subsample=int(config.get("sample") or 0) or None,
                         estimators=int(config.get("estimators") or 0) or None,
-                        crops=int(config.get("patches") or 0), crop=min(side, int(config.get("patch") or 48)),
+                        crops=int(config.get("patches") or 0) if deep == "denoiser" else 0,
+                        crop=min(side, int(config.get("patch") or 48)),
                         image_seconds=measured.get("image_seconds"),
                         gpu_bytes_per_pixel=measured.get("gpu_bytes_per_pixel"))
     measured = (units or {}).get(f"{model}@{device}", {})

@@ -35,6 +35,8 @@ CONFIG: dict = {"model": "boosted", "radius": 3, "sample": 200000, "estimators":
                 "page_side": 64}
 """`page_side`: the pages' typical side (the square root of their pixels), which the critic prices a pass over
 every pixel by; pages are always cleaned at their own size."""
+COMMON = ("model", "holdout", "seed", "time_limit", "page_side")
+"""The settings both models read; the rest belong to one of them (`crew.workflows.media` fills in only those)."""
 TIMINGS: dict = {}
 DILATIONS = (1, 2, 4, 8, 4, 2, 1)
 """The denoiser's 3 x 3 convolutions: each pixel sees 45 x 45 around it, at about 50 k multiply-adds a pixel."""

@@ -24,7 +24,7 @@ KNOB_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bags": (("BAGS", "N_BAGS", "N_SEEDS"), ()),
     "repeats": (("REPEATS", "N_REPEATS", "CV_REPEATS"), ("n_repeats",)),
     "folds": (("FOLDS", "N_FOLDS", "N_SPLITS", "NFOLDS", "K_FOLDS"), ("n_splits",)),
-    "estimators": ((), ("n_estimators", "max_iter", "num_boost_round", "iterations", "num_iterations")),
+    "estimators": ((), ("n_estimators", "max_iter", "num_boost_round", "iterations", "num_iterations", "estimators")),
     "subsample": (("SUBSAMPLE", "MAX_ROWS", "SAMPLE_ROWS"), ()),
     "epochs": (("EPOCHS", "N_EPOCHS"), ("epochs",)),
     "batch": (("BATCH_SIZE",), ("batch",)),
