@@ -22,8 +22,9 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw, ImageFont
 
-WORDS = ("the data shows that a model of each pixel learns the page while noise stains and folds hide the text "
-         "between lines of words written in ink on paper scanned at night").split()
+WORDS = ["the", "data", "shows", "that", "a", "model", "of", "each", "pixel", "learns", "the", "page", "while", "noise",
+         "stains", "and", "folds", "hide", "the", "text", "between", "lines", "of", "words", "written", "in", "ink", "on",
+         "paper", "scanned", "at", "night"]
 
 
 def page(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
