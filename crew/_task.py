@@ -521,9 +521,9 @@ class Task(BaseModel):
                 problems.append(Problem(file, f"media.{column}", "is the target or the id column",
                                         "name the column of file paths"))
                 continue
-            sides = ((train, self.data.train),) if column == self.target else (  # type: ignore[union-attr]
-                (train, self.data.train), (test, self.data.test))  # type: ignore[union-attr]
-            for frame, rel in sides:
+            assert self.data is not None
+            sides = [(train, self.data.train)] + ([] if column == self.target else [(test, self.data.test)])
+            for frame, rel in sides:  # an image target is in train only
                 if column not in frame.columns:
                     problems.append(Problem(file, f"media.{column}", f"column {column!r} is not in {self.path(rel)}",
                                             f"use one of {frame.columns[:12]}"))

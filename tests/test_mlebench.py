@@ -604,7 +604,7 @@ def test_every_supported_lite_competition_is_solved_offline_and_graded(tmp_path,
         columns = len(Task.load(path).target_columns)
         media = Task.load(path).media is not None
         summary = solve(path, out=tmp_path / "runs" / competition,
-                        wall_time=12 if columns == 1 else 8 * columns + 4, workers=2)
+                        wall_time=12 if columns == 1 else 6 * columns + 6, workers=2)
         final = summary["final"]
         assert final["kind"] != "constant", competition  # a model, not the safety net
         if columns > 1:  # one run per column, each a model

@@ -375,6 +375,7 @@ _GPU_BYTES_PER_PIXEL = {"cnn": 450.0, "resnet18": 300.0, "resnet34": 450.0, "den
 _PIXEL_FEATURE_SECONDS = 1.8e-6  # one pixel's neighbourhood features (crew.tools.denoise), mostly on one core
 _PIXEL_TREE_ROW_SECONDS = 2.4e-7  # core-seconds of one LightGBM tree per sampled pixel (56 features)
 _PIXEL_PREDICT_SECONDS = 2.8e-8  # core-seconds of one tree predicting one pixel
+_PIXEL_WRITE_SECONDS = 1.2e-6  # keying and writing one held-out or test pixel's row of oof.csv or predictions.csv
 # measured on a 2-core machine on 540 x 420 pages (the denoiser: 12.7 ms a 64 x 64 crop with two threads in an
 # experiment, cropping included)
 """Peak GPU bytes per input pixel of a training batch (activations kept for the backward pass, mixed precision)."""
@@ -443,7 +444,8 @@ def _page_cost(work: Workload) -> tuple[float, int, int]:
     threads = max(1, work.threads)
     page = work.image_size ** 2
     train_pixels, test_pixels = work.rows * page, work.test_rows * page
-    seconds = _DEEP_STARTUP + 0.3 * _DECODE_SECONDS * (work.rows * 2 + work.test_rows)
+    seconds = (_DEEP_STARTUP + 0.3 * _DECODE_SECONDS * (work.rows * 2 + work.test_rows)
+               + _PIXEL_WRITE_SECONDS * (0.2 * train_pixels + test_pixels))
     if work.deep == "pixels":
         sample = min(work.subsample or 200_000, train_pixels)
         rounds = 0.6 * (work.estimators or 500)  # early stopping on the held-out pages' pixels

@@ -175,8 +175,10 @@ def crops(inputs, targets, pages, count, side, rng):
     return x, y
 
 
-def train_denoiser(inputs, targets, fit, threads, started):
-    """Epochs of `patches` random crops each; returns the network, the per-epoch log and the device."""
+def train_denoiser(inputs, targets, fit, threads, started, pixels_out=0):
+    """Epochs of `patches` random crops each; returns the network, the per-epoch log and the device. Training
+    stops early when the next epoch, then predicting and writing the `pixels_out` held-out and test pixels, would
+    not finish in the time granted."""
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -218,8 +220,10 @@ def train_denoiser(inputs, targets, fit, threads, started):
         seconds = time.perf_counter() - tick
         log.append({"epoch": epoch + 1, "seconds": round(seconds, 3), "loss": round(total / steps, 6),
                     "peak_gpu_memory": int(torch.cuda.max_memory_allocated()) if cuda else 0})
-        # the next epoch, then every held-out and test page (about an epoch's pixels, forward only), must fit
-        if epoch + 1 < epochs and time.perf_counter() - started + seconds * 2.0 > CONFIG["time_limit"]:
+        # the next epoch, then every held-out and test page forward (about 0.4 of a training pixel's time) and
+        # written (about 1.5 us a pixel), must fit
+        after = pixels_out * (0.4 * seconds / (steps * batch * side * side) + 1.5e-6)
+        if epoch + 1 < epochs and time.perf_counter() - started + seconds + after > CONFIG["time_limit"]:
             log[-1]["stopped"] = "the next epoch would not finish in the time granted"
             break
     return net, log, device, side
@@ -262,7 +266,8 @@ def main():
         model.booster_.save_model(os.path.join("model", "boosted.txt"))  # LightGBM's own text format: no code
         report.update({"device": "cpu", "rows_fit": rows, "rounds": int(model.booster_.current_iteration())})
     else:
-        net, log, device, side = train_denoiser(inputs, targets, fit, threads, started)
+        pixels_out = sum(inputs[i].size for i in hold) + sum(image.size for image in tests)
+        net, log, device, side = train_denoiser(inputs, targets, fit, threads, started, pixels_out)
         TIMINGS["fit"] = round(time.perf_counter() - tick, 3)
         predict = lambda image: predict_denoiser(net, image, device)  # noqa: E731
         import torch
