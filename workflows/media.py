@@ -28,7 +28,7 @@ from typing import Any, TypedDict
 
 from langgraph.runtime import Runtime
 
-from crew import Blackboard, Brain, Budget, Experiment, Message, Task, best_first
+from crew import Blackboard, Brain, Budget, Experiment, Message, Task, best_first, read_table
 from crew.sandbox import GPUSlots
 from crew.tools import denoise, vision
 from crew.tools.artifacts import file_stamp, read_columns
@@ -176,8 +176,7 @@ def _dirty_pages(task: Task, path: Path) -> None:
     import polars as pl
 
     assert task.data is not None and task.image_source is not None
-    test = pl.read_parquet(task.path(task.data.test)) if task.data.test.endswith(".parquet") else pl.read_csv(
-        task.path(task.data.test))
+    test = read_table(task.path(task.data.test))
     assert task.submission is not None and task.id_column
     spec = {"key": task.submission.key, "value": task.submission.value, "format": task.submission.format}
     pages = [denoise.grey(str(task.root), rel) for rel in test[task.image_source].cast(pl.Utf8).to_list()]
