@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crew import Blackboard, CrewError
-from crew.sandbox import Launch, Limits, LocalExecutor, RayExecutor, require_ray
+from crew.sandbox import GPUDevice, GPUSlots, Launch, Limits, LocalExecutor, RayExecutor, require_ray
 from crew.workflows.solve import solve
 from tests.test_sandbox import _alive_with_marker
 
@@ -23,8 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(sys.platform != "linux", reaso
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    # one GPU as Ray counts them (none is there: Ray only schedules the number and sets CUDA_VISIBLE_DEVICES)
+    ray.init(num_cpus=2, num_gpus=1, object_store_memory=200 * 1024**2, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -112,6 +113,52 @@ def test_resources_come_from_the_critics_estimate_within_the_hard_limit(tmp_path
     capped = executor.resources(Launch(code="", limits=Limits(memory=1024**3), estimate={"memory": 2 * 1024**3}))
     assert capped["memory"] == 1024**3 and capped["num_cpus"] == 1
     assert executor.resources(Launch(code="", limits=Limits(memory=1024**3)))["memory"] == 1024**3
+
+
+GiB = 1024**3
+_SLEEPER = ("import os, time\nstart = time.time()\ntime.sleep(2.5)\n"
+            "print(repr(os.environ.get('CUDA_VISIBLE_DEVICES')), start, time.time())\n")
+
+
+def _side_by_side(executor: RayExecutor, launches: list[Launch]) -> tuple[list[str], bool]:
+    """Run `launches` at once; what each saw as CUDA_VISIBLE_DEVICES, and whether all ran at the same time."""
+    results: list = [None] * len(launches)
+    threads = [threading.Thread(target=lambda i=i, launch=launch: results.__setitem__(i, executor.run(launch)))
+               for i, launch in enumerate(launches)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r.reason == "ok" for r in results), results
+    seen = [r.stdout_tail.split() for r in results]
+    spans = [(float(start), float(end)) for _, start, end in seen]
+    return [visible for visible, _, _ in seen], max(s for s, _ in spans) < min(e for _, e in spans)
+
+
+def test_gpu_experiments_share_a_cluster_device_by_declared_memory(cluster, tmp_path):
+    def one_device() -> list[GPUDevice]:  # what NVML would say on the node; nested, so it travels by value
+        return [GPUDevice(index=0, name="simulated", total_memory=16 * GiB, free_memory=16 * GiB)]
+
+    executor = RayExecutor(root=tmp_path / "experiments", node_gpus=one_device)
+    assert [(d.index, d.name, d.total_memory) for d in executor.devices()] == [(0, "simulated", 16 * GiB)]
+    slots = GPUSlots(nvml=executor)  # crew places on the cluster's devices as on one machine's
+    chosen = [slots.acquire(1, 6 * GiB), slots.acquire(1, 6 * GiB)]
+    assert chosen == [[0], [0]] and slots.acquire(1, 6 * GiB) is None  # 12 of 16 GiB promised: no third
+
+    small = [Launch(code=_SLEEPER, gpus=[0], estimate={"gpu_memory": 6 * GiB}) for _ in range(2)]
+    assert executor.resources(small[0])["num_gpus"] == 0.38  # 6 / 16 of the device, rounded up
+    visible, together = _side_by_side(executor, small)
+    assert visible == ["'0'", "'0'"] and together  # both on the one device at once
+
+    large = [Launch(code=_SLEEPER, gpus=[0], estimate={"gpu_memory": 12 * GiB}) for _ in range(2)]
+    assert executor.resources(large[0])["num_gpus"] == 0.75
+    visible, together = _side_by_side(executor, large)
+    assert visible == ["'0'", "'0'"] and not together  # Ray's count keeps two 3/4 shares apart
+
+    unplaced = executor.run(Launch(code=_SLEEPER, estimate={"gpus": 1}))  # no device chosen: Ray's assignment
+    assert unplaced.reason == "ok" and unplaced.stdout_tail.split()[0] == "'0'", unplaced
+    cpu_only = executor.run(Launch(code=_SLEEPER))
+    assert cpu_only.stdout_tail.split()[0] == "''", cpu_only  # no GPU asked for: none visible
 
 
 def test_ray_asked_for_but_missing_says_which_extra(monkeypatch, cli, tmp_path):

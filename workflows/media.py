@@ -29,7 +29,7 @@ from typing import Any, TypedDict
 from langgraph.runtime import Runtime
 
 from crew import Blackboard, Brain, Budget, Experiment, Message, Task, best_first, read_table
-from crew.sandbox import GPUSlots
+from crew.sandbox import GPUSlots, GPUSource
 from crew.tools import denoise, vision
 from crew.tools.artifacts import file_stamp, read_columns
 from crew.tools.media import share_model, share_store
@@ -369,9 +369,12 @@ def see(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
         gpu_slots: GPUSlots | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the media graph to the end and return the final choice. A resumed run starts the graph again: the
-    blackboard says which rungs already ran, and the submission already holds the best of them."""
+    blackboard says which rungs already ran, and the submission already holds the best of them. Networks are placed
+    on `gpu_slots`, by default the GPUs the executor lists (a Ray cluster's), else this machine's."""
+    if gpu_slots is None:
+        gpu_slots = GPUSlots(nvml=executor if isinstance(executor, GPUSource) else None)
     context = MediaContext(task=task, run_dir=run_dir, blackboard=board, budget=budget, executor=executor,
-                           brain=brain, seed=seed, gpu_slots=gpu_slots or GPUSlots())
+                           brain=brain, seed=seed, gpu_slots=gpu_slots)
     mark_interrupted(board)  # what a killed run left running: its rung is proposed again
     if "gpus" not in task.budget.model_fields_set and budget.gpus == 0 and context.gpu_slots.devices():
         budget.gpus = 1  # a media task that does not say may use the machine's GPU; `gpus: 0` keeps it off
