@@ -12,6 +12,7 @@ from crew._blackboard import Blackboard, BlackboardError
 from crew._brain import Brain, ChatBrain, ExpertBrain, LLMAuthError, brain_for, team_brains
 from crew._budget import Budget, BudgetExceeded, Remaining
 from crew._grading import GradeReport, Placement, check_submission, grade, medal_positions, place_on_leaderboard
+from crew._long import LongSubmission
 from crew._media import problems as media_problems
 from crew._metrics import METRICS, Metric, best_first, better, canonical_labels, get_metric, oriented, positive_label
 from crew._role import Action, MissingStateKeys, NoExpertPolicy, Role, RoleContractError
@@ -40,6 +41,7 @@ __all__ = [
     "GradeReport",
     "LLMAuthError",
     "LLMUsage",
+    "LongSubmission",
     "Message",
     "Metric",
     "MissingStateKeys",

@@ -38,6 +38,10 @@ class LongSubmission(BaseModel):
                         "target, `{id}`, `{row}` and `{col}` (a pixel's, from 1), with Python's format specs "
                         "(`{index:02d}`); keys made only of digits are written as integers")
 
+    def melt(self, wide: pl.DataFrame, id_column: str, targets: Sequence[str]) -> pl.DataFrame:
+        """Wide predictions (`id_column`, then one column per target) as this file's rows: key, value."""
+        return melt(self, wide, id_column, targets)
+
 
 def format_problem(spec: LongSubmission, *, image: bool = False) -> str | None:
     """Why `spec.format` cannot key every cell apart (or None): it must name the row and the column (the image and

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crew import CrewError, media_problems
+from crew import CrewError, LongSubmission, media_problems
 from crew.tools import script
 from crew.tools.profile import MISSING_MARKERS
 
@@ -410,12 +410,13 @@ def load_joint_column(path: str | Path, column: str) -> JointColumn:
 class ColumnsPredictor:
     """A several-target run's model: one `Predictor` (or `MediaPredictor`, for files) per column (each column's own
     run under `targets/`), or the constant a column with one value in train keeps; `submission` puts the columns
-    side by side."""
+    side by side, or one row per cell when the task's submission is `long` (its `LongSubmission`)."""
 
     def __init__(self, columns: dict[str, Predictor | MediaPredictor | JointColumn | float],
-                 id_column: str | None) -> None:
+                 id_column: str | None, long: LongSubmission | None = None) -> None:
         self.columns = columns
         self.id_column = id_column
+        self.long = long
 
     @property
     def feature_names_in_(self) -> list[str]:
@@ -442,18 +443,34 @@ class ColumnsPredictor:
                                 else np.full(len(frame), p, dtype=float) for p in self.columns.values()])
 
     def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
-        """Every column's predictions beside the rows' ids (`proba` changes nothing: each column of several labels
-        is already a probability)."""
+        """Every column's predictions beside the rows' ids, or as one row per (row, column) cell keyed as the
+        task's long submission keys them (`proba` changes nothing: each column of several labels is already a
+        probability)."""
+        import polars as pl
+
         ids = _ids(frame, self.id_column)
         out = pd.DataFrame({ids.name: ids})
         for name, values in zip(self.columns, self.predict(frame).T, strict=True):
             out[name] = values
-        return out
+        if self.long is None:
+            return out
+        return self.long.melt(pl.from_pandas(out), str(ids.name), list(self.columns)).to_pandas()
 
     def describe(self) -> str:
         return "\n".join(f"{name}: " + (p.describe().splitlines()[0] if isinstance(p, Predictor | MediaPredictor) else
                                         "the joint baseline's linear model" if isinstance(p, JointColumn) else
                                         f"the constant {p:g}") for name, p in self.columns.items())
+
+
+def _final_kind(run_dir: Path) -> str | None:
+    """The `kind` a run's final.json records, or None when it has none readable."""
+    import json
+
+    try:
+        final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return final.get("kind") if isinstance(final, dict) else None
 
 
 def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
@@ -472,7 +489,8 @@ def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
             column = load_predictor(record["run_dir"], warn=warn)
             assert isinstance(column, Predictor | MediaPredictor)  # a column's run has one target
             columns[name] = column
-    return ColumnsPredictor(columns, final.get("id_column"))
+    long = LongSubmission.model_validate(final["submission"]) if final.get("submission") else None
+    return ColumnsPredictor(columns, final.get("id_column"), long)
 
 
 class Seq2SeqPredictor:
@@ -745,8 +763,8 @@ def load_predictor(path: str | Path, *,
     import skops.io as sio
 
     path = Path(path)
-    if (path / "final.json").is_file() and (path / "targets").is_dir():
-        return _load_columns(path, warn)
+    if _final_kind(path) == "columns":  # several targets, also when every column kept the joint baseline (no
+        return _load_columns(path, warn)  # targets/ folder then)
     folder = path / "predictor" if (path / "predictor" / "predictor.json").is_file() else path
     manifest_path = folder / "predictor.json"
     if not manifest_path.is_file():

@@ -227,6 +227,7 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
     cvs = [f["cv"] for f in finals.values() if f.get("cv") is not None]
     pooled = task.metric_info.pooled  # scored over every cell at once: the columns' scores do not average to it
     final = {"kind": "columns", "targets": finals, "id_column": task.id_column,
+             "submission": task.submission.model_dump() if task.submission else None,
              "cv": float(np.mean(cvs)) if len(cvs) == len(task.targets) and not pooled else None,
              "rationale": f"{len(task.targets)} columns solved one at a time, each by "
                           f"{task.metric_info.per_column}; the submission puts them side by side"
