@@ -135,3 +135,20 @@ def test_the_critic_prices_pages_and_cuts_the_denoisers_epochs(pages: Path) -> N
     verdict = critic.expert(context)
     assert verdict.verdict == "approve_variant" and set(verdict.changes) == {"epochs"}
     assert verdict.changes["epochs"] < 400
+
+
+@pytest.mark.parametrize("fmt", ["{id}_{row}_{col}", "p{id}-{col}x{row}!", "{id:>03}_{row:02d}_{col}"])
+def test_pixel_keys_are_the_format_applied_to_each_pixel(fmt: str) -> None:
+    """Built column-wise for plain fields, pixel by pixel for format specs: either way, each key is what
+    `fmt.format` gives, in row-major order, beside its clipped value."""
+    import numpy as np
+
+    from crew.tools import denoise
+
+    pages = [np.linspace(-0.5, 1.5, 12, dtype=np.float32).reshape(3, 4), np.full((2, 5), 0.25, dtype=np.float32)]
+    frame = denoise.pixel_frame([7, "b"], pages, task={"format": fmt, "key": "id", "value": "value"})
+    expected = [fmt.format(id=i, row=r, col=c) for i, page in zip([7, "b"], pages, strict=True)
+                for r in range(1, page.shape[0] + 1) for c in range(1, page.shape[1] + 1)]
+    assert frame["id"].to_list() == expected and frame.height == 22
+    assert frame["value"].to_list()[:2] == [0.0, 0.0] and frame["value"][11] == 1.0 and frame["value"][12] == 0.25
+    assert denoise.pixel_frame([], [], task={"format": fmt, "key": "id", "value": "value"}).height == 0

@@ -65,16 +65,43 @@ def score(truth, predicted):
 
 
 def pixel_frame(ids, images, task=None):
-    """The long table of `images` (each an id's page): one row per pixel, keyed as the submission's format says
-    (`task`: the saved task a predictor applies, else this script's)."""
+    """The long table of `images` (each an id's page), a polars frame: one row per pixel, keyed as the
+    submission's format says (`task`: the saved task a predictor applies, else this script's). A format of plain
+    `{id}`, `{row}` and `{col}` fields is built column-wise (a second for millions of pixels, where formatting each
+    key took ten); one with format specs is formatted pixel by pixel."""
+    import string
+
+    import polars as pl
+
     task = task or TASK
-    keys, values = [], []
+    fmt = task["format"]
+    parts = list(string.Formatter().parse(fmt))
+    plain = all(not spec and not conversion and field in (None, "id", "row", "col")
+                for _, field, spec, conversion in parts)
+    frames = []
     for image_id, image in zip(ids, images, strict=True):
         height, width = image.shape
-        keys += [task["format"].format(id=image_id, row=r, col=c) for r in range(1, height + 1)
-                 for c in range(1, width + 1)]
-        values.append(np.clip(image, 0.0, 1.0).ravel())
-    return pd.DataFrame({task["key"]: keys, task["value"]: np.concatenate(values) if values else []})
+        values = pl.Series(task["value"], np.clip(image, 0.0, 1.0).ravel())
+        if plain:
+            grid = pl.DataFrame({"row": np.repeat(np.arange(1, height + 1), width),
+                                 "col": np.tile(np.arange(1, width + 1), height)})
+            pieces = []
+            for literal, field, _, _ in parts:
+                if literal:
+                    pieces.append(pl.lit(literal))
+                if field == "id":
+                    pieces.append(pl.lit(str(image_id)))
+                elif field is not None:
+                    pieces.append(pl.col(field).cast(pl.Utf8))
+            keys = grid.select(pl.concat_str(pieces).alias(task["key"]))[task["key"]]
+        else:
+            keys = pl.Series(task["key"], [fmt.format(id=image_id, row=r, col=c) for r in range(1, height + 1)
+                                           for c in range(1, width + 1)], dtype=pl.Utf8)
+        frames.append(pl.DataFrame([keys, values]))
+    if not frames:
+        return pl.DataFrame({task["key"]: [], task["value"]: []}, schema={task["key"]: pl.Utf8,
+                                                                          task["value"]: pl.Float32})
+    return pl.concat(frames)
 
 
 # ---- the boosted model of each pixel ----
@@ -285,8 +312,8 @@ def main():
     test_pred = [predict(image) for image in tests]
     TIMINGS["predict"] = round(time.perf_counter() - tick, 3)
     cv = score([targets[i] for i in hold], held_pred)
-    pixel_frame(train[TASK["id_column"]].iloc[hold], held_pred).to_csv("oof.csv", index=False)
-    pixel_frame(test[TASK["id_column"]], test_pred).to_csv("predictions.csv", index=False)
+    pixel_frame(train[TASK["id_column"]].iloc[hold], held_pred).write_csv("oof.csv")
+    pixel_frame(test[TASK["id_column"]], test_pred).write_csv("predictions.csv")
     TIMINGS["total"] = round(time.perf_counter() - started, 3)
     metrics = {"metric": TASK["metric"], "cv": cv, "cv_std": 0.0, "folds": [cv],
                "train_score": score([targets[i] for i in fit[:3]], fit_pred),

@@ -733,7 +733,8 @@ class DenoisePredictor(MediaPredictor):
         """A row per pixel, keyed as the task's submission is (`proba` does not apply)."""
         from crew.tools import denoise
 
-        return denoise.pixel_frame(_ids(frame, self.task.get("id_column")), self.predict(frame), task=self.task)
+        return denoise.pixel_frame(_ids(frame, self.task.get("id_column")), self.predict(frame),
+                                   task=self.task).to_pandas()
 
     def describe(self) -> str:
         return (f"denoise: {self.config['model']} (experiment {self.manifest.get('experiment')}, held-out "

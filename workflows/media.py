@@ -181,7 +181,7 @@ def _dirty_pages(task: Task, path: Path) -> None:
     spec = {"key": task.submission.key, "value": task.submission.value, "format": task.submission.format}
     pages = [denoise.grey(str(task.root), rel) for rel in test[task.image_source].cast(pl.Utf8).to_list()]
     frame = denoise.pixel_frame(test[task.id_column].to_list(), pages, task=spec)
-    frame.to_csv(path.with_suffix(".tmp"), index=False)
+    frame.write_csv(path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
 
 
