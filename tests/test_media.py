@@ -379,3 +379,15 @@ def test_a_killed_media_run_resumes_where_it_stopped(shapes: Path, tmp_path: Pat
     assert len(reruns) == 1 and reruns[0].status == "done", [(e.insights, e.status, e.error) for e in by_id.values()]
     assert len([e for e in by_id.values() if e.insights == ["boosted"]]) == 1
     assert final["kind"] == "media" and (run / "submission.csv").is_file()
+
+
+@pytest.mark.parametrize("shape", [(300, 24, 20, 3), (130, 48, 32, 1)])
+def test_summary_features_in_chunks_are_the_features_of_the_whole_store(shape: tuple[int, ...]) -> None:
+    """The boosted rung's features are computed a chunk of files at a time (a small float copy beside a store of
+    any size); the chunks change nothing."""
+    from crew.tools import vision
+
+    store = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    whole = vision.summary_features(store, chunk=len(store))
+    assert np.allclose(vision.summary_features(store, chunk=64), whole, atol=1e-6)
+    assert whole.shape == (shape[0], 43 if shape[3] == 3 else 57) and np.isfinite(whole).all()

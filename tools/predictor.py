@@ -635,9 +635,11 @@ class MediaPredictor:
     def _arrays(self, frame: pd.DataFrame) -> np.ndarray:
         from crew.tools import vision
 
+        import os
+
         root, size = self._root(frame), int(self.config["image_size"])
-        return np.stack([vision.decode(str(root / p), size, self.task["kind"])
-                         for p in frame[self.task["media"]].astype(str)])
+        return vision.decode_all(str(root), frame[self.task["media"]].astype(str).tolist(), size, self.task["kind"],
+                                 len(os.sched_getaffinity(0)))
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Class probabilities in `task["classes"]` order, or values."""

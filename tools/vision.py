@@ -116,6 +116,13 @@ def decode(path, size, kind):
     return decode_image(path, size) if kind == "image" else decode_audio(path, size)
 
 
+def decode_all(root, paths, size, kind, threads):
+    """Every file decoded, as one N x size x size x C uint8 array, with `threads` threads (PIL and libsndfile
+    release the GIL)."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return np.stack(list(pool.map(lambda p: decode(os.path.join(root, p), size, kind), paths)))
+
+
 def store_key(root, paths, size, kind):
     """What the array store holds, as a digest: the files (path, size, mtime), the size, the kind, the decoder."""
     digest = hashlib.sha256(f"{kind}|{size}|{DECODE_VERSION}".encode())
@@ -137,8 +144,7 @@ def media_arrays(root, paths, size, kind, threads):
         TIMINGS["store"] = "hit"
         return np.asarray(arrays)
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        arrays = np.stack(list(pool.map(lambda p: decode(os.path.join(root, p), size, kind), paths)))
+    arrays = decode_all(root, paths, size, kind, threads)
     TIMINGS["decode"] = round(time.perf_counter() - start, 3)
     TIMINGS["store"] = "decoded"
     os.makedirs("store", exist_ok=True)
@@ -147,9 +153,16 @@ def media_arrays(root, paths, size, kind, threads):
 
 
 # ---- the boosted baseline: summary statistics of each array ----
-def summary_features(arrays):
+def summary_features(arrays, chunk=512):
     """Per channel: mean, spread and quantiles; a 4x4 thumbnail; edge energy. For a spectrogram (one channel),
-    also each of 16 band groups' mean and spread over time."""
+    also each of 16 band groups' mean and spread over time. `chunk` files at a time, so that the float copy
+    stays small beside a (memory-mapped) store of any size."""
+    if len(arrays) <= chunk:
+        return _summary(arrays)
+    return np.concatenate([_summary(arrays[start:start + chunk]) for start in range(0, len(arrays), chunk)])
+
+
+def _summary(arrays):
     x = arrays.astype(np.float32) / 255.0
     n, h, w, c = x.shape
     parts = []
