@@ -633,9 +633,9 @@ class MediaPredictor:
                 if name in ("torch", "lightgbm", "numpy") and now.get(name) != version]
 
     def _arrays(self, frame: pd.DataFrame) -> np.ndarray:
-        from crew.tools import vision
-
         import os
+
+        from crew.tools import vision
 
         root, size = self._root(frame), int(self.config["image_size"])
         return vision.decode_all(str(root), frame[self.task["media"]].astype(str).tolist(), size, self.task["kind"],
