@@ -152,3 +152,18 @@ def test_pixel_keys_are_the_format_applied_to_each_pixel(fmt: str) -> None:
     assert frame["id"].to_list() == expected and frame.height == 22
     assert frame["value"].to_list()[:2] == [0.0, 0.0] and frame["value"][11] == 1.0 and frame["value"][12] == 0.25
     assert denoise.pixel_frame([], [], task={"format": fmt, "key": "id", "value": "value"}).height == 0
+
+
+@pytest.mark.parametrize("fmt", ["{id}_{row}_{col}", "{id}{row}{col}", "p{col}x{row}-{id}", "{id}_{row:03d}_{col}"])
+@pytest.mark.parametrize("image_id", [3, "ab", -2])
+def test_the_graders_pixel_keys_are_the_format_applied_and_typed_as_a_csv_reads_them(fmt: str, image_id: object
+                                                                                       ) -> None:
+    """The keys the reviewer and grading match pixels by: what `fmt.format` gives, row by row, as integers when
+    every key is digits only (a csv reads them back so)."""
+    from crew._long import LongSubmission, pixel_keys
+
+    keys = pixel_keys(LongSubmission(key="id", value="v", format=fmt), image_id, 5, 7)
+    expected = [fmt.format(id=image_id, row=r, col=c) for r in range(1, 6) for c in range(1, 8)]
+    digits = all(k.lstrip("-").isdigit() for k in expected)
+    assert keys.dtype == (pl.Int64 if digits else pl.Utf8)
+    assert keys.to_list() == ([int(k) for k in expected] if digits else expected)
