@@ -279,11 +279,13 @@ class RayExecutor:
     def resources(self, launch: Launch) -> dict[str, Any]:
         """What the Ray task asks the scheduler for, from the critic's estimate and the launch's limits: on GPUs
         crew chose from `devices()`, the share of the device its declared GPU memory is."""
+        return self._resources(launch, self._placement(launch))
+
+    def _resources(self, launch: Launch, placed: tuple[str, list[int], float] | None) -> dict[str, Any]:
         estimate = launch.estimate or {}
         memory = int(min(launch.limits.memory, max(64 * 1024**2, float(estimate.get("memory") or 0)
                                                    * self.memory_headroom))) if estimate.get("memory") \
             else int(launch.limits.memory)
-        placed = self._placement(launch)
         gpus: float = placed[2] if placed else int(estimate.get("gpus") or len(launch.gpus) or 0)
         return {"num_cpus": max(1, launch.limits.threads), "memory": memory, "num_gpus": gpus}
 
@@ -298,9 +300,9 @@ class RayExecutor:
         started = time.monotonic()
         try:
             placed = self._placement(launch)
-            options = self.resources(launch)
         except CrewError as exc:
             return self._failed(launch, "error", f"not run: {exc}", started, [])
+        options = self._resources(launch, placed)
         lost: list[str] = []
         for attempt in range(self.retries + 1):
             if placed and not attempt:  # crew chose the device: its node, and that device's index there

@@ -462,23 +462,20 @@ class ColumnsPredictor:
                                         f"the constant {p:g}") for name, p in self.columns.items())
 
 
-def _final_kind(run_dir: Path) -> str | None:
-    """The `kind` a run's final.json records, or None when it has none readable."""
+def _final(run_dir: Path) -> dict[str, Any]:
+    """What a run's final.json records, or {} when it has none readable."""
     import json
 
     try:
         final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    return final.get("kind") if isinstance(final, dict) else None
+        return {}
+    return final if isinstance(final, dict) else {}
 
 
-def _load_columns(run_dir: Path, warn: bool) -> ColumnsPredictor:
+def _load_columns(final: dict[str, Any], warn: bool) -> ColumnsPredictor:
     """A several-target run: each column's predictor from `targets/<column>/run/`, or the constant it kept, as
-    `final.json` records them."""
-    import json
-
-    final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
+    its `final` (final.json) records them."""
     columns: dict[str, Predictor | MediaPredictor | JointColumn | float] = {}
     for name, record in final["targets"].items():
         if record.get("kind") == "constant":
@@ -766,8 +763,9 @@ def load_predictor(path: str | Path, *,
     import skops.io as sio
 
     path = Path(path)
-    if _final_kind(path) == "columns":  # several targets, also when every column kept the joint baseline (no
-        return _load_columns(path, warn)  # targets/ folder then)
+    final = _final(path)
+    if final.get("kind") == "columns":  # several targets, also when every column kept the joint baseline (no
+        return _load_columns(final, warn)  # targets/ folder then)
     folder = path / "predictor" if (path / "predictor" / "predictor.json").is_file() else path
     manifest_path = folder / "predictor.json"
     if not manifest_path.is_file():
