@@ -391,3 +391,64 @@ def test_summary_features_in_chunks_are_the_features_of_the_whole_store(shape: t
     whole = vision.summary_features(store, chunk=len(store))
     assert np.allclose(vision.summary_features(store, chunk=64), whole, atol=1e-6)
     assert whole.shape == (shape[0], 43 if shape[3] == 3 else 57) and np.isfinite(whole).all()
+
+
+@pytest.fixture(scope="module")
+def labels(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shape task as several labels (as plant-pathology's are): a 0/1 column per shape, mean column-wise AUC."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("labels")
+    shutil.copytree(shapes.parent / "images", root / "images")
+    train = pl.read_csv(shapes.parent / "train.csv")
+    train.with_columns(*(pl.col("shape").eq(s).cast(pl.Int64).alias(s) for s in shape_task.SHAPES)).drop(
+        "shape").write_csv(root / "train.csv")
+    shutil.copyfile(shapes.parent / "test.csv", root / "test.csv")
+    (root / "grading").mkdir()
+    pl.read_csv(shapes.parent / "grading" / "answers.csv").with_columns(
+        *(pl.col("shape").eq(s).cast(pl.Int64).alias(s) for s in shape_task.SHAPES)).drop("shape").write_csv(
+        root / "grading" / "answers.csv")
+    (root / "task.yaml").write_text("name: labels\ndata: {train: train.csv, test: test.csv}\n"
+                                    f"target: [{', '.join(shape_task.SHAPES)}]\nid_column: id\n"
+                                    "metric: roc_auc_columns\nmedia: {image: image}\n", encoding="utf-8")
+    return root / "task.yaml"
+
+
+@pytest.mark.e2e
+def test_several_labels_train_one_joint_network_whose_files_every_column_reuses(
+        labels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task of several labels per image: one network with a sigmoid per label first (every column a real model
+    early), its array store checked and handed to every column's run (none decodes again), and a column keeps
+    the joint network unless its own run scores better held out; the joint network loads and predicts again."""
+    from crew.tools.predictor import ColumnsPredictor, JointMediaColumn, load_joint_network
+    from crew.workflows.solve import solve
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    run = tmp_path / "run"
+    summary = solve(labels, out=run, wall_time=75)
+    joint = json.loads((run / "joint.json").read_text())
+    assert joint["ok"] and joint["network"], joint
+    metrics = json.loads((Path(joint["folder"]) / "metrics.json").read_text())
+    assert metrics["model"] == "cnn" and metrics["epochs_run"] >= 1 and metrics["timings"]["store"] == "decoded"
+    assert set(joint["per_column"]) == set(shape_task.SHAPES)
+    assert all(0.0 <= v <= 1.0 for v in joint["per_column"].values())
+    experiments = [e for c in shape_task.SHAPES
+                   for e in Blackboard(run / "targets" / c / "run" / "blackboard.sqlite").experiments(status="done")]
+    assert experiments and all(e.metrics["timings"]["store"] == "hit" for e in experiments)  # decoded once, by the joint
+    finals = summary["final"]["targets"]
+    for column, record in finals.items():
+        if record["kind"] != "joint":  # its own run beat the joint network held out
+            assert record["cv"] > joint["per_column"][column]
+    network = load_joint_network(joint["model"], "square")
+    rows = read_rows(labels.parent / "test.csv")
+    predicted = pl.read_csv(Path(joint["folder"]) / "predictions.csv")
+    assert np.allclose(network.predict(rows), predicted["square"].to_numpy(), atol=1e-4)
+    predictor = load_predictor(run)
+    assert isinstance(predictor, ColumnsPredictor)
+    submitted = pl.read_csv(run / "submission.csv")
+    again = predictor.submission(rows)
+    for column, model in predictor.columns.items():
+        if isinstance(model, JointMediaColumn):
+            assert np.allclose(again[column].to_numpy(), submitted[column].to_numpy(), atol=1e-4)
+    graded = grade(Task.load(labels), run / "submission.csv", labels.parent / "grading" / "answers.csv")
+    assert graded.valid_submission and graded.score is not None and graded.score > 0.5

@@ -416,7 +416,8 @@ def read_media_workload(code: str, *, rows: int, test_rows: int = 0, threads: in
     measured = (units or {}).get(f"{model}@{device}", {})
     views = 3 if config.get("tta") else 1
     return Workload(families=[model if model == "boosted" else "network"], rows=rows, test_rows=test_rows,
-                    threads=threads, deep=model, classes=max(1, len(task.get("classes") or [])), epochs=int(config.get("epochs") or 0),
+                    threads=threads, deep=model, classes=max(1, len(task.get("classes") or task.get("targets") or [])),
+                    epochs=int(config.get("epochs") or 0),
                     image_size=int(config.get("image_size") or 64), channels=1 if task.get("kind") == "audio" else 3,
                     batch=int(config.get("batch") or 64), views=views, decode=decode, device=device,
                     image_seconds=measured.get("image_seconds"), gpu_bytes_per_pixel=measured.get("gpu_bytes_per_pixel"))

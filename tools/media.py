@@ -35,10 +35,22 @@ def media_paths(task: Task) -> tuple[str, str, list[str]]:
     return column, kind, paths
 
 
+_NAMES: dict[tuple[object, ...], str] = {}
+
+
 def store_name(task: Task, size: int) -> str:
-    """The file name an experiment gives the store of this task's files at `size` (their paths, sizes and times)."""
+    """The file name an experiment gives the store of this task's files at `size` (their paths, sizes and times).
+    Remembered per task tables and media folders as they stand (their times): the critic asks before every launch,
+    and 200,000 files would be stat-ed each time. A file rewritten in place under an unchanged folder keeps the name
+    remembered: the experiment, which names the store afresh, then decodes, and only the critic's price is off."""
     _, kind, paths = media_paths(task)
-    return _named(task, paths, size, kind)
+    assert task.data is not None
+    folders = sorted({os.path.dirname(p) for p in paths})
+    key = (str(task.root), size, kind, file_stamp(task.path(task.data.train)), file_stamp(task.path(task.data.test)),
+           tuple((f, os.stat(task.path(f) if f else task.root).st_mtime_ns) for f in folders))
+    if key not in _NAMES:
+        _NAMES[key] = _named(task, paths, size, kind)
+    return _NAMES[key]
 
 
 def _named(task: Task, paths: list[str], size: int, kind: str) -> str:

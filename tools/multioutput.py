@@ -128,10 +128,29 @@ def fit_all(frame):
     return transformer, models
 
 
+def load_skops():
+    """skops.io, loaded without PyTorch. On import skops lists scikit-learn's estimators by walking every sklearn
+    package, and the walk imports sklearn's vendored array-API adapter for torch, which imports torch itself (3 s on
+    2 cores) where it is installed, though no estimator lives there. torch is blocked while skops loads, unless
+    something already loaded it; the list of trusted types is the same."""
+    import sys
+
+    if "torch" in sys.modules or "skops.io" in sys.modules:
+        import skops.io as sio
+
+        return sio
+    sys.modules["torch"] = None  # an import of torch fails at once; the walk skips it
+    try:
+        import skops.io as sio
+    finally:
+        del sys.modules["torch"]
+    return sio
+
+
 def save(transformer, models, path="model.skops"):
     """The features and the models in skops' format (scikit-learn's types only); each TF-IDF vocabulary as two
     arrays (skops writes a dict of 100,000 n-grams one node at a time)."""
-    import skops.io as sio
+    sio = load_skops()
 
     vectorizers = [v for _, v, _ in transformer.transformers_ if type(v).__name__ == "TfidfVectorizer"]
     vocabularies = [v.vocabulary_ for v in vectorizers]

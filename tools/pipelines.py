@@ -164,7 +164,7 @@ def _renamed(code: str, name: str) -> str:
 _LOADING = ("canonical", "read", "numbers", "parse_dates", "load_data", "encode_target")
 _EVALUATION = ("splitter", "holdout", "fit_pipeline", "predict_raw", "target_forward", "target_back", "values",
                "cross_validate", "temperature", "calibrated", "fit_weights", "decision", "decided", "fold_scores")
-_OUTPUT = ("refit_rounds", "refit", "_vectorizers", "_saveable", "save_model", "tune", "submission_frame", "raw_frame", "threads_for", "main")
+_OUTPUT = ("refit_rounds", "refit", "_vectorizers", "_saveable", "load_skops", "save_model", "tune", "submission_frame", "raw_frame", "threads_for", "main")
 
 
 def score_source(info: TaskInfo) -> str:

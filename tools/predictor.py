@@ -23,9 +23,10 @@ from crew import CrewError, LongSubmission, media_problems
 from crew.tools import script
 from crew.tools.profile import MISSING_MARKERS
 
-__all__ = ["TRUSTED", "ColumnsPredictor", "DenoisePredictor", "ExperimentModel", "JointColumn", "MediaPredictor", "ModelError",
-           "Predictor", "Seq2SeqPredictor", "load_experiment_model", "load_joint_column", "load_predictor",
-           "read_rows", "save_media_predictor", "save_predictor", "save_seq2seq_predictor"]
+__all__ = ["TRUSTED", "ColumnsPredictor", "DenoisePredictor", "ExperimentModel", "JointColumn", "JointMediaColumn",
+           "MediaPredictor", "ModelError", "Predictor", "Seq2SeqPredictor", "load_experiment_model", "load_joint_column",
+           "load_joint_network", "load_predictor", "read_rows", "save_media_predictor", "save_predictor",
+           "save_seq2seq_predictor"]
 
 TRUSTED = (
     "collections.OrderedDict",
@@ -124,7 +125,7 @@ class ExperimentModel:
 
 def _trusted_payload(path: Path) -> dict[str, Any]:
     """A `model.skops` crew wrote, loaded only when every type in it is in `TRUSTED`, of format `FORMAT`."""
-    import skops.io as sio
+    sio = script.load_skops()
 
     if not path.is_file():
         raise ModelError(f"{path} does not exist: the experiment saved no model (see its metrics.json 'model')")
@@ -336,7 +337,7 @@ def save_predictor(folder: Path, task_info: dict[str, Any], schema: dict[str, di
     import json
     import shutil
 
-    import skops.io as sio
+    sio = script.load_skops()
 
     folder = Path(folder)
     staging = folder.with_name(folder.name + ".partial")
@@ -407,12 +408,53 @@ def load_joint_column(path: str | Path, column: str) -> JointColumn:
     return JointColumn(payload, column)
 
 
+class JointMediaColumn:
+    """One label of a several-label run's joint network (`crew.tools.vision`'s multi-label mode): the network's
+    probabilities for that label. The columns of one network share it, and the last rows it predicted, so that a
+    submission decodes and predicts each file once for every label."""
+
+    def __init__(self, network: MediaPredictor, column: str) -> None:
+        self.network = network
+        self.column = column
+
+    @property
+    def feature_names_in_(self) -> list[str]:
+        return self.network.feature_names_in_
+
+    def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+        return self.network.check(frame)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        cached = getattr(self.network, "_last", None)
+        if cached is None or cached[0] is not frame:
+            cached = (frame, self.network.predict_raw(frame))
+            self.network._last = cached  # type: ignore[attr-defined]
+        return cached[1][:, list(self.network.task["targets"]).index(self.column)]
+
+
+def load_joint_network(folder: str | Path, column: str, networks: dict[str, MediaPredictor] | None = None
+                       ) -> JointMediaColumn:
+    """A label of the joint network an experiment saved in `folder` (model/: config.json and weights.pt, tensors
+    only); `networks`: those already loaded, by folder, which the label shares."""
+    key = str(folder)
+    network = (networks or {}).get(key)
+    if network is None:
+        if not (Path(folder) / "config.json").is_file() or not (Path(folder) / "weights.pt").is_file():
+            raise ModelError(f"{folder} holds no joint network (config.json and weights.pt)")
+        network = MediaPredictor({"experiment": "joint"}, Path(folder))
+        if network.task.get("target_type") != "multilabel" or column not in (network.task.get("targets") or []):
+            raise ModelError(f"{folder} is not a joint network with a label {column!r}")
+        if networks is not None:
+            networks[key] = network
+    return JointMediaColumn(network, column)
+
+
 class ColumnsPredictor:
     """A several-target run's model: one `Predictor` (or `MediaPredictor`, for files) per column (each column's own
     run under `targets/`), or the constant a column with one value in train keeps; `submission` puts the columns
     side by side, or one row per cell when the task's submission is `long` (its `LongSubmission`)."""
 
-    def __init__(self, columns: dict[str, Predictor | MediaPredictor | JointColumn | float],
+    def __init__(self, columns: dict[str, Predictor | MediaPredictor | JointColumn | JointMediaColumn | float],
                  id_column: str | None, long: LongSubmission | None = None) -> None:
         self.columns = columns
         self.id_column = id_column
@@ -420,14 +462,15 @@ class ColumnsPredictor:
 
     @property
     def feature_names_in_(self) -> list[str]:
-        return sorted({c for p in self.columns.values() if isinstance(p, Predictor | MediaPredictor) for c in p.feature_names_in_})
+        return sorted({c for p in self.columns.values() if isinstance(p, Predictor | MediaPredictor | JointMediaColumn)
+                       for c in p.feature_names_in_})
 
     def check(self, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
         """Every column's model's problems and notes, each said once."""
         problems: list[str] = []
         notes: list[str] = []
         for predictor in self.columns.values():
-            if isinstance(predictor, Predictor | MediaPredictor | JointColumn):
+            if isinstance(predictor, Predictor | MediaPredictor | JointColumn | JointMediaColumn):
                 more, said = predictor.check(frame)
                 problems += [p for p in more if p not in problems]
                 notes += [n for n in said if n not in notes and "not read by the model" not in n]
@@ -439,7 +482,7 @@ class ColumnsPredictor:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """One column per target, in the task's order: a probability of 1 (several labels) or a value."""
         return np.column_stack([p.submission(frame).iloc[:, -1].to_numpy(dtype=float) if isinstance(p, Predictor | MediaPredictor)
-                                else p.predict(frame) if isinstance(p, JointColumn)
+                                else p.predict(frame) if isinstance(p, JointColumn | JointMediaColumn)
                                 else np.full(len(frame), p, dtype=float) for p in self.columns.values()])
 
     def submission(self, frame: pd.DataFrame, *, proba: bool = False) -> pd.DataFrame:
@@ -459,6 +502,7 @@ class ColumnsPredictor:
     def describe(self) -> str:
         return "\n".join(f"{name}: " + (p.describe().splitlines()[0] if isinstance(p, Predictor | MediaPredictor) else
                                         "the joint baseline's linear model" if isinstance(p, JointColumn) else
+                                        "the joint network (a sigmoid per label)" if isinstance(p, JointMediaColumn) else
                                         f"the constant {p:g}") for name, p in self.columns.items())
 
 
@@ -476,10 +520,13 @@ def _final(run_dir: Path) -> dict[str, Any]:
 def _load_columns(final: dict[str, Any], warn: bool) -> ColumnsPredictor:
     """A several-target run: each column's predictor from `targets/<column>/run/`, or the constant it kept, as
     its `final` (final.json) records them."""
-    columns: dict[str, Predictor | MediaPredictor | JointColumn | float] = {}
+    columns: dict[str, Predictor | MediaPredictor | JointColumn | JointMediaColumn | float] = {}
+    networks: dict[str, MediaPredictor] = {}
     for name, record in final["targets"].items():
         if record.get("kind") == "constant":
             columns[name] = float(record["value"])
+        elif record.get("kind") == "joint" and record.get("network"):
+            columns[name] = load_joint_network(record["model"], name, networks)
         elif record.get("kind") == "joint":
             columns[name] = load_joint_column(record["model"], name)
         else:
@@ -639,11 +686,11 @@ class MediaPredictor:
                                  len(os.sched_getaffinity(0)))
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        """Class probabilities in `task["classes"]` order, or values."""
+        """Class probabilities in `task["classes"]` order, each label's probability (a joint network of several
+        labels, `task["targets"]` order), or values."""
         from crew.tools import vision
 
         arrays = self._arrays(frame)
-        classes = len(self.task["classes"])
         if self.config["model"] == "boosted":
             import lightgbm as lgb
 
@@ -658,12 +705,12 @@ class MediaPredictor:
             if self.task["target_type"] == "regression":
                 return raw
             return vision.class_probabilities(raw if raw.ndim == 2 else np.column_stack([1 - raw, raw]),
-                                              self.saved["fitted_classes"], classes)
+                                              self.saved["fitted_classes"], len(self.task["classes"]))
         import torch
 
         if self._model is None:
-            outputs = 1 if self.task["target_type"] == "regression" else classes
-            net = vision.build_network({**self.config, "weights": None}, int(self.saved["in_channels"]), outputs)
+            net = vision.build_network({**self.config, "weights": None}, int(self.saved["in_channels"]),
+                                       vision.outputs_of(self.task))
             net.load_state_dict(torch.load(self.folder / "weights.pt", map_location="cpu", weights_only=True))
             self._model = net
         raw = vision.predict(self._model, arrays, self.saved["mean"], self.saved["std"], torch.device("cpu"), False,
@@ -760,7 +807,7 @@ def load_predictor(path: str | Path, *,
     import json
     import warnings
 
-    import skops.io as sio
+    sio = script.load_skops()
 
     path = Path(path)
     final = _final(path)

@@ -822,12 +822,31 @@ def _vectorizers(parts, state):
     return found + [pair[0] for pair in state.get("tfidf", {}).values()]
 
 
+def load_skops():
+    """skops.io, loaded without PyTorch. On import skops lists scikit-learn's estimators by walking every sklearn
+    package, and the walk imports sklearn's vendored array-API adapter for torch, which imports torch itself (3 s on
+    2 cores) where it is installed, though no estimator lives there. torch is blocked while skops loads, unless
+    something already loaded it; the list of trusted types is the same."""
+    import sys
+
+    if "torch" in sys.modules or "skops.io" in sys.modules:
+        import skops.io as sio
+
+        return sio
+    sys.modules["torch"] = None  # type: ignore[assignment]  # an import of torch fails at once; the walk skips it
+    try:
+        import skops.io as sio
+    finally:
+        del sys.modules["torch"]
+    return sio
+
+
 def save_model(state, models, t, weights, path="model.skops"):
     """What predicts new rows as this experiment predicted test (`crew predict`, `crew.load`): the feature steps'
     state, the pipelines fitted on every row, the temperature and class weights, in skops' format, which loads
     without running code. Returns what was written, or why nothing was: a model over 200 MB (a deep forest on
     many rows) is not kept. The state is learned again when the features came from the stage cache."""
-    import skops.io as sio
+    sio = load_skops()
     if not state:
         X, _, X_test, _, _ = load_data()
         add_features(X, X_test, state)

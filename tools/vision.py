@@ -21,6 +21,15 @@ recomputes it. On a GPU the network trains in mixed precision,
 channels-last; every epoch's seconds and peak GPU memory go to metrics.json,
 and training stops early when the next epoch would not finish in the time
 the critic granted (`CONFIG["time_limit"]`).
+
+Several labels per file (`TASK["targets"]`, `target_type` "multilabel": a
+several-target task's joint network, run by `crew.workflows.columns` before
+the columns' own runs) train one network with a sigmoid per label, as a
+Kaggle expert trains a multi-label classifier: the files are decoded and
+the features learnt once for every label, and an unknown label (a missing
+cell) is left out of the loss. predictions.csv then holds a probability
+column per label, and metrics.json each label's held-out score by the
+per-column metric (`score`, `crew.tools.multioutput`'s).
 """
 
 from __future__ import annotations
@@ -37,7 +46,8 @@ import pandas as pd
 
 TASK: dict = {"train": "train.csv", "test": "test.csv", "target": "label", "id_column": "id", "media": "image",
               "kind": "image", "metric": "accuracy", "higher_is_better": True, "target_type": "multiclass",
-              "classes": ["a", "b"], "positive": None, "submission": "label", "nonnegative": False}
+              "classes": ["a", "b"], "positive": None, "submission": "label", "nonnegative": False,
+              "targets": None}
 CONFIG: dict = {"model": "cnn", "image_size": 64, "epochs": 12, "batch": 64, "lr": 0.003, "width": 32,
                 "augment": True, "tta": False, "holdout": 0.2, "seed": 0, "time_limit": 600.0, "weights": None,
                 "estimators": 400}
@@ -57,7 +67,8 @@ def load():
     root = os.environ.get("CREW_DATA", ".")
     train = read(os.path.join(root, TASK["train"]))
     test = read(os.path.join(root, TASK["test"]))
-    train = train[train[TASK["target"]].notna()].reset_index(drop=True)
+    known = train[TASK["targets"]].notna().any(axis=1) if TASK.get("targets") else train[TASK["target"]].notna()
+    train = train[known].reset_index(drop=True)
     return root, train, test
 
 
@@ -184,7 +195,7 @@ def metadata_columns(train, test):
     """The table's own columns beside the files (a patient's age, the body site): numbers as they are, and text
     columns of at most 50 values as their value's rank in train (unseen: missing). Ids, the target and the paths
     are left out; so are columns test lacks. Returns {column: None for a number, or the list of its values}."""
-    skip = {TASK["target"], TASK["id_column"], TASK["media"]}
+    skip = {TASK["target"], TASK["id_column"], TASK["media"], *(TASK.get("targets") or [])}
     kept = {}
     for name in train.columns:
         if name in skip or name not in test.columns:
@@ -243,6 +254,13 @@ def class_probabilities(proba, fitted, classes):
 
 
 # ---- networks ----
+def outputs_of(task):
+    """A network's outputs for `task`: one value, a logit per label (several labels) or one per class."""
+    if task["target_type"] == "regression":
+        return 1
+    return len(task["targets"]) if task["target_type"] == "multilabel" else len(task["classes"])
+
+
 def compact_cnn(in_channels, outputs, width):
     """A VGG-like stack: conv-BN-ReLU at widths w, 2w, 4w, 8w with 2x2 pooling between (the two deepest, at low
     resolution, convolve twice), global average pooling, dropout, linear. About 90 M multiply-adds on 64 x 64."""
@@ -364,12 +382,14 @@ def augment(x, generator):
 
 
 def predict(net, arrays, mean, std, device, channels_last, tta, batch, task=None):
-    """Class probabilities (or values, standardised) for every array; with `tta`, averaged over the flips training
-    used (images) or over time shifts (sound). `task`: another TASK (a saved model's)."""
+    """Class probabilities (each label's, for several labels; or values, standardised) for every array; with `tta`,
+    averaged over the flips training used (images) or over time shifts (sound). `task`: another TASK (a saved
+    model's)."""
     import torch
 
     task = task or TASK
     regression = task["target_type"] == "regression"
+    multilabel = task["target_type"] == "multilabel"
     views = [lambda x: x]
     if tta and task["kind"] == "image":  # the flips training used
         views += [lambda x: x.flip(3), lambda x: x.flip(2)]
@@ -384,9 +404,10 @@ def predict(net, arrays, mean, std, device, channels_last, tta, batch, task=None
             total = 0
             for view in views:
                 logits = net(view(x)).float()
-                total = total + (logits[:, 0] if regression else torch.softmax(logits, dim=1))
+                total = total + (logits[:, 0] if regression else torch.sigmoid(logits) if multilabel
+                                 else torch.softmax(logits, dim=1))
             out.append((total / len(views)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0,) if regression else (0, len(task["classes"])))
+    return np.concatenate(out) if out else np.zeros((0,) if regression else (0, outputs_of(task)))
 
 
 def train_network(arrays, y, fit_idx, threads, started):
@@ -398,7 +419,8 @@ def train_network(arrays, y, fit_idx, threads, started):
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     regression = TASK["target_type"] == "regression"
-    outputs = 1 if regression else len(TASK["classes"])
+    multilabel = TASK["target_type"] == "multilabel"
+    outputs = outputs_of(TASK)
     weights = CONFIG.get("weights")
     if weights and not os.path.isabs(weights):
         weights = os.path.join(os.environ.get("CREW_SHARED", "."), weights)
@@ -414,7 +436,11 @@ def train_network(arrays, y, fit_idx, threads, started):
                                                    pct_start=0.25)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     loss_fn = torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss(label_smoothing=0.05)
-    target = torch.as_tensor(y, dtype=torch.float32 if regression else torch.long)
+    target = torch.as_tensor(y, dtype=torch.float32 if regression or multilabel else torch.long)
+    if multilabel:  # a missing label is left out of the loss
+        known = ~torch.isnan(target)
+        target = torch.nan_to_num(target)
+        bce = torch.nn.BCEWithLogitsLoss(reduction="none")
     if regression:  # values are standardised for training, and scaled back for prediction
         centre, scale = float(target[fit_idx].mean()), float(target[fit_idx].std() or 1.0)
         target = (target - centre) / scale
@@ -441,7 +467,11 @@ def train_network(arrays, y, fit_idx, threads, started):
             t = target[rows].to(device)
             with torch.autocast(device.type, enabled=cuda):
                 out = net(x)
-                loss = loss_fn(out[:, 0].float() if regression else out.float(), t)
+                if multilabel:
+                    mask = known[rows].to(device).float()
+                    loss = (bce(out.float(), t) * mask).sum() / mask.sum().clamp(min=1)
+                else:
+                    loss = loss_fn(out[:, 0].float() if regression else out.float(), t)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimiser)
@@ -461,6 +491,16 @@ def train_network(arrays, y, fit_idx, threads, started):
     return net, (mean, std, centre, scale), log, device, channels_last
 
 
+def label_scores(y, proba):
+    """Each label's score by the per-column metric, over the rows where it is known (NaN when it cannot be scored:
+    one value among them)."""
+    out = {}
+    for k, column in enumerate(TASK["targets"]):
+        known = ~np.isnan(y[:, k])
+        out[column] = float(score(y[known, k], proba[known, k])) if known.any() else float("nan")
+    return out
+
+
 def load_network(folder, threads):
     """A network another experiment trained and saved (model/: config.json and weights.pt), on this machine's
     device, with the normalisation it was trained with."""
@@ -469,8 +509,7 @@ def load_network(folder, threads):
     torch.set_num_threads(max(1, threads))
     with open(os.path.join(folder, "config.json"), encoding="utf-8") as fh:
         saved = json.load(fh)
-    outputs = 1 if TASK["target_type"] == "regression" else len(TASK["classes"])
-    net = build_network({**saved["config"], "weights": None}, int(saved["in_channels"]), outputs)
+    net = build_network({**saved["config"], "weights": None}, int(saved["in_channels"]), outputs_of(TASK))
     net.load_state_dict(torch.load(os.path.join(folder, "weights.pt"), map_location="cpu", weights_only=True))
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -485,7 +524,12 @@ def main():
     threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     root, train, test = load()
     regression = TASK["target_type"] == "regression"
-    if regression:
+    multilabel = TASK["target_type"] == "multilabel"
+    if multilabel and CONFIG["model"] == "boosted":
+        raise ValueError("several labels train one network: CONFIG['model'] must be a network, not 'boosted'")
+    if multilabel:  # a column per label; NaN where a label is unknown
+        y = train[TASK["targets"]].to_numpy(dtype=float)
+    elif regression:
         y = train[TASK["target"]].to_numpy(dtype=float)
     else:
         index = {label: i for i, label in enumerate(TASK["classes"])}
@@ -499,7 +543,7 @@ def main():
     rows = np.arange(len(train))
     held = max(1, round(CONFIG["holdout"] * len(rows)))
     # stratified when every class has two rows and both parts can hold every class (120 dog breeds need 120 rows)
-    stratify = None if regression or np.bincount(y).min() < 2 or min(held, len(rows) - held) < np.bincount(y).size \
+    stratify = None if regression or multilabel or np.bincount(y).min() < 2 or min(held, len(rows) - held) < np.bincount(y).size \
         else y
     fit_idx, hold_idx = train_test_split(rows, test_size=held, random_state=CONFIG["seed"], stratify=stratify)
     fit_idx, hold_idx = np.sort(fit_idx), np.sort(hold_idx)
@@ -543,12 +587,23 @@ def main():
             report.update({"epoch_seconds": round(float(np.median([e["seconds"] for e in log])), 4),
                            "peak_gpu_memory": max(e["peak_gpu_memory"] for e in log)})
         fit_idx = fit_idx[:500]
-    cv = float(score(y[hold_idx], hold))
     ids_train = train[TASK["id_column"]] if TASK["id_column"] else pd.Series(rows, name="row")
     ids_test = test[TASK["id_column"]] if TASK["id_column"] else pd.Series(np.arange(len(test)), name="row")
-    raw_frame(ids_train.iloc[hold_idx].reset_index(drop=True), hold).to_csv("oof.csv", index=False)
-    raw_frame(ids_test, test_raw).to_csv("test_pred.csv", index=False)
-    submission_frame(ids_test, test_raw).to_csv("predictions.csv", index=False)
+    if multilabel:  # each label scored by the per-column metric; a probability column per label
+        report["per_column"] = label_scores(y[hold_idx], hold)
+        held_scores = [v for v in report["per_column"].values() if np.isfinite(v)]
+        cv = float(np.mean(held_scores)) if held_scores else float("nan")
+        fit_scores = [v for v in label_scores(y[fit_idx], fit_pred).values() if np.isfinite(v)]
+        train_score = float(np.mean(fit_scores)) if fit_scores else float("nan")
+        out = pd.DataFrame({ids_test.name: ids_test.to_numpy()})
+        for k, column in enumerate(TASK["targets"]):
+            out[column] = test_raw[:, k]
+        out.to_csv("predictions.csv", index=False)
+    else:
+        cv, train_score = float(score(y[hold_idx], hold)), float(score(y[fit_idx], fit_pred))
+        raw_frame(ids_train.iloc[hold_idx].reset_index(drop=True), hold).to_csv("oof.csv", index=False)
+        raw_frame(ids_test, test_raw).to_csv("test_pred.csv", index=False)
+        submission_frame(ids_test, test_raw).to_csv("predictions.csv", index=False)
     if net is not None:
         import torch
 
@@ -559,7 +614,7 @@ def main():
                        "mean": norm[0], "std": norm[1], "centre": norm[2], "scale": norm[3]}, fh)
     TIMINGS["total"] = round(time.perf_counter() - started, 3)
     metrics = {"metric": TASK["metric"], "cv": cv, "cv_std": 0.0, "folds": [cv],
-               "train_score": float(score(y[fit_idx], fit_pred)), "timings": TIMINGS, **report}
+               "train_score": train_score, "timings": TIMINGS, **report}
     with open("metrics.json", "w", encoding="utf-8") as fh:
         json.dump(metrics, fh, indent=1)
     print(f"{CONFIG['model']}: holdout {TASK['metric']} {cv:.5f} in {TIMINGS['total']:.1f}s")

@@ -11,8 +11,15 @@ load its model), with the wall time left shared among the columns still to
 solve. A constant submission is written first; then a joint baseline
 (`crew.tools.multioutput`: the features built once, a linear model per
 column) replaces it within seconds, and each column replaces its baseline
-as soon as its own run ends with a model, so a valid submission always
-exists and a column whose run kept nothing still has a real model.
+as soon as its own run ends with a model that scores better held out, so a
+valid submission always exists and a column whose run kept nothing (or
+nothing better) still has a real model. For a task of files (several
+labels per image or sound) the joint baseline is one network with a
+sigmoid per label (`crew.tools.vision`'s multi-label mode), as a Kaggle
+expert trains a multi-label classifier: the files are decoded and the
+features learnt once for every label. Whichever experiment first decodes
+the files, the joint network or a column's run, leaves its checked array
+store to every later column's run, which then skips decoding.
 A column with a single value in train keeps that value. `resume` skips the
 columns already solved and continues the one a kill interrupted.
 """
@@ -20,9 +27,11 @@ columns already solved and continues the one a kill interrupted.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +40,7 @@ import polars as pl
 import yaml
 
 from crew import Task, read_table
+from crew.sandbox import GPUSource
 from crew.workflows._run import fill_constants, link_or_copy, write_atomically
 
 __all__ = ["solve_columns"]
@@ -75,6 +85,9 @@ def _constant(task: Task, train: pl.DataFrame, column: str) -> float:
 
 _JOINT_SHARE = 0.2
 """At most this share of the wall time goes to the joint baseline, before the columns' own runs."""
+_JOINT_NETWORK_SHARE = 0.4
+"""A joint network (a task of files) gets more: it learns every label at once, and the columns' runs then skip the
+decoding it did."""
 
 
 def joint_script(task: Task, train: pl.DataFrame, test: pl.DataFrame) -> str:
@@ -109,26 +122,43 @@ def _joint_baseline(task: Task, run_dir: Path, train: pl.DataFrame, test: pl.Dat
     """Vet the joint baseline with the critic and run it in the sandbox (`wall` seconds at most): its record,
     `ok` with its folder, per-column CV and model, or not `ok` with the reason (rejected, failed, or nothing
     usable written)."""
+    import os
+
     from crew import Blackboard, Experiment
     from crew.roles.critic import Critic
-    from crew.sandbox import Launch, Limits, LocalExecutor
+    from crew.sandbox import GPUSlots, Launch, Limits, LocalExecutor
 
-    code = joint_script(task, train, test)
+    threads, gpus = 1, 0
+    if task.media:  # the joint network: every core, and a GPU when the machine has one the task may use
+        from crew.workflows.media import joint_script as joint_network
+
+        code = joint_network(task, time_limit=0.9 * wall)
+        threads = len(os.sched_getaffinity(0))
+        slots = GPUSlots(nvml=executor if isinstance(executor, GPUSource) else None)
+        may_use = task.budget.gpus > 0 or "gpus" not in task.budget.model_fields_set  # as `see` decides
+        gpus = 1 if may_use and slots.devices() else 0
+    else:
+        code = joint_script(task, train, test)
     (run_dir / "joint").mkdir(parents=True, exist_ok=True)
     board = Blackboard(run_dir / "joint" / "blackboard.sqlite")  # the joint baseline's own record
     if board.find_experiment("joint") is None:
         board.add_experiment(Experiment(id="joint", code=code, insights=["joint_baseline"]))
-    verdict = Critic(blackboard=board)({"task": task, "proposal": {"id": "joint", "code": code,
-                                                                   "insights": ["joint_baseline"]},
-                                        "remaining": {"wall_time": wall, "experiment_time": wall,
-                                                      "memory": task.budget.memory, "gpus": 0}})["verdict"]
+    remaining = {"wall_time": wall, "experiment_time": wall, "memory": task.budget.memory, "gpus": gpus}
+    if gpus:
+        remaining["gpu_memory"] = max(slots.available().values(), default=0)
+    verdict = Critic(blackboard=board)({"task": task, "proposal": {"id": "joint", "code": code, "threads": threads,
+                                                                   "gpus": gpus, "insights": ["joint_baseline"]},
+                                        "remaining": remaining})["verdict"]
     if verdict["verdict"] == "reject":
         return {"ok": False, "reason": f"the critic rejected it: {verdict['reason']}", "folder": None}
+    code = verdict.get("code") or code  # a cheaper variant the critic approved instead
     executor = executor or LocalExecutor(root=run_dir / "experiments")
-    launch = Launch(id="joint", code=code, data_dir=str(task.root), data_files=task.data_files,
-                    hide=[str(p) for p in task.hidden],
-                    limits=Limits(wall_time=wall, memory=task.budget.memory, threads=1))
-    result = executor.run(launch)
+    memory = int((verdict.get("estimate") or {}).get("gpu_memory") or 0)
+    with (slots.hold(gpus, memory) if gpus else nullcontext()) as held:
+        launch = Launch(id="joint", code=code, data_dir=str(task.root), data_files=task.data_files,
+                        hide=[str(p) for p in task.hidden], gpus=list(held or []),
+                        limits=Limits(wall_time=wall, memory=task.budget.memory, threads=threads))
+        result = executor.run(launch)
     board.update_experiment("joint", status="done" if result.reason == "ok" else "failed",
                             wall_time=result.wall_time, peak_memory=result.peak_memory,
                             error=None if result.reason == "ok" else f"{result.reason}: {result.detail}")
@@ -139,13 +169,48 @@ def _joint_baseline(task: Task, run_dir: Path, train: pl.DataFrame, test: pl.Dat
     if predictions.height != test.height or any(c not in predictions.columns for c in task.targets or []):
         return {"ok": False, "reason": "its predictions.csv does not hold every test row and target", "folder": str(folder)}
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    return {"ok": True, "folder": str(folder), "per_column": metrics.get("per_column", {}), "cv": metrics.get("cv"),
-            "model": str(folder / "model.skops")}
+    per_column = {c: (float(v) if isinstance(v, int | float) and math.isfinite(v) else None)
+                  for c, v in (metrics.get("per_column") or {}).items()}
+    cv = metrics.get("cv")
+    return {"ok": True, "folder": str(folder), "per_column": per_column,
+            "cv": cv if isinstance(cv, int | float) and math.isfinite(cv) else None,
+            "model": str(folder / ("model" if task.media else "model.skops")), "network": bool(task.media),
+            "image_size": metrics.get("image_size")}
+
+
+def _joint_fits(task: Task) -> bool:
+    """Whether a joint baseline applies: always to tables; to files when every label is a probability (a sigmoid
+    per label) and PyTorch is installed to train the network."""
+    if not task.media:
+        return True
+    import importlib.util
+
+    return task.metric_info.task == "classification" and importlib.util.find_spec("torch") is not None
 
 
 def _joint_final(joint: dict[str, Any], column: str, why: str) -> dict[str, Any]:
+    what = ("the joint network (one network, a sigmoid per label)" if joint.get("network") else
+            "the joint baseline's linear model (one per column on shared features)")
     return {"kind": "joint", "cv": joint["per_column"].get(column), "model": joint["model"],
-            "rationale": f"{why}: the joint baseline's linear model (one per column on shared features)"}
+            "network": bool(joint.get("network")), "rationale": f"{why}: {what}"}
+
+
+def _better(task: Task, cv: Any, than: Any) -> bool:
+    """Whether a held-out score `cv` beats `than` by the per-column metric (an unknown one never does; anything
+    beats an unknown one)."""
+    if than is None:
+        return True
+    if cv is None:
+        return False
+    return float(cv) > float(than) if task.metric_info.higher_is_better else float(cv) < float(than)
+
+
+def _share_stores(source: Path, target: Path) -> None:
+    """Every checked array store (`media-*.npy`, checked by `crew.tools.media.share_store` before it entered a stage
+    cache) in `source` hard-linked (else copied) into `target`, a column run's stage cache: the files are the same
+    for every column, so only the first experiment decodes them."""
+    for store in sorted(source.glob("media-*.npy")) if source.is_dir() else []:
+        link_or_copy(store, target / store.name)
 
 
 def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, Any]], wall_time: float,
@@ -173,11 +238,17 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
     joint_record = run_dir / "joint.json"
     if resume and joint_record.is_file():
         joint = json.loads(joint_record.read_text(encoding="utf-8"))
-    else:  # one linear model per column on shared features: every column a real model within seconds
-        # (not for files: each column's own run trains on them, and a linear model of the tables would see none)
-        joint = _joint_baseline(task, run_dir, train, test, max(5.0, _JOINT_SHARE * wall_time),
-                                solve_options.get("executor")) if to_solve and not task.media else None
+    else:  # one linear model per column on shared features (for files, one network with a head per label):
+        # every column a real model early
+        share = _JOINT_NETWORK_SHARE if task.media else _JOINT_SHARE
+        joint = _joint_baseline(task, run_dir, train, test, max(5.0, share * wall_time),
+                                solve_options.get("executor")) if to_solve and _joint_fits(task) else None
         experiments += 1 if joint else 0
+        if joint and joint["ok"] and joint.get("network") and joint.get("image_size"):
+            from crew.tools.media import share_store  # the files it decoded, checked, for the columns' runs
+
+            (run_dir / "stage_cache").mkdir(parents=True, exist_ok=True)
+            share_store(task, Path(joint["folder"]), int(joint["image_size"]), run_dir / "stage_cache")
         if joint and joint["ok"]:
             predicted = pl.read_csv(Path(joint["folder"]) / "predictions.csv")
             for column in to_solve:
@@ -207,12 +278,17 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
             continue
         folder = _column_folder(task, run_dir, column, train)
         continuing = resume and (run / "run.json").is_file()
+        _share_stores(run_dir / "stage_cache", run / "stage_cache")  # files another experiment decoded
         summary = solve(folder / "task.yaml", out=None if continuing else run, resume=run if continuing else None,
                         wall_time=share, **solve_options)
+        _share_stores(run / "stage_cache", run_dir / "stage_cache")
         experiments += int(summary.get("experiments", 0))
         final = summary.get("final") or {}
         if final.get("kind") in (None, "constant") and joint_ok:  # the run kept no model: the joint one stays
             finals[column] = _joint_final(joint, column, "the column's own run kept no model")
+        elif joint_ok and not _better(task, final.get("cv"), joint["per_column"].get(column)):
+            finals[column] = _joint_final(joint, column, f"the column's own run scored {final.get('cv')} held out, "
+                                                         f"no better than {joint['per_column'].get(column)}")
         else:
             submitted = pl.read_csv(Path(summary["submission"]))
             aligned = ids.with_columns(pl.col(ids.columns[0]).cast(pl.Utf8).alias("__key")).join(

@@ -49,7 +49,8 @@ from crew.workflows._run import (
 from crew.workflows.experiment import RunContext, launch
 from crew.workflows.final import constant_submission
 
-__all__ = ["DENOISE_LADDER", "LADDER", "MediaContext", "MediaState", "build_media_graph", "local_weights", "script_for", "see"]
+__all__ = ["DENOISE_LADDER", "LADDER", "MediaContext", "MediaState", "build_media_graph", "joint_script", "local_weights",
+           "script_for", "see"]
 
 LADDER: tuple[tuple[str, Mapping[str, Any]], ...] = (
     ("boosted", {"model": "boosted", "image_size": 32}),
@@ -125,7 +126,8 @@ def local_weights(network: str = "resnet18") -> Path | None:
 
 def script_for(task: Task, config: Mapping[str, Any]) -> str:
     """The experiment's code.py: `crew.tools.vision` with the task and `config` filled in, and the tabular script's
-    label, metric and submission functions added."""
+    label, metric and submission functions added (for several labels, the joint network's: `crew.tools.multioutput`'s
+    per-column `score`)."""
     assert task.media and task.data is not None
     if task.image_target is not None:  # image in, image out: the per-pixel script, which scores itself
         assert task.submission is not None
@@ -136,6 +138,20 @@ def script_for(task: Task, config: Mapping[str, Any]) -> str:
         return fill_constants(Path(denoise.__file__).read_text(encoding="utf-8"),
                               {"TASK": spec, "CONFIG": {**common, **config}})
     column, kind = next(iter(task.media.items()))
+    if task.targets:  # several labels: one network with a sigmoid per label, scored per column
+        import inspect
+
+        from crew.tools import multioutput
+
+        labels: dict[str, Any] = {
+            "train": task.data.train, "test": task.data.test, "target": None, "targets": list(task.targets),
+            "id_column": task.id_column, "metric": task.metric_info.per_column,
+            "higher_is_better": task.metric_info.higher_is_better, "target_type": "multilabel", "classes": None,
+            "positive": None, "submission": None, "nonnegative": False, "media": column, "kind": kind}
+        source = fill_constants(Path(vision.__file__).read_text(encoding="utf-8"),
+                                {"TASK": labels, "CONFIG": {**vision.CONFIG, **config}})
+        head, guard, tail = source.rpartition('\n\nif __name__ == "__main__":')
+        return f"{head}\n\n\n{inspect.getsource(multioutput.score)}\n{guard}{tail}"
     info = TaskInfo.from_task(task)
     spec = {**info.model_dump(include={"train", "test", "target", "id_column", "metric", "higher_is_better",
                                        "target_type", "classes", "positive", "submission", "nonnegative"}),
@@ -145,6 +161,13 @@ def script_for(task: Task, config: Mapping[str, Any]) -> str:
     shared = "\n\n\n".join([score_source(info), shared_functions("canonical", "submission_frame", "raw_frame")])
     head, guard, tail = source.rpartition('\n\nif __name__ == "__main__":')
     return f"{head}\n\n\n{shared}\n{guard}{tail}"
+
+
+def joint_script(task: Task, *, time_limit: float, seed: int = 0) -> str:
+    """A several-label task's joint network (`crew.workflows.columns` runs it before the columns' own runs): the
+    ladder's compact CNN with a sigmoid per label, trained for at most `time_limit` seconds."""
+    config = {**dict(LADDER)["cnn"], "image_size": _image_size(task), "seed": seed, "time_limit": round(time_limit, 1)}
+    return script_for(task, config)
 
 
 def _image_size(task: Task) -> int:

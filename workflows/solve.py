@@ -43,7 +43,7 @@ from crew.roles.modeler import Modeler
 from crew.roles.planner import Planner
 from crew.roles.reviewer import Reviewer
 from crew.roles.speed_optimizer import SpeedOptimizer
-from crew.sandbox import GPUSlots, LocalExecutor, Pool, available_memory, confinement
+from crew.sandbox import GPUSlots, GPUSource, LocalExecutor, Pool, available_memory, confinement
 from crew.tools import sizing
 from crew.tools.pipelines import promote_stages, rendered
 from crew.tools.probe import judge, judge_canaries, perturb_train
@@ -98,11 +98,13 @@ def default_run_dir(task: Task) -> Path:
     return Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _workers(requested: int | None, task: Task) -> int:
-    """Experiments side by side: asked for, else what cores, memory and GPUs allow (the sandbox pool's rule)."""
+def _workers(requested: int | None, task: Task, executor: Any = None) -> int:
+    """Experiments side by side: asked for, else what cores, memory and GPUs allow (the sandbox pool's rule); the
+    GPUs are the executor's when it lists them (a Ray cluster's), else this machine's."""
     if requested:
         return max(1, requested)
-    gpus = len(GPUSlots().devices()) if task.budget.gpus else 0
+    source = executor if isinstance(executor, GPUSource) else None
+    gpus = len(GPUSlots(nvml=source).devices()) if task.budget.gpus else 0
     return Pool.size(cores=len(os.sched_getaffinity(0)), memory_available=available_memory(),
                      per_experiment_memory=task.budget.memory, gpu_count=gpus, gpus_per_experiment=task.budget.gpus)
 
@@ -361,7 +363,7 @@ def solve(task_path: str | Path, *, out: str | Path | None = None, brain: Brain 
         _require_confinement(allow_unconfined)
         executor = LocalExecutor(root=run_dir / "experiments", require_isolation=not allow_unconfined)
     # a kernel is timed on the whole machine; a seq2seq run's experiments each build on the one before
-    workers = 1 if task.kind in ("kernel", "seq2seq") or task.media else _workers(workers, task)
+    workers = 1 if task.kind in ("kernel", "seq2seq") or task.media else _workers(workers, task, executor)
     if resume is None or board.task() is None:
         board.set_task(task.name, task.model_dump(mode="json"))
     if resume is None:
