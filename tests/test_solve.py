@@ -67,7 +67,7 @@ def test_every_experiment_failing_still_leaves_a_valid_submission(tmp_path):
 def test_the_same_seed_gives_the_same_experiments_and_submission(shared_tasks, tmp_path):
     runs = []
     for name in ("a", "b"):
-        solve(_task(shared_tasks, "wine-cultivar"), out=tmp_path / name, wall_time=400, workers=1, max_experiments=4,
+        solve(_task(shared_tasks, "wine-cultivar"), out=tmp_path / name, wall_time=400, workers=1, max_experiments=3,
               seed=3)
         board = Blackboard(tmp_path / name / "blackboard.sqlite")
         runs.append(([e.insights for e in board.experiments()], [e.code_hash for e in board.experiments()],
