@@ -425,11 +425,10 @@ class JointMediaColumn:
         return self.network.check(frame)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        cached = getattr(self.network, "_last", None)
-        if cached is None or cached[0] is not frame:
-            cached = (frame, self.network.predict_raw(frame))
-            self.network._last = cached  # type: ignore[attr-defined]
-        return cached[1][:, list(self.network.task["targets"]).index(self.column)]
+        network = self.network
+        if network._last is None or network._last[0] is not frame:
+            network._last = (frame, network.predict_raw(frame))
+        return network._last[1][:, list(network.task["targets"]).index(self.column)]
 
 
 def load_joint_network(folder: str | Path, column: str, networks: dict[str, MediaPredictor] | None = None
@@ -643,6 +642,7 @@ class MediaPredictor:
         self.config, self.task = saved["config"], saved["task"]
         self.saved = saved
         self._model: Any = None
+        self._last: tuple[pd.DataFrame, np.ndarray] | None = None  # the rows predicted last, for a joint network's labels
 
     @property
     def feature_names_in_(self) -> list[str]:

@@ -130,13 +130,13 @@ def _joint_baseline(task: Task, run_dir: Path, train: pl.DataFrame, test: pl.Dat
 
     threads, gpus = 1, 0
     if task.media:  # the joint network: every core, and a GPU when the machine has one the task may use
+        from crew.workflows.media import gpu_allowed
         from crew.workflows.media import joint_script as joint_network
 
         code = joint_network(task, time_limit=0.9 * wall)
         threads = len(os.sched_getaffinity(0))
         slots = GPUSlots(nvml=executor if isinstance(executor, GPUSource) else None)
-        may_use = task.budget.gpus > 0 or "gpus" not in task.budget.model_fields_set  # as `see` decides
-        gpus = 1 if may_use and slots.devices() else 0
+        gpus = 1 if gpu_allowed(task) and slots.devices() else 0
     else:
         code = joint_script(task, train, test)
     (run_dir / "joint").mkdir(parents=True, exist_ok=True)
@@ -193,16 +193,6 @@ def _joint_final(joint: dict[str, Any], column: str, why: str) -> dict[str, Any]
             "the joint baseline's linear model (one per column on shared features)")
     return {"kind": "joint", "cv": joint["per_column"].get(column), "model": joint["model"],
             "network": bool(joint.get("network")), "rationale": f"{why}: {what}"}
-
-
-def _better(task: Task, cv: Any, than: Any) -> bool:
-    """Whether a held-out score `cv` beats `than` by the per-column metric (an unknown one never does; anything
-    beats an unknown one)."""
-    if than is None:
-        return True
-    if cv is None:
-        return False
-    return float(cv) > float(than) if task.metric_info.higher_is_better else float(cv) < float(than)
 
 
 def _share_stores(source: Path, target: Path) -> None:
@@ -286,9 +276,10 @@ def solve_columns(task: Task, run_dir: Path, *, solve: Callable[..., dict[str, A
         final = summary.get("final") or {}
         if final.get("kind") in (None, "constant") and joint_ok:  # the run kept no model: the joint one stays
             finals[column] = _joint_final(joint, column, "the column's own run kept no model")
-        elif joint_ok and not _better(task, final.get("cv"), joint["per_column"].get(column)):
+        elif joint_ok and (baseline := joint["per_column"].get(column)) is not None and (
+                final.get("cv") is None or not task.metric_info.is_better(float(final["cv"]), baseline)):
             finals[column] = _joint_final(joint, column, f"the column's own run scored {final.get('cv')} held out, "
-                                                         f"no better than {joint['per_column'].get(column)}")
+                                                         f"no better than {baseline}")
         else:
             submitted = pl.read_csv(Path(summary["submission"]))
             aligned = ids.with_columns(pl.col(ids.columns[0]).cast(pl.Utf8).alias("__key")).join(

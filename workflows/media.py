@@ -49,8 +49,8 @@ from crew.workflows._run import (
 from crew.workflows.experiment import RunContext, launch
 from crew.workflows.final import constant_submission
 
-__all__ = ["DENOISE_LADDER", "LADDER", "MediaContext", "MediaState", "build_media_graph", "joint_script", "local_weights",
-           "script_for", "see"]
+__all__ = ["DENOISE_LADDER", "LADDER", "MediaContext", "MediaState", "build_media_graph", "gpu_allowed", "joint_script",
+           "local_weights", "script_for", "see"]
 
 LADDER: tuple[tuple[str, Mapping[str, Any]], ...] = (
     ("boosted", {"model": "boosted", "image_size": 32}),
@@ -311,6 +311,12 @@ def _modeler(state: MediaState, runtime: Runtime[MediaContext]) -> dict[str, Any
     return {"proposal": {"stop": True}}
 
 
+def gpu_allowed(task: Task) -> bool:
+    """Whether a task's networks may use a GPU: it allows one (`budget.gpus`), or says nothing of GPUs (a media task
+    that does not say may use the machine's; `gpus: 0` keeps it off)."""
+    return task.budget.gpus > 0 or "gpus" not in task.budget.model_fields_set
+
+
 def _wants_gpu(context: MediaContext) -> bool:
     """A network asks for a GPU when the run's budget allows one and the machine has one."""
     return context.budget.gpus > 0 and bool(context.gpu_slots.devices())
@@ -399,8 +405,8 @@ def see(task: Task, run_dir: Path, *, board: Blackboard, budget: Budget,
     context = MediaContext(task=task, run_dir=run_dir, blackboard=board, budget=budget, executor=executor,
                            brain=brain, seed=seed, gpu_slots=gpu_slots)
     mark_interrupted(board)  # what a killed run left running: its rung is proposed again
-    if "gpus" not in task.budget.model_fields_set and budget.gpus == 0 and context.gpu_slots.devices():
-        budget.gpus = 1  # a media task that does not say may use the machine's GPU; `gpus: 0` keeps it off
+    if budget.gpus == 0 and gpu_allowed(task) and context.gpu_slots.devices():
+        budget.gpus = 1  # a media task that does not say may use the machine's GPU
         board.post(Message(content="the machine has a GPU and the task sets no budget.gpus: networks may use one",
                            sent_from="workflow", cause_by="workflow.gpu"))
     graph = build_media_graph()
